@@ -1,0 +1,370 @@
+//! The command-line grammar. Names follow `aws secretsmanager` and `aws kms` where they can.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+const AFTER_HELP: &str = "\
+Environment:
+  COFFER_VAULT             vault file (default: $XDG_DATA_HOME/coffer/vault.db)
+  COFFER_TCTI              TPM to use (default: device:/dev/tpmrm0; e.g. swtpm:host=127.0.0.1,port=2321)
+  COFFER_PIN_FILE          read the PIN from this file instead of prompting
+  COFFER_NEW_PIN_FILE      read a new PIN (init, recover, change-pin) from this file
+  COFFER_BUSY_TIMEOUT_MS   how long to wait for another process's write (default 10000)
+
+Exit codes: 0 ok, 1 other failure, 2 bad input, 3 PIN/lockout/PCR/recovery, 4 not found,
+5 conflict, 6 tampered or damaged data, 7 TPM unreachable, 8 vault busy.";
+
+#[derive(Parser, Debug)]
+#[command(name = "coffer", version, about = "A local vault for secrets, with its master keys sealed in the TPM.", after_help = AFTER_HELP)]
+pub struct Cli {
+    /// Vault file.
+    #[arg(long, global = true, env = "COFFER_VAULT", value_name = "PATH")]
+    pub vault: Option<PathBuf>,
+    /// TPM connection string (TCTI).
+    #[arg(long, global = true, env = "COFFER_TCTI", value_name = "TCTI")]
+    pub tcti: Option<String>,
+    /// Output format.
+    #[arg(long, short, global = true, value_enum, default_value_t = Output::Table)]
+    pub output: Output,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Output {
+    Table,
+    Json,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Create a vault: a default key sealed in the TPM, and a recovery code shown once.
+    Init {
+        /// Also bind the keys to these SHA-256 PCRs (e.g. 7, or 0,2,7).
+        #[arg(long, value_name = "LIST")]
+        pcrs: Option<String>,
+    },
+    /// Bring the vault back with the recovery code after a TPM change, and set a new PIN.
+    Recover {
+        /// Read the recovery code from this file instead of prompting.
+        #[arg(long, value_name = "FILE")]
+        recovery_code_file: Option<PathBuf>,
+        /// Bind to these PCRs from now on ("none" for no binding); default: as before.
+        #[arg(long, value_name = "LIST")]
+        pcrs: Option<String>,
+    },
+    /// Re-seal every key under a new PIN.
+    ChangePin,
+    /// Show the vault file, its id, and the TPM it uses.
+    Status,
+    /// Secrets and their versions.
+    #[command(subcommand)]
+    Secret(SecretCommand),
+    /// Keys that protect secrets.
+    #[command(subcommand)]
+    Key(KeyCommand),
+    /// Envelope encryption for applications.
+    #[command(subcommand)]
+    Kms(KmsCommand),
+    /// The tamper-evident audit log.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+#[derive(Args, Debug, Default)]
+pub struct PasswordArgs {
+    /// Length of the generated password.
+    #[arg(long, default_value_t = 32)]
+    pub length: usize,
+    /// Characters never to use.
+    #[arg(long, default_value = "")]
+    pub exclude_characters: String,
+    #[arg(long)]
+    pub exclude_numbers: bool,
+    #[arg(long)]
+    pub exclude_punctuation: bool,
+    #[arg(long)]
+    pub exclude_uppercase: bool,
+    #[arg(long)]
+    pub exclude_lowercase: bool,
+    #[arg(long)]
+    pub include_space: bool,
+    /// Do not force one character of every included kind.
+    #[arg(long)]
+    pub no_require_each_included_type: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct ValueSource {
+    /// Read the value from FILE (exact bytes), or from stdin with "-". Without it the
+    /// value is read from piped stdin or a hidden prompt.
+    #[arg(long, value_name = "FILE", conflicts_with = "generate")]
+    pub value_file: Option<PathBuf>,
+    /// Generate a random password as the value (see the password options).
+    #[arg(long)]
+    pub generate: bool,
+    #[command(flatten)]
+    pub password: PasswordArgs,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum SecretCommand {
+    /// Create a secret, with a first value unless --no-value.
+    Create {
+        name: String,
+        #[arg(long, default_value = "")]
+        description: String,
+        /// Key id or alias/NAME (default: the vault's default key).
+        #[arg(long)]
+        key: Option<String>,
+        /// A tag as KEY=VALUE; repeatable.
+        #[arg(long = "tag", value_name = "KEY=VALUE")]
+        tags: Vec<String>,
+        /// Create the secret without a value.
+        #[arg(long, conflicts_with_all = ["value_file", "generate"])]
+        no_value: bool,
+        /// Idempotency token: a retry with the same token creates nothing new.
+        #[arg(long)]
+        client_token: Option<String>,
+        #[command(flatten)]
+        source: ValueSource,
+    },
+    /// Print a secret's value alone (CURRENT unless a label or version is given).
+    Get {
+        name: String,
+        #[arg(long, conflicts_with = "version_id")]
+        label: Option<String>,
+        #[arg(long)]
+        version_id: Option<String>,
+    },
+    /// Store a new value as a new version (it becomes CURRENT unless --label says otherwise).
+    Put {
+        name: String,
+        /// Staging label for the new version; repeatable.
+        #[arg(long = "label", value_name = "LABEL")]
+        labels: Vec<String>,
+        #[arg(long)]
+        client_token: Option<String>,
+        #[command(flatten)]
+        source: ValueSource,
+    },
+    /// Show a secret's metadata and versions.
+    Describe { name: String },
+    /// List secrets.
+    List {
+        /// Only names starting with this.
+        #[arg(long)]
+        prefix: Option<String>,
+        /// Only secrets with this tag (KEY or KEY=VALUE).
+        #[arg(long)]
+        tag: Option<String>,
+        /// Only secrets whose description contains this.
+        #[arg(long)]
+        description_contains: Option<String>,
+        /// Match this text in names, descriptions and tags.
+        #[arg(long)]
+        search: Option<String>,
+        /// Include secrets scheduled for deletion.
+        #[arg(long, conflicts_with = "deleted_only")]
+        include_deleted: bool,
+        /// Only secrets scheduled for deletion.
+        #[arg(long)]
+        deleted_only: bool,
+        #[arg(long, value_enum, default_value_t = Sort::Name)]
+        sort: Sort,
+        /// Page size (1-1000).
+        #[arg(long, default_value_t = 100)]
+        max_results: u32,
+        /// Continue from a previous page.
+        #[arg(long)]
+        next_token: Option<String>,
+        /// Fetch every page.
+        #[arg(long, conflicts_with = "next_token")]
+        all: bool,
+    },
+    /// List a secret's versions and their labels.
+    Versions { name: String },
+    /// Change a secret's description or key.
+    Update {
+        name: String,
+        #[arg(long)]
+        description: Option<String>,
+        #[arg(long)]
+        key: Option<String>,
+    },
+    /// Move a staging label to another version, or remove it.
+    UpdateVersionStage {
+        name: String,
+        #[arg(long)]
+        label: String,
+        /// Version to put the label on.
+        #[arg(long)]
+        move_to: Option<String>,
+        /// Version the label is on now (required to move a label that is on a version).
+        #[arg(long)]
+        remove_from: Option<String>,
+    },
+    /// Add or change tags.
+    Tag {
+        name: String,
+        #[arg(required = true, value_name = "KEY=VALUE")]
+        tags: Vec<String>,
+    },
+    /// Remove tags.
+    Untag {
+        name: String,
+        #[arg(required = true, value_name = "KEY")]
+        keys: Vec<String>,
+    },
+    /// Delete a secret (recoverable for 30 days unless told otherwise).
+    Delete {
+        name: String,
+        #[arg(
+            long,
+            value_name = "DAYS",
+            conflicts_with = "force_delete_without_recovery"
+        )]
+        recovery_window_in_days: Option<u32>,
+        /// Delete at once; the value cannot be recovered.
+        #[arg(long)]
+        force_delete_without_recovery: bool,
+    },
+    /// Cancel a scheduled deletion.
+    Restore { name: String },
+    /// Read several secrets' CURRENT values (JSON).
+    BatchGet {
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+    /// Generate a random password (no vault needed).
+    RandomPassword {
+        #[command(flatten)]
+        password: PasswordArgs,
+    },
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Sort {
+    Name,
+    Changed,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum KeyCommand {
+    /// Create a key sealed in the TPM.
+    Create {
+        #[arg(long, default_value = "")]
+        description: String,
+        /// An alias for it, like alias/team-db.
+        #[arg(long)]
+        alias: Option<String>,
+    },
+    List,
+    Describe {
+        key: String,
+    },
+    /// Add a new key version; new data keys are wrapped under it.
+    Rotate {
+        key: String,
+    },
+    Enable {
+        key: String,
+    },
+    Disable {
+        key: String,
+    },
+    /// Delete a key after 7-30 days (refused while secrets use it).
+    ScheduleDeletion {
+        key: String,
+        #[arg(long, default_value_t = 30)]
+        pending_window_in_days: u32,
+    },
+    CancelDeletion {
+        key: String,
+    },
+    CreateAlias {
+        alias: String,
+        key: String,
+    },
+    DeleteAlias {
+        alias: String,
+    },
+}
+
+#[derive(Args, Debug, Default)]
+pub struct Context {
+    /// Encryption context pair KEY=VALUE (repeatable); decrypt needs the same pairs.
+    #[arg(long = "context", value_name = "KEY=VALUE")]
+    pub pairs: Vec<String>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum KmsCommand {
+    /// Encrypt up to 4 KiB; prints the ciphertext in base64.
+    Encrypt {
+        #[arg(long)]
+        key: String,
+        /// Plaintext file, or - for stdin.
+        #[arg(long, default_value = "-")]
+        plaintext_file: PathBuf,
+        #[command(flatten)]
+        context: Context,
+    },
+    /// Decrypt a base64 ciphertext; prints the plaintext bytes.
+    Decrypt {
+        /// File with the base64 ciphertext, or - for stdin.
+        #[arg(long, default_value = "-")]
+        ciphertext_file: PathBuf,
+        #[command(flatten)]
+        context: Context,
+    },
+    /// Decrypt and encrypt again under another key or context.
+    ReEncrypt {
+        #[arg(long, default_value = "-")]
+        ciphertext_file: PathBuf,
+        #[arg(long)]
+        destination_key: String,
+        #[arg(long = "source-context", value_name = "KEY=VALUE")]
+        source_context: Vec<String>,
+        #[arg(long = "destination-context", value_name = "KEY=VALUE")]
+        destination_context: Vec<String>,
+    },
+    /// A new data key: plaintext and ciphertext (base64, JSON).
+    GenerateDataKey {
+        #[arg(long)]
+        key: String,
+        #[arg(long, default_value_t = 32)]
+        number_of_bytes: usize,
+        #[command(flatten)]
+        context: Context,
+    },
+    /// A new data key, encrypted only.
+    GenerateDataKeyWithoutPlaintext {
+        #[arg(long)]
+        key: String,
+        #[arg(long, default_value_t = 32)]
+        number_of_bytes: usize,
+        #[command(flatten)]
+        context: Context,
+    },
+    /// Random bytes from the OS RNG, in base64.
+    GenerateRandom {
+        #[arg(long, default_value_t = 32)]
+        number_of_bytes: usize,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AuditCommand {
+    /// Print the log, newest first.
+    List {
+        /// Only entries about this secret.
+        #[arg(long)]
+        secret: Option<String>,
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+    },
+    /// Check every entry's MAC and the chain's head.
+    Verify,
+}

@@ -1,0 +1,27 @@
+//! `coffer`: parse the command line, call the engine, render the answer.
+
+mod cli;
+mod commands;
+mod failure;
+mod input;
+mod output;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    // The TSS libraries log their own errors to stderr; Coffer reports every failure
+    // itself, in one sentence, so silence them unless the user asked for them.
+    if std::env::var_os("TSS2_LOG").is_none() {
+        std::env::set_var("TSS2_LOG", "all+NONE");
+    }
+    let cli = cli::Cli::parse();
+    match commands::run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(failure) => {
+            eprintln!("coffer: {}", failure.message);
+            ExitCode::from(failure.code)
+        }
+    }
+}

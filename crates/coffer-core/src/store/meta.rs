@@ -1,0 +1,33 @@
+//! Vault-wide settings stored as named values: the vault id, the recovery public key and
+//! its Argon2id parameters, the PCR binding, and the audit chain's head.
+
+use rusqlite::{Connection, OptionalExtension};
+
+use super::StoreError;
+
+pub const VAULT_ID: &str = "vault_id";
+pub const RECOVERY_PUBLIC_KEY: &str = "recovery_public_key";
+pub const RECOVERY_PARAMS: &str = "recovery_params";
+pub const PCR_BINDING: &str = "pcr_binding";
+pub const AUDIT_HEAD: &str = "audit_head";
+
+pub fn get(conn: &Connection, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
+    Ok(conn
+        .prepare_cached("SELECT value FROM vault_meta WHERE name = ?1")?
+        .query_row([name], |row| row.get(0))
+        .optional()?)
+}
+
+/// Like [`get`], for values every vault must have.
+pub fn require(conn: &Connection, name: &'static str) -> Result<Vec<u8>, StoreError> {
+    get(conn, name)?.ok_or(StoreError::Missing { what: name })
+}
+
+pub fn set(conn: &Connection, name: &str, value: &[u8]) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "INSERT INTO vault_meta (name, value) VALUES (?1, ?2)
+         ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+    )?
+    .execute(rusqlite::params![name, value])?;
+    Ok(())
+}

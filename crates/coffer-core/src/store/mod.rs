@@ -1,0 +1,254 @@
+//! The vault file: one SQLite database per vault, holding only ciphertext, wrapped keys,
+//! sealed blobs and metadata.
+//!
+//! Files are created 0600 inside a 0700 directory. WAL with `synchronous=FULL` makes every
+//! acknowledged transaction survive a crash or a power cut, and lets the app and several
+//! CLI processes share one vault: readers never block, writers queue on SQLite's lock up
+//! to the busy timeout.
+
+pub mod audit;
+pub mod keys;
+pub mod meta;
+pub mod schema;
+pub mod secrets;
+
+use std::fs::{self, DirBuilder, OpenOptions};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use rusqlite::{Connection, ErrorCode, OpenFlags, Transaction, TransactionBehavior};
+
+/// How long a writer waits for another process's write to finish before giving up.
+pub const DEFAULT_BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("no vault at {path}: create one with `coffer init` or point COFFER_VAULT / --vault at an existing vault file")]
+    NotFound { path: PathBuf },
+    #[error("a vault already exists at {path}; choose another path with --vault or remove the old file first")]
+    AlreadyExists { path: PathBuf },
+    #[error("cannot prepare the vault location {path}: {source}")]
+    Filesystem {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the vault is busy: another Coffer process held its write lock for more than {timeout_ms} ms; retry, or raise COFFER_BUSY_TIMEOUT_MS")]
+    Busy { timeout_ms: u64 },
+    #[error(
+        "the vault file is damaged or is not a Coffer vault ({detail}); restore it from a backup"
+    )]
+    Corrupt { detail: String },
+    #[error("the vault file was written by a newer Coffer (schema {found}, this build supports up to {supported}); upgrade Coffer")]
+    NewerSchema { found: u32, supported: u32 },
+    #[error("the vault file is missing required data ({what}); it may be damaged, restore it from a backup")]
+    Missing { what: &'static str },
+    #[error("database error: {0}")]
+    Sqlite(rusqlite::Error),
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(error: rusqlite::Error) -> Self {
+        match error.sqlite_error_code() {
+            Some(ErrorCode::DatabaseBusy) | Some(ErrorCode::DatabaseLocked) => StoreError::Busy {
+                timeout_ms: busy_timeout().as_millis() as u64,
+            },
+            Some(ErrorCode::DatabaseCorrupt) | Some(ErrorCode::NotADatabase) => {
+                StoreError::Corrupt {
+                    detail: error.to_string(),
+                }
+            }
+            _ => StoreError::Sqlite(error),
+        }
+    }
+}
+
+/// The busy timeout, from `COFFER_BUSY_TIMEOUT_MS` when set.
+pub fn busy_timeout() -> Duration {
+    std::env::var("COFFER_BUSY_TIMEOUT_MS")
+        .ok()
+        .and_then(|ms| ms.parse::<u64>().ok())
+        .map(Duration::from_millis)
+        .unwrap_or(DEFAULT_BUSY_TIMEOUT)
+}
+
+/// An open vault file.
+pub struct Store {
+    conn: Connection,
+    path: PathBuf,
+}
+
+impl Store {
+    /// Creates a new, empty vault file (and its 0700 directory), failing if one exists.
+    pub fn create(path: &Path) -> Result<Store, StoreError> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            if !dir.exists() {
+                DirBuilder::new()
+                    .recursive(true)
+                    .mode(0o700)
+                    .create(dir)
+                    .map_err(|source| StoreError::Filesystem {
+                        path: dir.to_path_buf(),
+                        source,
+                    })?;
+            }
+        }
+        // Create the file ourselves so it is 0600 from its first byte; SQLite gives its
+        // -wal and -shm companions the same mode as the database file.
+        match OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path)
+        {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                return Err(StoreError::AlreadyExists {
+                    path: path.to_path_buf(),
+                })
+            }
+            Err(source) => {
+                return Err(StoreError::Filesystem {
+                    path: path.to_path_buf(),
+                    source,
+                })
+            }
+        }
+        fs::set_permissions(path, fs::Permissions::from_mode(0o600)).map_err(|source| {
+            StoreError::Filesystem {
+                path: path.to_path_buf(),
+                source,
+            }
+        })?;
+        Self::connect(path)
+    }
+
+    /// Opens an existing vault file, upgrading its schema if this build is newer.
+    pub fn open(path: &Path) -> Result<Store, StoreError> {
+        if !path.is_file() {
+            return Err(StoreError::NotFound {
+                path: path.to_path_buf(),
+            });
+        }
+        Self::connect(path)
+    }
+
+    fn connect(path: &Path) -> Result<Store, StoreError> {
+        let mut conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        conn.busy_timeout(busy_timeout())?;
+        // journal_mode answers with a row, so it is queried rather than updated.
+        let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(StoreError::Corrupt {
+                detail: format!("could not switch to WAL mode (got {mode})"),
+            });
+        }
+        conn.execute_batch(
+            "PRAGMA synchronous = FULL;
+             PRAGMA foreign_keys = ON;
+             PRAGMA secure_delete = ON;",
+        )?;
+        schema::migrate(&mut conn)?;
+        Ok(Store {
+            conn,
+            path: path.to_path_buf(),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn conn(&self) -> &Connection {
+        &self.conn
+    }
+
+    /// Starts a write transaction, taking the write lock up front so that a transaction
+    /// never fails half-way because another writer got in first.
+    pub fn write(&mut self) -> Result<Transaction<'_>, StoreError> {
+        Ok(self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?)
+    }
+
+    /// Starts a read transaction: a consistent snapshot across several queries.
+    pub fn read(&mut self) -> Result<Transaction<'_>, StoreError> {
+        Ok(self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Deferred)?)
+    }
+
+    /// Runs SQLite's own consistency check; used after crashes in tests and by `coffer doctor`.
+    pub fn integrity_check(&self) -> Result<(), StoreError> {
+        let result: String = self
+            .conn
+            .query_row("PRAGMA integrity_check", [], |r| r.get(0))?;
+        if result == "ok" {
+            Ok(())
+        } else {
+            Err(StoreError::Corrupt { detail: result })
+        }
+    }
+}
+
+/// Records one change in the vault's change sequence and returns its number, which the
+/// changed row also stores; replication ships changes in this order.
+pub fn record_change(
+    tx: &Transaction<'_>,
+    at: i64,
+    entity: &str,
+    entity_id: &[u8],
+    operation: &str,
+) -> Result<i64, StoreError> {
+    tx.prepare_cached(
+        "INSERT INTO changes (at, entity, entity_id, operation) VALUES (?1, ?2, ?3, ?4)",
+    )?
+    .execute(rusqlite::params![at, entity, entity_id, operation])?;
+    Ok(tx.last_insert_rowid())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn creates_private_file_in_private_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("new/vault.db");
+        let store = Store::create(&path).unwrap();
+        let dir_mode = fs::metadata(path.parent().unwrap())
+            .unwrap()
+            .permissions()
+            .mode();
+        let file_mode = fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(dir_mode & 0o777, 0o700);
+        assert_eq!(file_mode & 0o777, 0o600);
+        store.integrity_check().unwrap();
+        drop(store);
+        assert!(matches!(
+            Store::create(&path),
+            Err(StoreError::AlreadyExists { .. })
+        ));
+        Store::open(&path).unwrap();
+    }
+
+    #[test]
+    fn garbage_file_is_reported_as_damaged() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("vault.db");
+        fs::write(&path, vec![0x42u8; 8192]).unwrap();
+        let err = Store::open(&path).err().unwrap();
+        assert!(matches!(err, StoreError::Corrupt { .. }), "{err:?}");
+    }
+
+    #[test]
+    fn missing_file_says_how_to_create_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = Store::open(&dir.path().join("none.db")).err().unwrap();
+        assert!(err.to_string().contains("coffer init"));
+    }
+}

@@ -1,0 +1,364 @@
+//! The audit log: who did what to which secret, when, and whether it worked; never a value.
+//!
+//! Entries form a chain: each MAC covers the entry and the previous MAC, keyed by the
+//! vault's audit key, and the chain's head is MACed into the vault metadata. Editing,
+//! reordering or deleting entries (including the newest ones) breaks the chain, and
+//! forging a replacement needs the audit key, which only an unlocked vault has.
+//! Rolling the whole file back to an older copy is not detectable from the file alone.
+
+use hmac::{Hmac, Mac};
+use serde::Serialize;
+use sha2::Sha256;
+use uuid::Uuid;
+
+use super::error::{Error, Result};
+use super::keyring::AuditKey;
+use crate::crypto::Aad;
+use crate::model::Timestamp;
+use crate::store::audit::{self as rows, AuditRow};
+use crate::store::{meta, StoreError};
+
+type HmacSha256 = Hmac<Sha256>;
+
+/// Who is acting: recorded with every entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Actor {
+    pub uid: u32,
+    pub pid: u32,
+    pub process: String,
+}
+
+impl Actor {
+    /// The current process.
+    pub fn current() -> Self {
+        // SAFETY: getuid has no preconditions and cannot fail.
+        let uid = unsafe { libc::getuid() };
+        let process = std::fs::read_to_string("/proc/self/comm")
+            .map(|s| s.trim().to_owned())
+            .unwrap_or_else(|_| "unknown".to_owned());
+        Actor {
+            uid,
+            pid: std::process::id(),
+            process,
+        }
+    }
+}
+
+/// One thing that happened, before it is chained.
+#[derive(Debug, Clone)]
+pub struct AuditEvent {
+    pub at: Timestamp,
+    pub operation: &'static str,
+    pub secret_id: Option<Uuid>,
+    pub secret_name: Option<String>,
+    pub version_id: Option<Uuid>,
+    pub key_id: Option<Uuid>,
+    /// "ok", or the error's code.
+    pub result: String,
+    pub detail: String,
+}
+
+impl AuditEvent {
+    pub fn new(operation: &'static str) -> Self {
+        AuditEvent {
+            at: Timestamp::now(),
+            operation,
+            secret_id: None,
+            secret_name: None,
+            version_id: None,
+            key_id: None,
+            result: "ok".to_owned(),
+            detail: String::new(),
+        }
+    }
+
+    pub fn secret(mut self, id: Option<Uuid>, name: &str) -> Self {
+        self.secret_id = id;
+        self.secret_name = Some(name.to_owned());
+        self
+    }
+
+    pub fn version(mut self, id: Uuid) -> Self {
+        self.version_id = Some(id);
+        self
+    }
+
+    pub fn key(mut self, id: Uuid) -> Self {
+        self.key_id = Some(id);
+        self
+    }
+
+    pub fn detail(mut self, detail: impl Into<String>) -> Self {
+        self.detail = detail.into();
+        self
+    }
+
+    pub fn failed(mut self, code: &str) -> Self {
+        self.result = code.to_owned();
+        self
+    }
+
+    pub fn outcome<T>(mut self, result: &Result<T>) -> Self {
+        if let Err(error) = result {
+            self.result = error.code().to_owned();
+        }
+        self
+    }
+}
+
+/// An entry as `coffer audit list` shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct AuditEntry {
+    pub seq: i64,
+    pub at: Timestamp,
+    pub uid: u32,
+    pub pid: u32,
+    pub process: String,
+    pub operation: String,
+    pub secret_id: Option<Uuid>,
+    pub secret_name: Option<String>,
+    pub version_id: Option<Uuid>,
+    pub key_id: Option<Uuid>,
+    pub result: String,
+    pub detail: String,
+    /// False for entries recorded while the vault was locked and not yet chained.
+    pub chained: bool,
+}
+
+impl From<AuditRow> for AuditEntry {
+    fn from(row: AuditRow) -> Self {
+        AuditEntry {
+            seq: row.seq,
+            at: Timestamp(row.at),
+            uid: row.uid,
+            pid: row.pid,
+            process: row.process,
+            operation: row.operation,
+            secret_id: row.secret_id,
+            secret_name: row.secret_name,
+            version_id: row.version_id,
+            key_id: row.key_id,
+            result: row.result,
+            detail: row.detail,
+            chained: row.mac.is_some(),
+        }
+    }
+}
+
+/// The outcome of `audit verify`.
+#[derive(Debug, Clone, Serialize)]
+pub struct AuditVerification {
+    pub entries: u64,
+    pub chained: u64,
+    /// Entries written while locked (failed unlocks) that the next unlock will chain.
+    pub pending: u64,
+}
+
+fn row_for(event: &AuditEvent, actor: &Actor, seq: i64) -> AuditRow {
+    AuditRow {
+        seq,
+        at: event.at.millis(),
+        uid: actor.uid,
+        pid: actor.pid,
+        process: actor.process.clone(),
+        operation: event.operation.to_owned(),
+        secret_id: event.secret_id,
+        secret_name: event.secret_name.clone(),
+        version_id: event.version_id,
+        key_id: event.key_id,
+        result: event.result.clone(),
+        detail: event.detail.clone(),
+        mac: None,
+    }
+}
+
+fn entry_mac(key: &AuditKey, previous: Option<&[u8]>, row: &AuditRow) -> Vec<u8> {
+    let uuid = |id: Option<Uuid>| id.map(|u| u.as_bytes().to_vec()).unwrap_or_default();
+    let text = |s: &Option<String>| s.clone().unwrap_or_default();
+    let aad = Aad::new("coffer.audit-entry.v1")
+        .with(previous.unwrap_or(&[]))
+        .with(&row.seq.to_be_bytes())
+        .with(&row.at.to_be_bytes())
+        .with(&row.uid.to_be_bytes())
+        .with(&row.pid.to_be_bytes())
+        .with(row.process.as_bytes())
+        .with(row.operation.as_bytes())
+        .with(&uuid(row.secret_id))
+        .with(text(&row.secret_name).as_bytes())
+        .with(&uuid(row.version_id))
+        .with(&uuid(row.key_id))
+        .with(row.result.as_bytes())
+        .with(row.detail.as_bytes());
+    mac(key, aad.as_bytes())
+}
+
+fn head_mac(key: &AuditKey, seq: i64, entry_mac: &[u8]) -> Vec<u8> {
+    let aad = Aad::new("coffer.audit-head.v1")
+        .with(&seq.to_be_bytes())
+        .with(entry_mac);
+    mac(key, aad.as_bytes())
+}
+
+fn mac(key: &AuditKey, data: &[u8]) -> Vec<u8> {
+    // HMAC accepts keys of any length, so this cannot fail for a 32-byte key.
+    let Ok(mut hmac) = <HmacSha256 as Mac>::new_from_slice(key.0.as_ref()) else {
+        std::process::abort()
+    };
+    hmac.update(data);
+    hmac.finalize().into_bytes().to_vec()
+}
+
+fn write_head(
+    tx: &rusqlite::Transaction<'_>,
+    key: &AuditKey,
+    seq: i64,
+    entry: &[u8],
+) -> Result<()> {
+    let mut head = Vec::with_capacity(8 + 64);
+    head.extend_from_slice(&seq.to_be_bytes());
+    head.extend_from_slice(entry);
+    head.extend_from_slice(&head_mac(key, seq, entry));
+    meta::set(tx, meta::AUDIT_HEAD, &head)?;
+    Ok(())
+}
+
+/// Appends chained entries inside the caller's write transaction, first chaining any
+/// entries that were recorded while the vault was locked.
+pub fn append(
+    tx: &rusqlite::Transaction<'_>,
+    key: &AuditKey,
+    actor: &Actor,
+    events: &[AuditEvent],
+) -> Result<()> {
+    let (mut last, mut next_seq) = rows::tail(tx)?;
+    let after = last.as_ref().map(|(seq, _)| *seq).unwrap_or(0);
+    for row in rows::unchained_after(tx, after)? {
+        let mac = entry_mac(key, last.as_ref().map(|(_, m)| m.as_slice()), &row);
+        rows::set_mac(tx, row.seq, &mac)?;
+        last = Some((row.seq, mac));
+    }
+    for event in events {
+        let mut row = row_for(event, actor, next_seq);
+        let mac = entry_mac(key, last.as_ref().map(|(_, m)| m.as_slice()), &row);
+        row.mac = Some(mac.clone());
+        rows::insert(tx, &row)?;
+        last = Some((row.seq, mac));
+        next_seq += 1;
+    }
+    if let Some((seq, mac)) = &last {
+        write_head(tx, key, *seq, mac)?;
+    }
+    Ok(())
+}
+
+/// Records an event while the vault is locked (a failed unlock). It carries no MAC
+/// until the next successful unlock chains it.
+pub fn append_unchained(
+    tx: &rusqlite::Transaction<'_>,
+    actor: &Actor,
+    event: &AuditEvent,
+) -> Result<()> {
+    let (_, next_seq) = rows::tail(tx)?;
+    rows::insert(tx, &row_for(event, actor, next_seq))?;
+    Ok(())
+}
+
+/// Walks the whole chain and checks every MAC and the head.
+pub fn verify(conn: &rusqlite::Connection, key: &AuditKey) -> Result<AuditVerification> {
+    let mut previous: Option<Vec<u8>> = None;
+    let mut last_seq = 0i64;
+    let mut report = AuditVerification {
+        entries: 0,
+        chained: 0,
+        pending: 0,
+    };
+    let mut failure: Option<Error> = None;
+    rows::for_each(conn, |row| {
+        if failure.is_some() {
+            return Ok(());
+        }
+        report.entries += 1;
+        if row.seq != last_seq + 1 {
+            failure = Some(Error::AuditTampered {
+                seq: last_seq + 1,
+                reason: format!("entries {} to {} are missing", last_seq + 1, row.seq - 1),
+            });
+            return Ok(());
+        }
+        last_seq = row.seq;
+        match &row.mac {
+            Some(stored) => {
+                if report.pending > 0 {
+                    failure = Some(Error::AuditTampered {
+                        seq: row.seq,
+                        reason: "a chained entry follows unchained ones".to_owned(),
+                    });
+                    return Ok(());
+                }
+                let expected = entry_mac(key, previous.as_deref(), &row);
+                if !bool::from(subtle::ConstantTimeEq::ct_eq(
+                    expected.as_slice(),
+                    stored.as_slice(),
+                )) {
+                    failure = Some(Error::AuditTampered {
+                        seq: row.seq,
+                        reason: "its contents or its place in the chain do not match its MAC"
+                            .to_owned(),
+                    });
+                    return Ok(());
+                }
+                report.chained += 1;
+                previous = Some(expected);
+            }
+            None => report.pending += 1,
+        }
+        Ok::<(), StoreError>(())
+    })?;
+    if let Some(error) = failure {
+        return Err(error);
+    }
+    let head = meta::get(conn, meta::AUDIT_HEAD)?;
+    match (head, previous) {
+        (None, None) => Ok(report),
+        (Some(head), Some(last_mac)) if head.len() == 8 + 64 => {
+            let mut seq_bytes = [0u8; 8];
+            seq_bytes.copy_from_slice(&head[..8]);
+            let head_seq = i64::from_be_bytes(seq_bytes);
+            let (head_entry, head_tag) = head[8..].split_at(32);
+            let expected_tag = head_mac(key, head_seq, head_entry);
+            let chained_last = report.chained as i64;
+            if !bool::from(subtle::ConstantTimeEq::ct_eq(
+                expected_tag.as_slice(),
+                head_tag,
+            )) {
+                return Err(Error::AuditTampered {
+                    seq: head_seq,
+                    reason: "the chain's head record was altered".to_owned(),
+                });
+            }
+            if head_seq != chained_last || head_entry != last_mac.as_slice() {
+                return Err(Error::AuditTampered {
+                    seq: head_seq,
+                    reason: format!("the log ends at entry {chained_last} but entry {head_seq} was the last one written: entries were deleted"),
+                });
+            }
+            Ok(report)
+        }
+        _ => Err(Error::AuditTampered {
+            seq: last_seq,
+            reason: "the chain's head record is missing or does not match the log".to_owned(),
+        }),
+    }
+}
+
+pub fn list(
+    conn: &rusqlite::Connection,
+    secret_name: Option<&str>,
+    before_seq: Option<i64>,
+    limit: u32,
+) -> Result<Vec<AuditEntry>> {
+    Ok(rows::list(conn, secret_name, before_seq, limit)?
+        .into_iter()
+        .map(AuditEntry::from)
+        .collect())
+}

@@ -1,0 +1,131 @@
+//! The engine's error type. Every message is one sentence that says what went wrong and
+//! how to fix it, and none ever contains a secret value, key, PIN or recovery code.
+
+use uuid::Uuid;
+
+use crate::crypto::recovery::RecoveryError;
+use crate::model::Timestamp;
+use crate::names::NameError;
+use crate::store::StoreError;
+use crate::tpm::TpmError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Tpm(#[from] TpmError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Recovery(#[from] RecoveryError),
+    #[error(transparent)]
+    InvalidName(#[from] NameError),
+    #[error("the vault is locked; unlock it with your PIN first")]
+    Locked,
+    #[error("{what} is not valid: {reason}")]
+    InvalidArgument { what: &'static str, reason: String },
+    #[error("no secret named {name:?}; `coffer secret list` shows the secrets in this vault")]
+    SecretNotFound { name: String },
+    #[error(
+        "a secret named {name:?} already exists; use `coffer secret put` to add a new version"
+    )]
+    SecretExists { name: String },
+    #[error("secret {name:?} is scheduled for deletion on {purge_at}; restore it with `coffer secret restore {name}` first")]
+    SecretDeleted { name: String, purge_at: Timestamp },
+    #[error("secret {name:?} is not scheduled for deletion, so there is nothing to restore")]
+    SecretNotDeleted { name: String },
+    #[error(
+        "secret {name:?} has no version {version_id}; `coffer secret versions {name}` lists them"
+    )]
+    VersionNotFound { name: String, version_id: Uuid },
+    #[error("secret {name:?} has no version labelled {label}; `coffer secret versions {name}` lists the labels")]
+    LabelNotFound { name: String, label: String },
+    #[error("label {label} is on version {current} of secret {name:?}; to move it, also name that version as the one to remove it from (--remove-from {current})")]
+    LabelOnOtherVersion {
+        name: String,
+        label: String,
+        current: Uuid,
+    },
+    #[error("label {label} is not on version {version_id} of secret {name:?}")]
+    LabelNotOnVersion {
+        name: String,
+        label: String,
+        version_id: Uuid,
+    },
+    #[error("CURRENT cannot be removed from a version, only moved to another one (--move-to VERSION_ID)")]
+    CurrentCannotBeRemoved,
+    #[error("the value is {size} bytes, more than the {max}-byte limit for a secret value; store a reference to a file instead, or split it")]
+    ValueTooLarge { size: usize, max: usize },
+    #[error("the value is empty; a secret value needs at least one byte")]
+    EmptyValue,
+    #[error("idempotency token {token:?} was already used for a different value of secret {name:?}; use a new token for a new value")]
+    TokenReused { name: String, token: String },
+    #[error("secret {name:?} version {version_id} failed its integrity check: the database row was altered or moved; restore the vault file from a backup")]
+    Tampered { name: String, version_id: Uuid },
+    #[error("key {key_id} version {version} failed its integrity check: the stored key row was altered; run `coffer recover` or restore a backup")]
+    KeyTampered { key_id: Uuid, version: u32 },
+    #[error("no key {reference:?}; `coffer key list` shows the keys and aliases")]
+    KeyNotFound { reference: String },
+    #[error("key {key_id} is disabled; enable it with `coffer key enable {key_id}` to use it")]
+    KeyDisabled { key_id: Uuid },
+    #[error("key {key_id} is scheduled for deletion; cancel that with `coffer key cancel-deletion {key_id}` to use it")]
+    KeyPendingDeletion { key_id: Uuid },
+    #[error("the default key cannot be disabled or deleted; every secret without an explicit key depends on it")]
+    DefaultKeyProtected,
+    #[error("key {key_id} still protects {count} secret versions; move those secrets to another key first")]
+    KeyInUse { key_id: Uuid, count: u64 },
+    #[error("alias {alias} already points at key {key_id}; delete it first with `coffer key delete-alias {alias}`")]
+    AliasExists { alias: String, key_id: Uuid },
+    #[error("this ciphertext was not produced by this vault, or it was altered; check that you passed the right file and encryption context")]
+    CiphertextInvalid,
+    #[error("the audit log was altered at entry {seq}: {reason}")]
+    AuditTampered { seq: i64, reason: String },
+    #[error("the PIN must be {min} to {max} characters long")]
+    PinLength { min: usize, max: usize },
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    pub(crate) fn invalid(what: &'static str, reason: impl Into<String>) -> Self {
+        Error::InvalidArgument {
+            what,
+            reason: reason.into(),
+        }
+    }
+
+    /// A short machine-readable code for JSON output and the app's error mapping.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::Tpm(_) => "tpm",
+            Error::Store(StoreError::Busy { .. }) => "vault_busy",
+            Error::Store(StoreError::NotFound { .. }) => "vault_not_found",
+            Error::Store(StoreError::Corrupt { .. }) => "vault_corrupt",
+            Error::Store(_) => "storage",
+            Error::Recovery(_) => "recovery_code",
+            Error::InvalidName(_) | Error::InvalidArgument { .. } | Error::PinLength { .. } => {
+                "invalid_argument"
+            }
+            Error::Locked => "locked",
+            Error::SecretNotFound { .. } => "secret_not_found",
+            Error::SecretExists { .. } => "secret_exists",
+            Error::SecretDeleted { .. } => "secret_deleted",
+            Error::SecretNotDeleted { .. } => "secret_not_deleted",
+            Error::VersionNotFound { .. } => "version_not_found",
+            Error::LabelNotFound { .. } => "label_not_found",
+            Error::LabelOnOtherVersion { .. }
+            | Error::LabelNotOnVersion { .. }
+            | Error::CurrentCannotBeRemoved => "label_conflict",
+            Error::ValueTooLarge { .. } => "value_too_large",
+            Error::EmptyValue => "empty_value",
+            Error::TokenReused { .. } => "token_reused",
+            Error::Tampered { .. } | Error::KeyTampered { .. } => "tampered",
+            Error::KeyNotFound { .. } => "key_not_found",
+            Error::KeyDisabled { .. } | Error::KeyPendingDeletion { .. } => "key_unavailable",
+            Error::DefaultKeyProtected | Error::KeyInUse { .. } | Error::AliasExists { .. } => {
+                "key_conflict"
+            }
+            Error::CiphertextInvalid => "ciphertext_invalid",
+            Error::AuditTampered { .. } => "audit_tampered",
+        }
+    }
+}

@@ -1,0 +1,167 @@
+//! What an unlocked vault holds in memory: the TPM connection, the PIN-derived auth
+//! value, and the KEKs unsealed so far.
+//!
+//! KEKs are unsealed lazily: a one-shot `coffer secret get` pays for exactly the key
+//! version its secret needs. Dropping the keyring (lock, auto-lock, exit) wipes them all.
+
+use std::collections::HashMap;
+
+use uuid::Uuid;
+use zeroize::Zeroizing;
+
+use super::context;
+use super::error::{Error, Result};
+use crate::crypto::{aead, Kek, KEY_LEN};
+use crate::store::keys::{self as key_rows, KeyVersionRow};
+use crate::tpm::{PinAuth, SealedKek, Tpm};
+
+/// The key that MACs the audit chain: one per vault, wrapped under every key version.
+pub struct AuditKey(pub(crate) Zeroizing<[u8; KEY_LEN]>);
+
+pub struct Keyring {
+    /// Where the TPM is. A connection is opened per TPM operation and closed after it:
+    /// a TPM without a resource manager (swtpm, `/dev/tpm0`) serves one client at a time,
+    /// and an unlocked app must not keep CLI processes waiting.
+    tcti: String,
+    pin: PinAuth,
+    vault_id: Uuid,
+    keks: HashMap<(Uuid, u32), Kek>,
+    audit_key: AuditKey,
+}
+
+impl Keyring {
+    /// Unlocks by unsealing one key version: proof of the PIN, and the source of the
+    /// audit key.
+    pub fn unlock(tcti: &str, pin: PinAuth, vault_id: Uuid, first: &KeyVersionRow) -> Result<Self> {
+        let kek = unseal(&mut Tpm::connect(tcti)?, &pin, first)?;
+        let audit_key = open_audit_key(vault_id, first, &kek)?;
+        let mut keks = HashMap::new();
+        keks.insert((first.key_id, first.version), kek);
+        Ok(Keyring {
+            tcti: tcti.to_owned(),
+            pin,
+            vault_id,
+            keks,
+            audit_key,
+        })
+    }
+
+    /// A keyring for keys this process just created or recovered.
+    pub fn with_keys(tcti: &str, pin: PinAuth, vault_id: Uuid, audit_key: AuditKey) -> Self {
+        Keyring {
+            tcti: tcti.to_owned(),
+            pin,
+            vault_id,
+            keks: HashMap::new(),
+            audit_key,
+        }
+    }
+
+    pub fn audit_key(&self) -> &AuditKey {
+        &self.audit_key
+    }
+
+    /// Adds a KEK this process created (or recovered) without a round trip to the TPM.
+    pub fn insert(&mut self, key_id: Uuid, version: u32, kek: Kek) {
+        self.keks.insert((key_id, version), kek);
+    }
+
+    /// Replaces the PIN after every sealed blob was re-sealed under the new one.
+    pub fn set_pin(&mut self, pin: PinAuth) {
+        self.pin = pin;
+    }
+
+    /// The KEK of one key version, unsealing it from the TPM on first use.
+    pub fn kek(&mut self, conn: &rusqlite::Connection, key_id: Uuid, version: u32) -> Result<&Kek> {
+        if !self.keks.contains_key(&(key_id, version)) {
+            let row = key_rows::key_version(conn, key_id, version)?
+                .ok_or(Error::KeyTampered { key_id, version })?;
+            let kek = unseal(&mut Tpm::connect(&self.tcti)?, &self.pin, &row)?;
+            // The audit-key wrapping doubles as a check that this row is the vault's own.
+            open_audit_key(self.vault_id, &row, &kek)?;
+            self.keks.insert((key_id, version), kek);
+        }
+        self.keks
+            .get(&(key_id, version))
+            .ok_or(Error::KeyTampered { key_id, version })
+    }
+}
+
+impl Keyring {
+    /// Generates, seals and wraps a new key version, keeping its KEK for this session.
+    pub fn seal_new_version(
+        &mut self,
+        pcrs: &crate::tpm::PcrBinding,
+        vault_id: Uuid,
+        recovery_public: &[u8; 32],
+        key_id: Uuid,
+        version: u32,
+    ) -> Result<KeyVersionRow> {
+        let (row, kek) = super::lifecycle::new_key_version(
+            &mut Tpm::connect(&self.tcti)?,
+            &self.pin,
+            pcrs,
+            vault_id,
+            recovery_public,
+            &self.audit_key,
+            key_id,
+            version,
+        )?;
+        self.keks.insert((key_id, version), kek);
+        Ok(row)
+    }
+
+    /// Seals an already-known key version anew (new PIN or PCR binding) without the
+    /// plaintext ever leaving this struct.
+    pub fn reseal(
+        &mut self,
+        conn: &rusqlite::Connection,
+        key_id: Uuid,
+        version: u32,
+        pin: &PinAuth,
+        pcrs: &crate::tpm::PcrBinding,
+    ) -> Result<SealedKek> {
+        self.kek(conn, key_id, version)?;
+        let kek = self
+            .keks
+            .get(&(key_id, version))
+            .ok_or(Error::KeyTampered { key_id, version })?;
+        Ok(Tpm::connect(&self.tcti)?.seal(kek, pin, pcrs)?)
+    }
+}
+
+fn unseal(tpm: &mut Tpm, pin: &PinAuth, row: &KeyVersionRow) -> Result<Kek> {
+    let sealed = SealedKek::from_bytes(&row.sealed)?;
+    Ok(tpm.unseal(&sealed, pin)?)
+}
+
+pub(super) fn open_audit_key(vault_id: Uuid, row: &KeyVersionRow, kek: &Kek) -> Result<AuditKey> {
+    let tampered = || Error::KeyTampered {
+        key_id: row.key_id,
+        version: row.version,
+    };
+    let aad = context::audit_key(vault_id, row.key_id, row.version);
+    let plain =
+        aead::open(kek.expose(), aad.as_bytes(), &row.wrapped_audit_key).map_err(|_| tampered())?;
+    if plain.len() != KEY_LEN {
+        return Err(tampered());
+    }
+    let mut key = Zeroizing::new([0u8; KEY_LEN]);
+    key.copy_from_slice(&plain);
+    Ok(AuditKey(key))
+}
+
+impl AuditKey {
+    pub fn generate() -> Self {
+        use rand_core::{OsRng, RngCore};
+        let mut key = Zeroizing::new([0u8; KEY_LEN]);
+        OsRng.fill_bytes(key.as_mut());
+        AuditKey(key)
+    }
+
+    /// Wraps this key under a KEK version so that unsealing that version recovers it.
+    pub fn wrap(&self, vault_id: Uuid, key_id: Uuid, version: u32, kek: &Kek) -> Vec<u8> {
+        let aad = context::audit_key(vault_id, key_id, version);
+        aead::seal(kek.expose(), aad.as_bytes(), self.0.as_ref())
+    }
+}

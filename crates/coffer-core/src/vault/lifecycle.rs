@@ -1,0 +1,330 @@
+//! Creating, unlocking, recovering and re-PINning a vault.
+
+use std::path::Path;
+
+use uuid::Uuid;
+
+use super::audit::{self, Actor, AuditEvent};
+use super::context;
+use super::error::{Error, Result};
+use super::keyring::{open_audit_key, AuditKey, Keyring};
+use super::Vault;
+use crate::crypto::recovery::{self, RecoveryCode, RecoveryError, RecoveryParams, RecoverySecret};
+use crate::crypto::Kek;
+use crate::model::{KeyState, Timestamp};
+use crate::store::keys::{self as key_rows, KeyRow, KeyVersionRow};
+use crate::store::{meta, record_change, secrets as secret_rows, Store, StoreError};
+use crate::tpm::{PcrBinding, PinAuth, Tpm, TpmError};
+
+/// Shortest and longest PIN accepted. The TPM's lockout, not PIN length, is what stops
+/// guessing; the floor only keeps out the trivially observable.
+pub const PIN_MIN: usize = 4;
+pub const PIN_MAX: usize = 128;
+
+fn check_pin(pin: &str) -> Result<()> {
+    let chars = pin.chars().count();
+    if !(PIN_MIN..=PIN_MAX).contains(&chars) {
+        return Err(Error::PinLength {
+            min: PIN_MIN,
+            max: PIN_MAX,
+        });
+    }
+    Ok(())
+}
+
+/// What `init` hands back: the unlocked vault and the recovery code to show once.
+pub struct Initialized {
+    pub vault: Vault,
+    pub recovery_code: RecoveryCode,
+}
+
+/// A newly generated key version, sealed and wrapped, ready to insert.
+pub(super) fn new_key_version(
+    tpm: &mut Tpm,
+    pin: &PinAuth,
+    pcrs: &PcrBinding,
+    vault_id: Uuid,
+    recovery_public: &[u8; 32],
+    audit_key: &AuditKey,
+    key_id: Uuid,
+    version: u32,
+) -> Result<(KeyVersionRow, Kek)> {
+    let kek = Kek::generate();
+    let sealed = tpm.seal(&kek, pin, pcrs)?;
+    let row = KeyVersionRow {
+        key_id,
+        version,
+        sealed: sealed.to_bytes(),
+        recovery_wrapped: recovery::wrap_for_recovery(
+            recovery_public,
+            &kek,
+            context::recovery(vault_id, key_id, version).as_bytes(),
+        ),
+        wrapped_audit_key: audit_key.wrap(vault_id, key_id, version, &kek),
+        created_at: Timestamp::now().millis(),
+    };
+    Ok((row, kek))
+}
+
+impl Vault {
+    /// Creates a vault file with a default key sealed in the TPM at `tcti`, and returns
+    /// it unlocked together with the recovery code (shown once, never stored).
+    pub fn init(path: &Path, tcti: &str, pin: &str, pcrs: PcrBinding) -> Result<Initialized> {
+        check_pin(pin)?;
+        // Reach the TPM before creating anything, so a wrong TCTI leaves no empty vault.
+        let tpm = Tpm::connect(tcti)?;
+        let store = Store::create(path)?;
+        match Self::populate(store, tpm, tcti, pin, pcrs) {
+            Ok(done) => Ok(done),
+            Err(error) => {
+                for suffix in ["", "-wal", "-shm"] {
+                    let mut file = path.as_os_str().to_owned();
+                    file.push(suffix);
+                    let _ = std::fs::remove_file(file);
+                }
+                Err(error)
+            }
+        }
+    }
+
+    fn populate(
+        mut store: Store,
+        mut tpm: Tpm,
+        tcti: &str,
+        pin: &str,
+        pcrs: PcrBinding,
+    ) -> Result<Initialized> {
+        let vault_id = Uuid::new_v4();
+        let pin = PinAuth::derive(vault_id.as_bytes(), pin);
+        let recovery_code = RecoveryCode::generate();
+        let params = RecoveryParams::generate();
+        let recovery_public = RecoverySecret::derive(&recovery_code, &params)?.public_key();
+        let audit_key = AuditKey::generate();
+        let key_id = Uuid::new_v4();
+        let (version_row, kek) = new_key_version(
+            &mut tpm,
+            &pin,
+            &pcrs,
+            vault_id,
+            &recovery_public,
+            &audit_key,
+            key_id,
+            1,
+        )?;
+        let now = Timestamp::now().millis();
+        let actor = Actor::current();
+        {
+            let tx = store.write()?;
+            meta::set(&tx, meta::VAULT_ID, vault_id.as_bytes())?;
+            meta::set(&tx, meta::RECOVERY_PUBLIC_KEY, &recovery_public)?;
+            let params_json = serde_json::to_vec(&params)
+                .map_err(|e| Error::invalid("recovery parameters", e.to_string()))?;
+            meta::set(&tx, meta::RECOVERY_PARAMS, &params_json)?;
+            meta::set(&tx, meta::PCR_BINDING, pcrs.to_string().as_bytes())?;
+            let seq = record_change(&tx, now, "key", key_id.as_bytes(), "create")?;
+            key_rows::insert_key(
+                &tx,
+                &KeyRow {
+                    id: key_id,
+                    description: "Default key".to_owned(),
+                    state: KeyState::Enabled.as_str().to_owned(),
+                    is_default: true,
+                    created_at: now,
+                    deletion_at: None,
+                },
+                seq,
+            )?;
+            key_rows::insert_key_version(&tx, &version_row)?;
+            let event = AuditEvent::new("init")
+                .key(key_id)
+                .detail(format!("pcrs={pcrs}"));
+            audit::append(&tx, &audit_key, &actor, &[event])?;
+            tx.commit().map_err(StoreError::from)?;
+        }
+        drop(tpm);
+        let mut keyring = Keyring::with_keys(tcti, pin, vault_id, audit_key);
+        keyring.insert(key_id, 1, kek);
+        Ok(Initialized {
+            vault: Vault {
+                store,
+                vault_id,
+                keyring: Some(keyring),
+                actor,
+                pending_reads: Vec::new(),
+                pending_since: None,
+            },
+            recovery_code,
+        })
+    }
+
+    /// Unlocks with the PIN: unseals the default key in the TPM (which checks the PIN
+    /// and the PCR policy) and purges secrets whose recovery window has ended.
+    pub fn unlock(&mut self, tcti: &str, pin: &str) -> Result<()> {
+        if self.keyring.is_some() {
+            return Ok(());
+        }
+        let pin = PinAuth::derive(self.vault_id.as_bytes(), pin);
+        let default = key_rows::default_key(self.store.conn())?;
+        let first = key_rows::newest_key_version(self.store.conn(), default.id)?.ok_or(
+            StoreError::Missing {
+                what: "default key version",
+            },
+        )?;
+        let unlocked = Keyring::unlock(tcti, pin, self.vault_id, &first);
+        match unlocked {
+            Ok(keyring) => {
+                self.keyring = Some(keyring);
+                self.purge_expired()
+            }
+            Err(error) => {
+                if matches!(
+                    error,
+                    Error::Tpm(TpmError::WrongPin { .. })
+                        | Error::Tpm(TpmError::Lockout { .. })
+                        | Error::Tpm(TpmError::PcrMismatch { .. })
+                ) {
+                    // Recorded without a MAC (we have no key); chained at the next unlock.
+                    let event = AuditEvent::new("unlock").failed(error.code());
+                    if let Ok(tx) = self.store.write() {
+                        if audit::append_unchained(&tx, &self.actor, &event).is_ok() {
+                            let _ = tx.commit();
+                        }
+                    }
+                }
+                Err(error)
+            }
+        }
+    }
+
+    /// Brings every key back with the recovery code, re-seals it in the TPM at `tcti`
+    /// under a new PIN (and optionally a new PCR binding), and returns the vault unlocked.
+    pub fn recover(
+        path: &Path,
+        tcti: &str,
+        code: &str,
+        new_pin: &str,
+        pcrs: Option<PcrBinding>,
+    ) -> Result<Vault> {
+        check_pin(new_pin)?;
+        let mut vault = Vault::open(path)?;
+        let code = RecoveryCode::parse(code)?;
+        let conn = vault.store.conn();
+        let params: RecoveryParams =
+            serde_json::from_slice(&meta::require(conn, meta::RECOVERY_PARAMS)?)
+                .map_err(|e| RecoveryError::Parameters(e.to_string()))?;
+        let stored_public = meta::require(conn, meta::RECOVERY_PUBLIC_KEY)?;
+        let secret = RecoverySecret::derive(&code, &params)?;
+        if stored_public.as_slice() != secret.public_key() {
+            return Err(RecoveryError::WrongCode.into());
+        }
+        let pcrs = match pcrs {
+            Some(pcrs) => pcrs,
+            None => stored_pcrs(conn)?,
+        };
+        let vault_id = vault.vault_id;
+        let pin = PinAuth::derive(vault_id.as_bytes(), new_pin);
+        let mut tpm = Tpm::connect(tcti)?;
+        let rows = key_rows::all_key_versions(conn)?;
+        let mut recovered = Vec::with_capacity(rows.len());
+        let mut audit_key = None;
+        for row in &rows {
+            let aad = context::recovery(vault_id, row.key_id, row.version);
+            let kek = secret
+                .unwrap(aad.as_bytes(), &row.recovery_wrapped)
+                .map_err(|_| Error::KeyTampered {
+                    key_id: row.key_id,
+                    version: row.version,
+                })?;
+            if audit_key.is_none() {
+                audit_key = Some(open_audit_key(vault_id, row, &kek)?);
+            }
+            let sealed = tpm.seal(&kek, &pin, &pcrs)?;
+            recovered.push((row.key_id, row.version, sealed.to_bytes(), kek));
+        }
+        let audit_key = audit_key.ok_or(StoreError::Missing {
+            what: "key versions",
+        })?;
+        {
+            let tx = vault.store.write()?;
+            for (key_id, version, sealed, _) in &recovered {
+                key_rows::reseal_key_version(&tx, *key_id, *version, sealed)?;
+            }
+            meta::set(&tx, meta::PCR_BINDING, pcrs.to_string().as_bytes())?;
+            let event =
+                AuditEvent::new("recover").detail(format!("keys={} pcrs={pcrs}", recovered.len()));
+            audit::append(&tx, &audit_key, &vault.actor, &[event])?;
+            tx.commit().map_err(StoreError::from)?;
+        }
+        drop(tpm);
+        let mut keyring = Keyring::with_keys(tcti, pin, vault_id, audit_key);
+        for (key_id, version, _, kek) in recovered {
+            keyring.insert(key_id, version, kek);
+        }
+        vault.keyring = Some(keyring);
+        Ok(vault)
+    }
+
+    /// Re-seals every key version under a new PIN, in one transaction.
+    pub fn change_pin(&mut self, new_pin: &str) -> Result<()> {
+        check_pin(new_pin)?;
+        let new_pin = PinAuth::derive(self.vault_id.as_bytes(), new_pin);
+        let pcrs = stored_pcrs(self.store.conn())?;
+        let rows = key_rows::all_key_versions(self.store.conn())?;
+        let event = AuditEvent::new("change_pin").detail(format!("keys={}", rows.len()));
+        self.write(event, |tx, keyring, _| {
+            for row in &rows {
+                let sealed = keyring.reseal(tx, row.key_id, row.version, &new_pin, &pcrs)?;
+                key_rows::reseal_key_version(tx, row.key_id, row.version, &sealed.to_bytes())?;
+            }
+            Ok(())
+        })?;
+        if let Some(keyring) = self.keyring.as_mut() {
+            keyring.set_pin(new_pin);
+        }
+        Ok(())
+    }
+
+    /// The PCRs the vault's keys are bound to (empty: none).
+    pub fn pcr_binding(&self) -> Result<PcrBinding> {
+        stored_pcrs(self.store.conn())
+    }
+
+    /// Deletes secrets whose recovery window has ended, and keys whose deletion date
+    /// has passed and that no secret version uses any more.
+    pub(super) fn purge_expired(&mut self) -> Result<()> {
+        let now = Timestamp::now().millis();
+        let expired = secret_rows::expired(self.store.conn(), now)?;
+        let due_keys = key_rows::keys_due_for_deletion(self.store.conn(), now)?;
+        if expired.is_empty() && due_keys.is_empty() {
+            return Ok(());
+        }
+        for (id, name) in expired {
+            let event = AuditEvent::new("purge_secret").secret(Some(id), &name);
+            self.write(event, |tx, _, _| {
+                record_change(tx, now, "secret", id.as_bytes(), "purge")?;
+                secret_rows::purge_secret(tx, id)?;
+                Ok(())
+            })?;
+        }
+        for key_id in due_keys {
+            if secret_rows::versions_using_key(self.store.conn(), key_id)? > 0 {
+                continue;
+            }
+            let event = AuditEvent::new("purge_key").key(key_id);
+            self.write(event, |tx, _, _| {
+                record_change(tx, now, "key", key_id.as_bytes(), "purge")?;
+                key_rows::delete_key(tx, key_id)?;
+                Ok(())
+            })?;
+        }
+        Ok(())
+    }
+}
+
+fn stored_pcrs(conn: &rusqlite::Connection) -> Result<PcrBinding> {
+    let text = meta::get(conn, meta::PCR_BINDING)?.unwrap_or_default();
+    let text = String::from_utf8(text).map_err(|_| StoreError::Missing {
+        what: "PCR binding",
+    })?;
+    Ok(text.parse::<PcrBinding>()?)
+}

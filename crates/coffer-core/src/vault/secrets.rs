@@ -1,0 +1,794 @@
+//! Secrets, their versions and staging labels (modelled on AWS Secrets Manager).
+
+use std::collections::BTreeMap;
+
+use rusqlite::{Connection, Transaction};
+use uuid::Uuid;
+
+use super::audit::AuditEvent;
+use super::context;
+use super::error::{Error, Result};
+use super::keyring::Keyring;
+use super::{Vault, VERSIONS_KEPT};
+use crate::crypto::DataKey;
+use crate::model::{
+    DeletedFilter, Deletion, ListQuery, Page, SecretDescription, SecretRead, SecretSummary,
+    SecretValue, SecretVersionInfo, SortBy, Timestamp, VersionSelector, VersionWritten,
+    MAX_VALUE_LEN,
+};
+use crate::names::{check_tag, SecretName, StagingLabel};
+use crate::store::keys::{self as key_rows, KeyRow};
+use crate::store::record_change;
+use crate::store::secrets::{self as rows, SecretRow, VersionRow};
+
+/// Everything `create` accepts.
+#[derive(Debug, Default)]
+pub struct CreateSecret {
+    pub name: String,
+    pub description: String,
+    /// A key id or `alias/NAME`; the default key when absent.
+    pub key: Option<String>,
+    pub tags: BTreeMap<String, String>,
+    /// The first value; a secret may also be created empty and given one later.
+    pub value: Option<SecretValue>,
+    pub client_token: Option<String>,
+}
+
+/// Everything `put` accepts besides the name.
+#[derive(Debug)]
+pub struct PutValue {
+    pub value: SecretValue,
+    /// Labels for the new version; `[CURRENT]` when empty.
+    pub labels: Vec<StagingLabel>,
+    pub client_token: Option<String>,
+}
+
+impl PutValue {
+    pub fn new(value: SecretValue) -> Self {
+        PutValue {
+            value,
+            labels: Vec::new(),
+            client_token: None,
+        }
+    }
+}
+
+fn check_value(value: &SecretValue) -> Result<()> {
+    if value.is_empty() {
+        return Err(Error::EmptyValue);
+    }
+    if value.len() > MAX_VALUE_LEN {
+        return Err(Error::ValueTooLarge {
+            size: value.len(),
+            max: MAX_VALUE_LEN,
+        });
+    }
+    Ok(())
+}
+
+fn check_token(token: &Option<String>) -> Result<()> {
+    if let Some(token) = token {
+        if !(1..=64).contains(&token.len()) || !token.chars().all(|c| c.is_ascii_graphic()) {
+            return Err(Error::invalid(
+                "idempotency token",
+                "use 1 to 64 printable ASCII characters (a UUID works well)",
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn check_description(description: &str) -> Result<()> {
+    if description.chars().count() > 2048 {
+        return Err(Error::invalid("description", "use at most 2048 characters"));
+    }
+    Ok(())
+}
+
+/// Looks a secret up by name, refusing deleted ones.
+fn live_secret(conn: &Connection, name: &SecretName) -> Result<SecretRow> {
+    let row = any_secret(conn, name)?;
+    if let Some(purge_at) = row.purge_at {
+        return Err(Error::SecretDeleted {
+            name: row.name,
+            purge_at: Timestamp(purge_at),
+        });
+    }
+    Ok(row)
+}
+
+fn any_secret(conn: &Connection, name: &SecretName) -> Result<SecretRow> {
+    rows::find_by_name(conn, name.as_str())?.ok_or_else(|| Error::SecretNotFound {
+        name: name.to_string(),
+    })
+}
+
+/// Resolves a key reference (`alias/NAME` or a key id) to its row.
+pub(super) fn resolve_key(conn: &Connection, reference: &str) -> Result<KeyRow> {
+    let found = if reference.starts_with("alias/") {
+        key_rows::key_by_alias(conn, reference)?
+    } else {
+        match Uuid::parse_str(reference) {
+            Ok(id) => key_rows::key_by_id(conn, id)?,
+            Err(_) => None,
+        }
+    };
+    found.ok_or_else(|| Error::KeyNotFound {
+        reference: reference.to_owned(),
+    })
+}
+
+/// Fails unless the key may be used.
+pub(super) fn usable(key: &KeyRow) -> Result<()> {
+    match key.state.as_str() {
+        "enabled" => Ok(()),
+        "disabled" => Err(Error::KeyDisabled { key_id: key.id }),
+        _ => Err(Error::KeyPendingDeletion { key_id: key.id }),
+    }
+}
+
+/// Encrypts a value as a new version: a fresh data key, wrapped under the key's newest
+/// version, both bound to this exact secret version.
+fn seal_version(
+    tx: &Transaction<'_>,
+    keyring: &mut Keyring,
+    vault_id: Uuid,
+    secret: &SecretRow,
+    value: &SecretValue,
+    client_token: Option<String>,
+) -> Result<VersionRow> {
+    let key = key_rows::key_by_id(tx, secret.key_id)?.ok_or_else(|| Error::KeyNotFound {
+        reference: secret.key_id.to_string(),
+    })?;
+    usable(&key)?;
+    let key_version = key_rows::newest_key_version(tx, key.id)?
+        .ok_or(crate::store::StoreError::Missing {
+            what: "key version",
+        })?
+        .version;
+    let kek = keyring.kek(tx, key.id, key_version)?;
+    let version_id = Uuid::new_v4();
+    let dek = DataKey::generate();
+    let wrapped_dek = dek.wrap(
+        kek,
+        context::data_key(vault_id, key.id, key_version, secret.id, version_id).as_bytes(),
+    );
+    let ciphertext = dek.seal(
+        context::secret_value(vault_id, secret.id, version_id).as_bytes(),
+        &value.encode(),
+    );
+    Ok(VersionRow {
+        id: version_id,
+        secret_id: secret.id,
+        created_at: Timestamp::now().millis(),
+        key_id: key.id,
+        key_version,
+        wrapped_dek,
+        ciphertext,
+        client_token,
+    })
+}
+
+/// Decrypts a stored version, naming the secret and version if anything was altered.
+fn open_version(
+    conn: &Connection,
+    keyring: &mut Keyring,
+    vault_id: Uuid,
+    name: &str,
+    row: &VersionRow,
+) -> Result<SecretValue> {
+    let key = key_rows::key_by_id(conn, row.key_id)?.ok_or_else(|| Error::Tampered {
+        name: name.to_owned(),
+        version_id: row.id,
+    })?;
+    usable(&key)?;
+    let tampered = || Error::Tampered {
+        name: name.to_owned(),
+        version_id: row.id,
+    };
+    let kek = keyring.kek(conn, row.key_id, row.key_version)?;
+    let dek = DataKey::unwrap(
+        kek,
+        context::data_key(vault_id, row.key_id, row.key_version, row.secret_id, row.id).as_bytes(),
+        &row.wrapped_dek,
+    )
+    .map_err(|_| tampered())?;
+    let plain = dek
+        .open(
+            context::secret_value(vault_id, row.secret_id, row.id).as_bytes(),
+            &row.ciphertext,
+        )
+        .map_err(|_| tampered())?;
+    SecretValue::decode(plain).ok_or_else(tampered)
+}
+
+/// Inserts a sealed version and moves labels onto it as Secrets Manager does: moving
+/// CURRENT moves PREVIOUS to the version that was current.
+fn attach_version(
+    tx: &Transaction<'_>,
+    secret: &SecretRow,
+    version: &VersionRow,
+    labels: &[StagingLabel],
+    change_seq: i64,
+) -> Result<Vec<StagingLabel>> {
+    rows::insert_version(tx, version, change_seq)?;
+    let labels: Vec<StagingLabel> = if labels.is_empty() {
+        vec![StagingLabel::current()]
+    } else {
+        let mut unique = labels.to_vec();
+        unique.sort();
+        unique.dedup();
+        unique
+    };
+    for label in &labels {
+        move_label(tx, secret.id, label, version.id)?;
+    }
+    rows::prune_versions(tx, secret.id, VERSIONS_KEPT)?;
+    Ok(labels)
+}
+
+fn move_label(tx: &Transaction<'_>, secret_id: Uuid, label: &StagingLabel, to: Uuid) -> Result<()> {
+    if label.is_current() {
+        if let Some(old) = rows::version_by_label(tx, secret_id, StagingLabel::CURRENT)? {
+            if old.id != to {
+                rows::set_label(tx, secret_id, StagingLabel::PREVIOUS, old.id)?;
+            }
+        }
+    }
+    rows::set_label(tx, secret_id, label.as_str(), to)?;
+    Ok(())
+}
+
+fn describe_row(conn: &Connection, row: SecretRow) -> Result<SecretDescription> {
+    let labels = rows::labels(conn, row.id)?;
+    let versions = rows::versions(conn, row.id)?
+        .into_iter()
+        .map(|v| SecretVersionInfo {
+            version_id: v.id,
+            created_at: Timestamp(v.created_at),
+            labels: labels
+                .iter()
+                .filter(|(_, id)| *id == v.id)
+                .filter_map(|(label, _)| StagingLabel::parse(label).ok())
+                .collect(),
+            key_id: v.key_id,
+            key_version: v.key_version,
+        })
+        .collect();
+    Ok(SecretDescription {
+        id: row.id,
+        name: SecretName::parse(&row.name)?,
+        key_aliases: key_rows::aliases(conn, row.key_id)?,
+        tags: rows::tags(conn, row.id)?,
+        description: row.description,
+        key_id: row.key_id,
+        created_at: Timestamp(row.created_at),
+        changed_at: Timestamp(row.changed_at),
+        last_accessed: row.accessed_day.map(|day| Timestamp(day * 86_400_000)),
+        deleted_at: row.deleted_at.map(Timestamp),
+        purge_at: row.purge_at.map(Timestamp),
+        versions,
+    })
+}
+
+impl Vault {
+    /// Creates a secret, optionally with its first value (labelled CURRENT).
+    pub fn create_secret(&mut self, request: CreateSecret) -> Result<VersionWritten> {
+        let name = SecretName::parse(&request.name)?;
+        check_description(&request.description)?;
+        check_token(&request.client_token)?;
+        for (key, value) in &request.tags {
+            check_tag(key, value)?;
+        }
+        if let Some(value) = &request.value {
+            check_value(value)?;
+        }
+        let vault_id = self.vault_id;
+        let event = AuditEvent::new("create_secret").secret(None, name.as_str());
+        self.write(event, |tx, keyring, event| {
+            if let Some(existing) = rows::find_by_name(tx, name.as_str())? {
+                if let Some(purge_at) = existing.purge_at {
+                    return Err(Error::SecretDeleted {
+                        name: existing.name,
+                        purge_at: Timestamp(purge_at),
+                    });
+                }
+                return Err(Error::SecretExists {
+                    name: name.to_string(),
+                });
+            }
+            let key = match &request.key {
+                Some(reference) => resolve_key(tx, reference)?,
+                None => key_rows::default_key(tx)?,
+            };
+            usable(&key)?;
+            let now = Timestamp::now().millis();
+            let secret = SecretRow {
+                id: Uuid::new_v4(),
+                name: name.to_string(),
+                description: request.description.clone(),
+                key_id: key.id,
+                created_at: now,
+                changed_at: now,
+                accessed_day: None,
+                deleted_at: None,
+                purge_at: None,
+            };
+            event.secret_id = Some(secret.id);
+            event.key_id = Some(key.id);
+            let seq = record_change(tx, now, "secret", secret.id.as_bytes(), "create")?;
+            rows::insert_secret(tx, &secret, seq)?;
+            for (tag, value) in &request.tags {
+                rows::set_tag(tx, secret.id, tag, value)?;
+            }
+            let mut written = VersionWritten {
+                name: name.clone(),
+                secret_id: secret.id,
+                version_id: Uuid::nil(),
+                labels: Vec::new(),
+                created: true,
+            };
+            if let Some(value) = &request.value {
+                let version = seal_version(
+                    tx,
+                    keyring,
+                    vault_id,
+                    &secret,
+                    value,
+                    request.client_token.clone(),
+                )?;
+                written.labels = attach_version(tx, &secret, &version, &[], seq)?;
+                written.version_id = version.id;
+                event.version_id = Some(version.id);
+            }
+            Ok(written)
+        })
+    }
+
+    /// Stores a new value as a new version. With an idempotency token, a retry of the
+    /// same put returns the version the first attempt made instead of adding another.
+    pub fn put_secret_value(&mut self, name: &str, put: PutValue) -> Result<VersionWritten> {
+        let name = SecretName::parse(name)?;
+        check_value(&put.value)?;
+        check_token(&put.client_token)?;
+        let vault_id = self.vault_id;
+        let event = AuditEvent::new("put_secret_value").secret(None, name.as_str());
+        self.write(event, |tx, keyring, event| {
+            let mut secret = live_secret(tx, &name)?;
+            event.secret_id = Some(secret.id);
+            if let Some(token) = &put.client_token {
+                if let Some(earlier) = rows::version_by_token(tx, secret.id, token)? {
+                    let stored = open_version(tx, keyring, vault_id, name.as_str(), &earlier)?;
+                    if !stored.same_as(&put.value) {
+                        return Err(Error::TokenReused {
+                            name: name.to_string(),
+                            token: token.clone(),
+                        });
+                    }
+                    event.version_id = Some(earlier.id);
+                    event.detail = "idempotent retry".to_owned();
+                    return Ok(VersionWritten {
+                        name: name.clone(),
+                        secret_id: secret.id,
+                        version_id: earlier.id,
+                        labels: rows::labels_of_version(tx, earlier.id)?
+                            .iter()
+                            .filter_map(|l| StagingLabel::parse(l).ok())
+                            .collect(),
+                        created: false,
+                    });
+                }
+            }
+            let version = seal_version(
+                tx,
+                keyring,
+                vault_id,
+                &secret,
+                &put.value,
+                put.client_token.clone(),
+            )?;
+            event.version_id = Some(version.id);
+            event.key_id = Some(version.key_id);
+            let now = Timestamp::now().millis();
+            let seq = record_change(tx, now, "secret", secret.id.as_bytes(), "put_value")?;
+            let labels = attach_version(tx, &secret, &version, &put.labels, seq)?;
+            secret.changed_at = now;
+            rows::update_secret(tx, &secret, seq)?;
+            Ok(VersionWritten {
+                name: name.clone(),
+                secret_id: secret.id,
+                version_id: version.id,
+                labels,
+                created: true,
+            })
+        })
+    }
+
+    /// Reads a value: CURRENT by default, or a label, or a version id.
+    pub fn get_secret_value(
+        &mut self,
+        name: &str,
+        selector: &VersionSelector,
+    ) -> Result<SecretRead> {
+        let event = AuditEvent::new("get_secret_value");
+        let event = match SecretName::parse(name) {
+            Ok(name) => event.secret(None, name.as_str()),
+            Err(error) => return Err(error.into()),
+        };
+        let vault_id = self.vault_id;
+        let keyring = self.keyring.as_mut().ok_or(Error::Locked)?;
+        let conn = self.store.conn();
+        let mut event = event;
+        let result = (|| {
+            let secret_name = SecretName::parse(name)?;
+            let secret = live_secret(conn, &secret_name)?;
+            event.secret_id = Some(secret.id);
+            let row =
+                match selector {
+                    VersionSelector::Label(label) => {
+                        rows::version_by_label(conn, secret.id, label.as_str())?.ok_or_else(
+                            || Error::LabelNotFound {
+                                name: secret.name.clone(),
+                                label: label.to_string(),
+                            },
+                        )?
+                    }
+                    VersionSelector::Id(id) => rows::version_by_id(conn, secret.id, *id)?
+                        .ok_or_else(|| Error::VersionNotFound {
+                            name: secret.name.clone(),
+                            version_id: *id,
+                        })?,
+                };
+            event.version_id = Some(row.id);
+            let value = open_version(conn, keyring, vault_id, &secret.name, &row)?;
+            let labels = rows::labels_of_version(conn, row.id)?
+                .iter()
+                .filter_map(|l| StagingLabel::parse(l).ok())
+                .collect();
+            Ok(SecretRead {
+                name: secret_name,
+                version_id: row.id,
+                labels,
+                created_at: Timestamp(row.created_at),
+                value,
+            })
+        })();
+        let event = event.outcome(&result);
+        self.queue_read(event)?;
+        result
+    }
+
+    /// Reads several secrets' CURRENT values; each answer stands on its own.
+    pub fn batch_get_secret_values(
+        &mut self,
+        names: &[String],
+    ) -> Vec<(String, Result<SecretRead>)> {
+        names
+            .iter()
+            .map(|name| {
+                (
+                    name.clone(),
+                    self.get_secret_value(name, &VersionSelector::default()),
+                )
+            })
+            .collect()
+    }
+
+    pub fn describe_secret(&mut self, name: &str) -> Result<SecretDescription> {
+        let name = SecretName::parse(name)?;
+        self.require_unlocked()?;
+        let conn = self.store.conn();
+        let row = any_secret(conn, &name)?;
+        let id = row.id;
+        let description = describe_row(conn, row)?;
+        self.queue_read(AuditEvent::new("describe_secret").secret(Some(id), name.as_str()))?;
+        Ok(description)
+    }
+
+    pub fn list_secret_versions(&mut self, name: &str) -> Result<Vec<SecretVersionInfo>> {
+        Ok(self.describe_secret(name)?.versions)
+    }
+
+    /// Lists secrets matching every filter, one page at a time.
+    pub fn list_secrets(&mut self, query: &ListQuery) -> Result<Page<SecretSummary>> {
+        self.require_unlocked()?;
+        let limit = query.limit.unwrap_or(100);
+        if !(1..=1000).contains(&limit) {
+            return Err(Error::invalid("page size", "use 1 to 1000"));
+        }
+        let cursor = query.next_token.as_deref().map(decode_cursor).transpose()?;
+        let filter = rows::ListFilter {
+            name_prefix: query.name_prefix.as_deref(),
+            description_contains: query.description_contains.as_deref(),
+            tag_key: query.tag.as_ref().map(|(k, _)| k.as_str()),
+            tag_value: query.tag.as_ref().and_then(|(_, v)| v.as_deref()),
+            text: query.text.as_deref().filter(|t| !t.is_empty()),
+            deleted_only: match query.deleted {
+                DeletedFilter::Exclude => None,
+                DeletedFilter::Only => Some(true),
+                DeletedFilter::Include => Some(false),
+            },
+            by_changed: query.sort == SortBy::ChangedDesc,
+            after_name: cursor.as_ref().map(|(_, name)| name.as_str()),
+            after_changed: cursor.as_ref().map(|(changed, _)| *changed),
+            limit: limit + 1,
+        };
+        let conn = self.store.conn();
+        let mut found = rows::list(conn, &filter)?;
+        let next_token = if found.len() > limit as usize {
+            found.truncate(limit as usize);
+            found
+                .last()
+                .map(|last| encode_cursor(last.changed_at, &last.name))
+        } else {
+            None
+        };
+        let mut items = Vec::with_capacity(found.len());
+        for row in found {
+            items.push(SecretSummary {
+                id: row.id,
+                name: SecretName::parse(&row.name)?,
+                description: row.description,
+                tags: rows::tags(conn, row.id)?,
+                changed_at: Timestamp(row.changed_at),
+                last_accessed: row.accessed_day.map(|day| Timestamp(day * 86_400_000)),
+                deleted_at: row.deleted_at.map(Timestamp),
+                purge_at: row.purge_at.map(Timestamp),
+            });
+        }
+        self.queue_read(
+            AuditEvent::new("list_secrets").detail(format!("{} results", items.len())),
+        )?;
+        Ok(Page { items, next_token })
+    }
+
+    /// Changes a secret's description and/or key. New versions use the new key; existing
+    /// versions stay readable under the key that wrapped them.
+    pub fn update_secret(
+        &mut self,
+        name: &str,
+        description: Option<String>,
+        key: Option<String>,
+    ) -> Result<()> {
+        let name = SecretName::parse(name)?;
+        if let Some(description) = &description {
+            check_description(description)?;
+        }
+        let event = AuditEvent::new("update_secret").secret(None, name.as_str());
+        self.write(event, |tx, _, event| {
+            let mut secret = live_secret(tx, &name)?;
+            event.secret_id = Some(secret.id);
+            if let Some(description) = description {
+                secret.description = description;
+            }
+            if let Some(reference) = key {
+                let key = resolve_key(tx, &reference)?;
+                usable(&key)?;
+                secret.key_id = key.id;
+                event.key_id = Some(key.id);
+            }
+            let now = Timestamp::now().millis();
+            secret.changed_at = now;
+            let seq = record_change(tx, now, "secret", secret.id.as_bytes(), "update")?;
+            rows::update_secret(tx, &secret, seq)?;
+            Ok(())
+        })
+    }
+
+    /// Moves (or removes) a staging label, as `UpdateSecretVersionStage` does: a label
+    /// that is on another version moves only if that version is named as `remove_from`.
+    pub fn update_version_stage(
+        &mut self,
+        name: &str,
+        label: &str,
+        move_to: Option<Uuid>,
+        remove_from: Option<Uuid>,
+    ) -> Result<()> {
+        let name = SecretName::parse(name)?;
+        let label = StagingLabel::parse(label)?;
+        if move_to.is_none() && remove_from.is_none() {
+            return Err(Error::invalid(
+                "label change",
+                "name a version to move the label to, or one to remove it from",
+            ));
+        }
+        let event = AuditEvent::new("update_version_stage")
+            .secret(None, name.as_str())
+            .detail(format!("label={label}"));
+        self.write(event, |tx, _, event| {
+            let mut secret = live_secret(tx, &name)?;
+            event.secret_id = Some(secret.id);
+            let holder = rows::version_by_label(tx, secret.id, label.as_str())?.map(|v| v.id);
+            if let Some(from) = remove_from {
+                if rows::version_by_id(tx, secret.id, from)?.is_none() {
+                    return Err(Error::VersionNotFound {
+                        name: name.to_string(),
+                        version_id: from,
+                    });
+                }
+                if holder != Some(from) {
+                    return Err(Error::LabelNotOnVersion {
+                        name: name.to_string(),
+                        label: label.to_string(),
+                        version_id: from,
+                    });
+                }
+            }
+            match move_to {
+                Some(to) => {
+                    if rows::version_by_id(tx, secret.id, to)?.is_none() {
+                        return Err(Error::VersionNotFound {
+                            name: name.to_string(),
+                            version_id: to,
+                        });
+                    }
+                    if let Some(current) = holder {
+                        if current != to && remove_from != Some(current) {
+                            return Err(Error::LabelOnOtherVersion {
+                                name: name.to_string(),
+                                label: label.to_string(),
+                                current,
+                            });
+                        }
+                    }
+                    event.version_id = Some(to);
+                    move_label(tx, secret.id, &label, to)?;
+                }
+                None => {
+                    if label.is_current() {
+                        return Err(Error::CurrentCannotBeRemoved);
+                    }
+                    rows::remove_label(tx, secret.id, label.as_str())?;
+                }
+            }
+            let now = Timestamp::now().millis();
+            secret.changed_at = now;
+            let seq = record_change(tx, now, "secret", secret.id.as_bytes(), "labels")?;
+            rows::prune_versions(tx, secret.id, VERSIONS_KEPT)?;
+            rows::update_secret(tx, &secret, seq)?;
+            Ok(())
+        })
+    }
+
+    pub fn tag_secret(&mut self, name: &str, tags: &BTreeMap<String, String>) -> Result<()> {
+        for (key, value) in tags {
+            check_tag(key, value)?;
+        }
+        self.change_tags(name, "tag_secret", |tx, id| {
+            for (key, value) in tags {
+                rows::set_tag(tx, id, key, value)?;
+            }
+            Ok(())
+        })
+    }
+
+    pub fn untag_secret(&mut self, name: &str, keys: &[String]) -> Result<()> {
+        self.change_tags(name, "untag_secret", |tx, id| {
+            for key in keys {
+                rows::remove_tag(tx, id, key)?;
+            }
+            Ok(())
+        })
+    }
+
+    fn change_tags(
+        &mut self,
+        name: &str,
+        operation: &'static str,
+        change: impl FnOnce(&Transaction<'_>, Uuid) -> Result<()>,
+    ) -> Result<()> {
+        let name = SecretName::parse(name)?;
+        let event = AuditEvent::new(operation).secret(None, name.as_str());
+        self.write(event, |tx, _, event| {
+            let mut secret = live_secret(tx, &name)?;
+            event.secret_id = Some(secret.id);
+            change(tx, secret.id)?;
+            let now = Timestamp::now().millis();
+            secret.changed_at = now;
+            let seq = record_change(tx, now, "secret", secret.id.as_bytes(), "tags")?;
+            rows::update_secret(tx, &secret, seq)?;
+            Ok(())
+        })
+    }
+
+    /// Deletes a secret: recoverably for 7–30 days, or at once with `Deletion::Force`,
+    /// which destroys its wrapped data keys.
+    pub fn delete_secret(&mut self, name: &str, deletion: Deletion) -> Result<Option<Timestamp>> {
+        let name = SecretName::parse(name)?;
+        if let Deletion::RecoveryWindow(days) = deletion {
+            if !(7..=30).contains(&days) {
+                return Err(Error::invalid(
+                    "recovery window",
+                    format!("{days} days; use 7 to 30 days, or force deletion"),
+                ));
+            }
+        }
+        let event = AuditEvent::new("delete_secret").secret(None, name.as_str());
+        self.write(event, |tx, _, event| {
+            let mut secret = any_secret(tx, &name)?;
+            event.secret_id = Some(secret.id);
+            let now = Timestamp::now();
+            match deletion {
+                Deletion::Force => {
+                    event.detail = "force".to_owned();
+                    record_change(tx, now.millis(), "secret", secret.id.as_bytes(), "purge")?;
+                    rows::purge_secret(tx, secret.id)?;
+                    Ok(None)
+                }
+                Deletion::RecoveryWindow(days) => {
+                    if let Some(purge_at) = secret.purge_at {
+                        return Err(Error::SecretDeleted {
+                            name: secret.name,
+                            purge_at: Timestamp(purge_at),
+                        });
+                    }
+                    let purge_at = now.plus_days(days);
+                    event.detail = format!("recovery_window_days={days}");
+                    secret.deleted_at = Some(now.millis());
+                    secret.purge_at = Some(purge_at.millis());
+                    secret.changed_at = now.millis();
+                    let seq =
+                        record_change(tx, now.millis(), "secret", secret.id.as_bytes(), "delete")?;
+                    rows::update_secret(tx, &secret, seq)?;
+                    Ok(Some(purge_at))
+                }
+            }
+        })
+    }
+
+    /// Cancels a scheduled deletion.
+    pub fn restore_secret(&mut self, name: &str) -> Result<()> {
+        let name = SecretName::parse(name)?;
+        let event = AuditEvent::new("restore_secret").secret(None, name.as_str());
+        self.write(event, |tx, _, event| {
+            let mut secret = any_secret(tx, &name)?;
+            event.secret_id = Some(secret.id);
+            if secret.deleted_at.is_none() {
+                return Err(Error::SecretNotDeleted { name: secret.name });
+            }
+            let now = Timestamp::now().millis();
+            secret.deleted_at = None;
+            secret.purge_at = None;
+            secret.changed_at = now;
+            let seq = record_change(tx, now, "secret", secret.id.as_bytes(), "restore")?;
+            rows::update_secret(tx, &secret, seq)?;
+            Ok(())
+        })
+    }
+
+    pub(super) fn require_unlocked(&self) -> Result<()> {
+        if self.keyring.is_some() {
+            Ok(())
+        } else {
+            Err(Error::Locked)
+        }
+    }
+}
+
+fn encode_cursor(changed_at: i64, name: &str) -> String {
+    let mut raw = changed_at.to_be_bytes().to_vec();
+    raw.extend_from_slice(name.as_bytes());
+    raw.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn decode_cursor(token: &str) -> Result<(i64, String)> {
+    let invalid = || {
+        Error::invalid(
+            "next token",
+            "it is not a token this vault returned; start again without it",
+        )
+    };
+    if token.len() % 2 != 0 || token.len() < 16 {
+        return Err(invalid());
+    }
+    let bytes: Vec<u8> = (0..token.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(token.get(i..i + 2).unwrap_or("zz"), 16))
+        .collect::<Result<_, _>>()
+        .map_err(|_| invalid())?;
+    let (time, name) = bytes.split_at(8);
+    let mut time_bytes = [0u8; 8];
+    time_bytes.copy_from_slice(time);
+    let name = String::from_utf8(name.to_vec()).map_err(|_| invalid())?;
+    Ok((i64::from_be_bytes(time_bytes), name))
+}
