@@ -8,6 +8,8 @@ mod keyring;
 mod keys;
 mod lifecycle;
 mod secrets;
+#[cfg(test)]
+mod tests;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};

@@ -85,6 +85,114 @@ fn check_description(description: &str) -> Result<()> {
     Ok(())
 }
 
+fn check_create(request: &CreateSecret) -> Result<SecretName> {
+    let name = SecretName::parse(&request.name)?;
+    check_description(&request.description)?;
+    check_token(&request.client_token)?;
+    for (key, value) in &request.tags {
+        check_tag(key, value)?;
+    }
+    if let Some(value) = &request.value {
+        check_value(value)?;
+    }
+    Ok(name)
+}
+
+fn insert_new_secret(
+    tx: &Transaction<'_>,
+    keyring: &mut Keyring,
+    vault_id: Uuid,
+    name: &SecretName,
+    request: &CreateSecret,
+    event: &mut AuditEvent,
+) -> Result<VersionWritten> {
+    if let Some(existing) = rows::find_by_name(tx, name.as_str())? {
+        if let Some(purge_at) = existing.purge_at {
+            return Err(Error::SecretDeleted {
+                name: existing.name,
+                purge_at: Timestamp(purge_at),
+            });
+        }
+        // A retried create (same token, same value) answers like the first attempt did.
+        if let (Some(token), Some(value)) = (&request.client_token, &request.value) {
+            if let Some(earlier) = rows::version_by_token(tx, existing.id, token)? {
+                let stored = open_version(tx, keyring, vault_id, &existing.name, &earlier)?;
+                if stored.same_as(value) {
+                    event.secret_id = Some(existing.id);
+                    event.version_id = Some(earlier.id);
+                    event.detail = "idempotent retry".to_owned();
+                    return Ok(VersionWritten {
+                        name: name.clone(),
+                        secret_id: existing.id,
+                        version_id: earlier.id,
+                        labels: labels_of(tx, earlier.id)?,
+                        created: false,
+                    });
+                }
+                return Err(Error::TokenReused {
+                    name: name.to_string(),
+                    token: token.clone(),
+                });
+            }
+        }
+        return Err(Error::SecretExists {
+            name: name.to_string(),
+        });
+    }
+    let key = match &request.key {
+        Some(reference) => resolve_key(tx, reference)?,
+        None => key_rows::default_key(tx)?,
+    };
+    usable(&key)?;
+    let now = Timestamp::now().millis();
+    let secret = SecretRow {
+        id: Uuid::new_v4(),
+        name: name.to_string(),
+        description: request.description.clone(),
+        key_id: key.id,
+        created_at: now,
+        changed_at: now,
+        accessed_day: None,
+        deleted_at: None,
+        purge_at: None,
+    };
+    event.secret_id = Some(secret.id);
+    event.key_id = Some(key.id);
+    let seq = record_change(tx, now, "secret", secret.id.as_bytes(), "create")?;
+    rows::insert_secret(tx, &secret, seq)?;
+    for (tag, value) in &request.tags {
+        rows::set_tag(tx, secret.id, tag, value)?;
+    }
+    let mut written = VersionWritten {
+        name: name.clone(),
+        secret_id: secret.id,
+        version_id: Uuid::nil(),
+        labels: Vec::new(),
+        created: true,
+    };
+    if let Some(value) = &request.value {
+        let version = seal_version(
+            tx,
+            keyring,
+            vault_id,
+            &secret,
+            value,
+            request.client_token.clone(),
+        )?;
+        written.labels = attach_version(tx, &secret, &version, &[], seq)?;
+        written.version_id = version.id;
+        event.version_id = Some(version.id);
+    }
+    Ok(written)
+}
+
+fn labels_of(conn: &Connection, version_id: Uuid) -> Result<Vec<StagingLabel>> {
+    Ok(rows::labels_of_version(conn, version_id)?
+        .iter()
+        .filter_map(|l| StagingLabel::parse(l).ok())
+        .collect())
+}
+
 /// Looks a secret up by name, refusing deleted ones.
 fn live_secret(conn: &Connection, name: &SecretName) -> Result<SecretRow> {
     let row = any_secret(conn, name)?;
@@ -274,75 +382,44 @@ fn describe_row(conn: &Connection, row: SecretRow) -> Result<SecretDescription> 
 impl Vault {
     /// Creates a secret, optionally with its first value (labelled CURRENT).
     pub fn create_secret(&mut self, request: CreateSecret) -> Result<VersionWritten> {
-        let name = SecretName::parse(&request.name)?;
-        check_description(&request.description)?;
-        check_token(&request.client_token)?;
-        for (key, value) in &request.tags {
-            check_tag(key, value)?;
-        }
-        if let Some(value) = &request.value {
-            check_value(value)?;
-        }
+        let name = check_create(&request)?;
         let vault_id = self.vault_id;
         let event = AuditEvent::new("create_secret").secret(None, name.as_str());
         self.write(event, |tx, keyring, event| {
-            if let Some(existing) = rows::find_by_name(tx, name.as_str())? {
-                if let Some(purge_at) = existing.purge_at {
-                    return Err(Error::SecretDeleted {
-                        name: existing.name,
-                        purge_at: Timestamp(purge_at),
-                    });
-                }
-                return Err(Error::SecretExists {
-                    name: name.to_string(),
-                });
-            }
-            let key = match &request.key {
-                Some(reference) => resolve_key(tx, reference)?,
-                None => key_rows::default_key(tx)?,
-            };
-            usable(&key)?;
-            let now = Timestamp::now().millis();
-            let secret = SecretRow {
-                id: Uuid::new_v4(),
-                name: name.to_string(),
-                description: request.description.clone(),
-                key_id: key.id,
-                created_at: now,
-                changed_at: now,
-                accessed_day: None,
-                deleted_at: None,
-                purge_at: None,
-            };
-            event.secret_id = Some(secret.id);
-            event.key_id = Some(key.id);
-            let seq = record_change(tx, now, "secret", secret.id.as_bytes(), "create")?;
-            rows::insert_secret(tx, &secret, seq)?;
-            for (tag, value) in &request.tags {
-                rows::set_tag(tx, secret.id, tag, value)?;
-            }
-            let mut written = VersionWritten {
-                name: name.clone(),
-                secret_id: secret.id,
-                version_id: Uuid::nil(),
-                labels: Vec::new(),
-                created: true,
-            };
-            if let Some(value) = &request.value {
-                let version = seal_version(
-                    tx,
-                    keyring,
-                    vault_id,
-                    &secret,
-                    value,
-                    request.client_token.clone(),
-                )?;
-                written.labels = attach_version(tx, &secret, &version, &[], seq)?;
-                written.version_id = version.id;
-                event.version_id = Some(version.id);
-            }
-            Ok(written)
+            insert_new_secret(tx, keyring, vault_id, &name, &request, event)
         })
+    }
+
+    /// Creates many secrets in one transaction: all of them or, on any error, none.
+    /// Each still gets its own data keys and its own audit entry.
+    pub fn import_secrets(&mut self, requests: &[CreateSecret]) -> Result<Vec<VersionWritten>> {
+        let names = requests
+            .iter()
+            .map(check_create)
+            .collect::<Result<Vec<_>>>()?;
+        let vault_id = self.vault_id;
+        let Vault {
+            store,
+            keyring,
+            actor,
+            ..
+        } = self;
+        let keyring = keyring.as_mut().ok_or(Error::Locked)?;
+        let tx = store.write()?;
+        let mut events = Vec::with_capacity(requests.len());
+        let mut written = Vec::with_capacity(requests.len());
+        for (request, name) in requests.iter().zip(&names) {
+            let mut event = AuditEvent::new("create_secret")
+                .secret(None, name.as_str())
+                .detail("import");
+            written.push(insert_new_secret(
+                &tx, keyring, vault_id, name, request, &mut event,
+            )?);
+            events.push(event);
+        }
+        super::audit::append(&tx, keyring.audit_key(), actor, &events)?;
+        tx.commit().map_err(crate::store::StoreError::from)?;
+        Ok(written)
     }
 
     /// Stores a new value as a new version. With an idempotency token, a retry of the
@@ -371,10 +448,7 @@ impl Vault {
                         name: name.clone(),
                         secret_id: secret.id,
                         version_id: earlier.id,
-                        labels: rows::labels_of_version(tx, earlier.id)?
-                            .iter()
-                            .filter_map(|l| StagingLabel::parse(l).ok())
-                            .collect(),
+                        labels: labels_of(tx, earlier.id)?,
                         created: false,
                     });
                 }
@@ -441,10 +515,7 @@ impl Vault {
                 };
             event.version_id = Some(row.id);
             let value = open_version(conn, keyring, vault_id, &secret.name, &row)?;
-            let labels = rows::labels_of_version(conn, row.id)?
-                .iter()
-                .filter_map(|l| StagingLabel::parse(l).ok())
-                .collect();
+            let labels = labels_of(conn, row.id)?;
             Ok(SecretRead {
                 name: secret_name,
                 version_id: row.id,

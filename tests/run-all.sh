@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# The whole test suite, as CI runs it: installs what is missing, checks formatting and
+# lints, builds everything, then runs unit, property and system tests (each system test
+# starts its own swtpm on 127.0.0.1).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source packaging/debian-deps.sh
+coffer_install_packages "${COFFER_BUILD_PACKAGES[@]}" "${COFFER_TPM_PACKAGES[@]}"
+coffer_require_cargo
+
+export TSS2_LOG=all+NONE
+export CARGO_TERM_COLOR=never
+
+echo "== cargo fmt --check"
+cargo fmt --all -- --check
+echo "== cargo clippy"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+echo "== cargo build"
+cargo build --workspace --locked
+echo "== cargo test"
+cargo test --workspace --locked --no-fail-fast
+echo "== demo self-test (the README's first command, non-interactively)"
+COFFER_BUILD_PROFILE=dev packaging/demo.sh --self-test
