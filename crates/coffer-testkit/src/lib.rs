@@ -5,9 +5,10 @@
 //! is test code: failures to set a fixture up panic with a message that says what to install or
 //! check.
 //!
-//! swtpm serves one client connection at a time: while a `coffer_core::tpm::Tpm` is connected,
-//! another client (for example [`Swtpm::pcr_extend`], which runs `tpm2_pcrextend`) waits until
-//! that connection closes. Drop the `Tpm` before calling such helpers.
+//! The libtss2 `swtpm` TCTI opens a TCP connection per command, so several clients (a
+//! `coffer_core::tpm::Tpm`, and `tpm2-tools` run by [`Swtpm::pcr_extend`]) can use one swtpm at
+//! the same time. There is no resource manager, though: all clients share swtpm's 3 slots for
+//! loaded objects.
 
 use std::collections::hash_map::RandomState;
 use std::fs::{self, File};
@@ -126,8 +127,6 @@ impl Swtpm {
     /// Extends SHA-256 PCR `pcr` with a fixed digest using `tpm2_pcrextend`, so any key bound
     /// to that PCR no longer unseals.
     ///
-    /// No other client may be connected (swtpm serves one at a time): drop the `Tpm` first.
-    ///
     /// # Panics
     /// If `tpm2_pcrextend` is missing, fails, or does not finish in time.
     pub fn pcr_extend(&self, pcr: u8) {
@@ -140,7 +139,7 @@ impl Swtpm {
     }
 
     /// Runs a `tpm2-tools` command against this TPM (with `-T` and `TPM2TOOLS_TCTI` set) and
-    /// returns its standard output. No other client may be connected.
+    /// returns its standard output.
     ///
     /// # Panics
     /// If the tool is missing, fails, or does not finish in time.
@@ -177,10 +176,7 @@ impl Swtpm {
                 Ok(None) => {
                     let _ = child.kill();
                     let _ = child.wait();
-                    panic!(
-                        "{tool} did not finish within {TOOL_TIMEOUT:?}; swtpm serves one client \
-                         at a time, so drop any open Tpm connection before calling it"
-                    );
+                    panic!("{tool} did not finish within {TOOL_TIMEOUT:?} against {tcti}");
                 }
                 Err(e) => panic!("cannot wait for {tool}: {e}"),
             }

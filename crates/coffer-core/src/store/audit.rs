@@ -73,8 +73,14 @@ pub fn set_mac(tx: &Transaction<'_>, seq: i64, mac: &[u8]) -> Result<(), StoreEr
     Ok(())
 }
 
-/// The newest entry that carries a MAC, and the next free sequence number.
-pub fn tail(conn: &Connection) -> Result<(Option<(i64, Vec<u8>)>, i64), StoreError> {
+/// Where the chain ends: the newest entry that carries a MAC (sequence number and MAC),
+/// and the next free sequence number.
+pub struct ChainTail {
+    pub last_chained: Option<(i64, Vec<u8>)>,
+    pub next_seq: i64,
+}
+
+pub fn tail(conn: &Connection) -> Result<ChainTail, StoreError> {
     let last_macced = conn
         .prepare_cached(
             "SELECT seq, mac FROM audit_log WHERE mac IS NOT NULL ORDER BY seq DESC LIMIT 1",
@@ -84,7 +90,10 @@ pub fn tail(conn: &Connection) -> Result<(Option<(i64, Vec<u8>)>, i64), StoreErr
     let max: Option<i64> = conn
         .prepare_cached("SELECT max(seq) FROM audit_log")?
         .query_row([], |r| r.get(0))?;
-    Ok((last_macced, max.unwrap_or(0) + 1))
+    Ok(ChainTail {
+        last_chained: last_macced,
+        next_seq: max.unwrap_or(0) + 1,
+    })
 }
 
 /// Entries without a MAC after `after_seq`, in order.

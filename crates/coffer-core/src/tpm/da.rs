@@ -1,8 +1,8 @@
 //! TPM2_DictionaryAttackParameters and TPM2_DictionaryAttackLockReset.
 //!
 //! tss-esapi 7 does not wrap these two commands and does not expose its ESAPI context, so they
-//! are called through the raw ESAPI on a short-lived connection of their own. The caller must
-//! have closed its own connection first: swtpm and `/dev/tpm0` serve one client at a time.
+//! are called through the raw ESAPI on a short-lived connection of their own. The caller
+//! closes its own connection first, because `/dev/tpm0` admits one client at a time.
 //! Both use the lockout hierarchy with an empty password (the default on a fresh TPM).
 
 use std::ffi::CString;

@@ -137,12 +137,11 @@ pub enum TpmError {
 
 fn wrong_pin_message(attempts_left: Option<u32>) -> String {
     match attempts_left {
-        Some(1) => "wrong PIN; the TPM will accept 1 more attempt before it locks out PIN \
-                    entry for a while, so check the PIN before trying again"
+        Some(1) => "wrong PIN; one more wrong PIN will make the TPM lock out PIN entry for a \
+                    while, so check it before trying again"
             .to_owned(),
         Some(n) => format!(
-            "wrong PIN; the TPM will accept {n} more attempts before it locks out PIN entry for \
-             a while"
+            "wrong PIN; {n} more wrong PINs will make the TPM lock out PIN entry for a while"
         ),
         None => "wrong PIN; check it and try again (the TPM locks out PIN entry for a while \
                  after repeated failures)"
@@ -434,6 +433,21 @@ mod tests {
                 pcrs: "0,7".parse().unwrap(),
             },
             TpmError::ForeignKey,
+            TpmError::ConnectionLost {
+                tcti: "swtpm:host=127.0.0.1,port=2321".into(),
+                operation: "unseal the vault key",
+            },
+            TpmError::Malformed {
+                reason: "it is truncated".into(),
+            },
+            TpmError::InvalidPcr {
+                input: "24".into(),
+                reason: "PCR 24 does not exist".into(),
+            },
+            TpmError::OwnerAuthRequired,
+            TpmError::OutOfMemory {
+                operation: "seal the vault key",
+            },
             TpmError::Tss {
                 operation: "unseal the vault key",
                 source: TssCause::from_rc(0x1c4),
@@ -451,7 +465,7 @@ mod tests {
         let wrong = TpmError::WrongPin {
             attempts_left: Some(2),
         };
-        assert!(wrong.to_string().contains("2 more attempts"));
+        assert!(wrong.to_string().contains("2 more wrong PINs"));
         let pcr = TpmError::PcrMismatch {
             pcrs: "0,7".parse().unwrap(),
         };

@@ -12,9 +12,11 @@
 //! values they had at seal time. Sessions are salted with the primary key and use parameter
 //! encryption, so neither the key nor anything PIN-derived crosses the TPM bus in the clear.
 //!
-//! Without a resource manager (swtpm, `/dev/tpm0`) a TPM has only a few transient slots, so
-//! every session and loaded object is flushed as soon as it has served. Such TPMs also serve
-//! one client at a time: hold a [`Tpm`] only as long as needed.
+//! Without a resource manager (swtpm, `/dev/tpm0`) a TPM has only a few transient slots (3 on
+//! swtpm), shared by every client, so every session and loaded object is flushed as soon as it
+//! has served, and each open [`Tpm`] holds one slot for its primary key: hold a [`Tpm`] only as
+//! long as needed. (`/dev/tpm0` even admits one process at a time; `/dev/tpmrm0` has none of
+//! these limits.)
 //!
 //! The TSS libraries print their own errors to stderr; programs that don't want that can set
 //! `TSS2_LOG=all+NONE` in their environment.
@@ -143,8 +145,8 @@ impl Tpm {
     ///
     /// This is TPM-wide, not per vault: it is meant for tests and for administrators. It needs
     /// the lockout hierarchy's password to be empty (the default on a fresh TPM). The command
-    /// runs on a connection of its own, so this connection is closed first and reopened by the
-    /// next operation.
+    /// runs on a connection of its own (tss-esapi 7 does not wrap it), so this connection is
+    /// closed first and reopened by the next operation.
     pub fn set_dictionary_attack_parameters(
         &mut self,
         max_tries: u32,
@@ -191,7 +193,8 @@ impl Tpm {
         &mut self,
         op: impl FnOnce(&mut Context, &str, KeyHandle) -> Result<T, TpmError>,
     ) -> Result<T, TpmError> {
-        let mut cached = self.primary;
+        // A primary handle is only meaningful on the connection that created it.
+        let mut cached = self.ctx.as_ref().and(self.primary);
         let result = self.with_context(|ctx, tcti| {
             let primary = match cached {
                 Some(primary) => primary,
@@ -248,8 +251,7 @@ fn open(tcti: &str) -> Result<Context, TpmError> {
                 .to_owned(),
         )
     })?;
-    let mut ctx =
-        Context::new(conf).map_err(|e| unreachable(TssCause::from_esapi(e).to_string()))?;
+    let mut ctx = Context::new(conf).map_err(|e| unreachable(open_failure(tcti, e)))?;
     let probe = |ctx: &mut Context| {
         ctx.execute_without_session(|c| c.get_capability(CapabilityType::TpmProperties, 0x100, 1))
     };
@@ -264,6 +266,31 @@ fn open(tcti: &str) -> Result<Context, TpmError> {
             RcClass::Connection => Err(unreachable(TssCause::from_esapi(e).to_string())),
             _ => Err(generic(tcti, "query the TPM", e)),
         },
+    }
+}
+
+/// Why the TCTI did not open, in words: for a device, what opening it says; else the TSS code.
+fn open_failure(tcti: &str, error: tss_esapi::Error) -> String {
+    let code = TssCause::from_esapi(error).to_string();
+    let Some(path) = tcti.strip_prefix("device:").filter(|p| !p.is_empty()) else {
+        return format!("could not connect: {code}");
+    };
+    match std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+    {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            format!("{path} does not exist, so there is no TPM or its driver is not loaded")
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+            format!("no permission to open {path}")
+        }
+        Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
+            format!("{path} is in use by another program")
+        }
+        Err(e) => format!("cannot open {path}: {e}"),
+        Ok(_) => format!("could not open {path}: {code}"),
     }
 }
 

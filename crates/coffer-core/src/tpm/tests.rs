@@ -171,15 +171,13 @@ fn pcr_bound_key_needs_both_pin_and_unchanged_pcrs() {
         "{wrong:?}"
     );
     // A PCR outside the binding does not matter.
-    drop(tpm);
     swtpm.pcr_extend(16);
-    let mut tpm = connect(&swtpm);
     assert_eq!(
         tpm.unseal(&sealed, &pin("1234")).unwrap().expose(),
         kek.expose()
     );
 
-    // Change PCR 7 (swtpm serves one client at a time, so disconnect first).
+    // Change PCR 7; a fresh connection (as from a new process) sees the mismatch.
     drop(tpm);
     swtpm.pcr_extend(7);
     let mut tpm = connect(&swtpm);
@@ -283,6 +281,12 @@ fn unreachable_tpms_are_reported_as_such() {
             "{text}"
         );
     }
+    let err = Tpm::connect("device:/nonexistent/tpmrm0").unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("/nonexistent/tpmrm0 does not exist"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -230,7 +230,10 @@ pub fn append(
     actor: &Actor,
     events: &[AuditEvent],
 ) -> Result<()> {
-    let (mut last, mut next_seq) = rows::tail(tx)?;
+    let rows::ChainTail {
+        last_chained: mut last,
+        mut next_seq,
+    } = rows::tail(tx)?;
     let after = last.as_ref().map(|(seq, _)| *seq).unwrap_or(0);
     for row in rows::unchained_after(tx, after)? {
         let mac = entry_mac(key, last.as_ref().map(|(_, m)| m.as_slice()), &row);
@@ -258,7 +261,7 @@ pub fn append_unchained(
     actor: &Actor,
     event: &AuditEvent,
 ) -> Result<()> {
-    let (_, next_seq) = rows::tail(tx)?;
+    let next_seq = rows::tail(tx)?.next_seq;
     rows::insert(tx, &row_for(event, actor, next_seq))?;
     Ok(())
 }

@@ -97,15 +97,18 @@ impl Keyring {
         key_id: Uuid,
         version: u32,
     ) -> Result<KeyVersionRow> {
+        let spec = super::lifecycle::KeyVersionSpec {
+            vault_id,
+            key_id,
+            version,
+            pcrs,
+            recovery_public,
+        };
         let (row, kek) = super::lifecycle::new_key_version(
             &mut Tpm::connect(&self.tcti)?,
             &self.pin,
-            pcrs,
-            vault_id,
-            recovery_public,
             &self.audit_key,
-            key_id,
-            version,
+            &spec,
         )?;
         self.keks.insert((key_id, version), kek);
         Ok(row)

@@ -38,29 +38,34 @@ pub struct Initialized {
     pub recovery_code: RecoveryCode,
 }
 
+/// Which key version to create, and what it must be bound to.
+pub(super) struct KeyVersionSpec<'a> {
+    pub vault_id: Uuid,
+    pub key_id: Uuid,
+    pub version: u32,
+    pub pcrs: &'a PcrBinding,
+    pub recovery_public: &'a [u8; 32],
+}
+
 /// A newly generated key version, sealed and wrapped, ready to insert.
 pub(super) fn new_key_version(
     tpm: &mut Tpm,
     pin: &PinAuth,
-    pcrs: &PcrBinding,
-    vault_id: Uuid,
-    recovery_public: &[u8; 32],
     audit_key: &AuditKey,
-    key_id: Uuid,
-    version: u32,
+    spec: &KeyVersionSpec<'_>,
 ) -> Result<(KeyVersionRow, Kek)> {
     let kek = Kek::generate();
-    let sealed = tpm.seal(&kek, pin, pcrs)?;
+    let sealed = tpm.seal(&kek, pin, spec.pcrs)?;
     let row = KeyVersionRow {
-        key_id,
-        version,
+        key_id: spec.key_id,
+        version: spec.version,
         sealed: sealed.to_bytes(),
         recovery_wrapped: recovery::wrap_for_recovery(
-            recovery_public,
+            spec.recovery_public,
             &kek,
-            context::recovery(vault_id, key_id, version).as_bytes(),
+            context::recovery(spec.vault_id, spec.key_id, spec.version).as_bytes(),
         ),
-        wrapped_audit_key: audit_key.wrap(vault_id, key_id, version, &kek),
+        wrapped_audit_key: audit_key.wrap(spec.vault_id, spec.key_id, spec.version, &kek),
         created_at: Timestamp::now().millis(),
     };
     Ok((row, kek))
@@ -101,16 +106,14 @@ impl Vault {
         let recovery_public = RecoverySecret::derive(&recovery_code, &params)?.public_key();
         let audit_key = AuditKey::generate();
         let key_id = Uuid::new_v4();
-        let (version_row, kek) = new_key_version(
-            &mut tpm,
-            &pin,
-            &pcrs,
+        let spec = KeyVersionSpec {
             vault_id,
-            &recovery_public,
-            &audit_key,
             key_id,
-            1,
-        )?;
+            version: 1,
+            pcrs: &pcrs,
+            recovery_public: &recovery_public,
+        };
+        let (version_row, kek) = new_key_version(&mut tpm, &pin, &audit_key, &spec)?;
         let now = Timestamp::now().millis();
         let actor = Actor::current();
         {
