@@ -8,8 +8,9 @@ const AFTER_HELP: &str = "\
 Environment:
   COFFER_VAULT             vault file (default: $XDG_DATA_HOME/coffer/vault.db)
   COFFER_TCTI              TPM to use (default: device:/dev/tpmrm0; e.g. swtpm:host=127.0.0.1,port=2321)
-  COFFER_PIN_FILE          read the PIN from this file instead of prompting
-  COFFER_NEW_PIN_FILE      read a new PIN (init, recover, change-pin) from this file
+  COFFER_PIN_FILE          read the PIN from this file instead of prompting (also the new PIN for init)
+  COFFER_NEW_PIN_FILE      read the new PIN for recover and change-pin from this file
+  COFFER_NO_AGENT          never use a running agent
   COFFER_BUSY_TIMEOUT_MS   how long to wait for another process's write (default 10000)
 
 Exit codes: 0 ok, 1 other failure, 2 bad input, 3 PIN/lockout/PCR/recovery, 4 not found,
@@ -27,6 +28,12 @@ pub struct Cli {
     /// Output format.
     #[arg(long, short, global = true, value_enum, default_value_t = Output::Table)]
     pub output: Output,
+    /// Say more about what happens (which agent or TPM is used) on stderr.
+    #[arg(long, short, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Never use a running agent; unseal the keys in this process.
+    #[arg(long, global = true, env = "COFFER_NO_AGENT")]
+    pub no_agent: bool,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -56,8 +63,56 @@ pub enum Command {
     },
     /// Re-seal every key under a new PIN.
     ChangePin,
-    /// Show the vault file, its id, and the TPM it uses.
+    /// Show the vault file, its id, the TPM it uses and whether an agent serves it.
     Status,
+    /// Unlock once: start an agent that serves later commands without the PIN until it locks.
+    Unlock {
+        /// Lock after this long without use (e.g. 90s, 15m, 8h).
+        #[arg(long, default_value = "15m", value_name = "DURATION")]
+        timeout: String,
+    },
+    /// Lock now: the agent wipes its keys and stops.
+    Lock,
+    /// Run the agent in the foreground (what `coffer unlock` starts in the background).
+    Agent {
+        #[arg(long, default_value = "15m", value_name = "DURATION")]
+        timeout: String,
+        /// Read the PIN from stdin and report readiness on stdout (used by `coffer unlock`).
+        #[arg(long, hide = true)]
+        pin_stdin: bool,
+    },
+    /// Run a command with the secret references in its environment resolved.
+    ///
+    /// Every environment variable whose value is a reference (coffer://NAME,
+    /// coffer://NAME#field, coffer://NAME?label=L, coffer://NAME?version=ID) gets the value;
+    /// so do the variables of --env-file files. Nothing is written anywhere; the command
+    /// replaces this process, so its exit code and signals are its own.
+    Run {
+        /// A .env-style file of KEY=VALUE lines (values may be references); repeatable.
+        #[arg(long, value_name = "FILE")]
+        env_file: Vec<PathBuf>,
+        /// The command and its arguments.
+        #[arg(last = true, required = true, value_name = "COMMAND")]
+        command: Vec<std::ffi::OsString>,
+    },
+    /// Print `export` lines for the references in env files (and the environment).
+    Env {
+        #[arg(long, value_name = "FILE")]
+        env_file: Vec<PathBuf>,
+    },
+    /// Render a template, replacing every {{ coffer://… }} with the value it references.
+    Inject {
+        /// The template.
+        #[arg(long, short = 'i', value_name = "FILE")]
+        in_file: PathBuf,
+        /// Write to this file (created 0600) instead of stdout.
+        #[arg(long, short = 'f', value_name = "FILE")]
+        out_file: Option<PathBuf>,
+    },
+    /// Print a shell completion script (bash, zsh, fish, …).
+    Completions { shell: clap_complete::Shell },
+    /// Print the man page (roff).
+    Man,
     /// Secrets and their versions.
     #[command(subcommand)]
     Secret(SecretCommand),

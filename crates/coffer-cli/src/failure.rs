@@ -1,10 +1,9 @@
 //! Turning errors into one sentence on stderr and an exit code scripts can branch on.
 
-use coffer_core::store::StoreError;
-use coffer_core::tpm::TpmError;
+use coffer_core::agent::AgentError;
 use coffer_core::Error;
 
-/// Exit codes, documented in the README.
+/// Exit codes, documented in the README and `coffer --help`.
 pub mod exit {
     pub const FAILURE: u8 = 1;
     pub const USAGE: u8 = 2;
@@ -29,59 +28,59 @@ impl Failure {
             code: exit::USAGE,
         }
     }
-}
 
-impl From<Error> for Failure {
-    fn from(error: Error) -> Self {
-        let code = match &error {
-            Error::Tpm(TpmError::Unreachable { .. })
-            | Error::Tpm(TpmError::ConnectionLost { .. }) => exit::TPM_UNAVAILABLE,
-            Error::Tpm(TpmError::WrongPin { .. })
-            | Error::Tpm(TpmError::Lockout { .. })
-            | Error::Tpm(TpmError::PcrMismatch { .. })
-            | Error::Tpm(TpmError::ForeignKey)
-            | Error::Locked
-            | Error::Recovery(_) => exit::AUTH,
-            Error::Store(StoreError::Busy { .. }) => exit::BUSY,
-            Error::Store(StoreError::NotFound { .. })
-            | Error::SecretNotFound { .. }
-            | Error::VersionNotFound { .. }
-            | Error::LabelNotFound { .. }
-            | Error::KeyNotFound { .. } => exit::NOT_FOUND,
-            Error::SecretExists { .. }
-            | Error::SecretDeleted { .. }
-            | Error::SecretNotDeleted { .. }
-            | Error::LabelOnOtherVersion { .. }
-            | Error::LabelNotOnVersion { .. }
-            | Error::CurrentCannotBeRemoved
-            | Error::TokenReused { .. }
-            | Error::KeyDisabled { .. }
-            | Error::KeyPendingDeletion { .. }
-            | Error::DefaultKeyProtected
-            | Error::KeyInUse { .. }
-            | Error::AliasExists { .. }
-            | Error::Store(StoreError::AlreadyExists { .. }) => exit::CONFLICT,
-            Error::Tampered { .. }
-            | Error::KeyTampered { .. }
-            | Error::AuditTampered { .. }
-            | Error::CiphertextInvalid
-            | Error::Store(StoreError::Corrupt { .. }) => exit::TAMPERED,
-            Error::InvalidName(_)
-            | Error::InvalidArgument { .. }
-            | Error::PinLength { .. }
-            | Error::ValueTooLarge { .. }
-            | Error::EmptyValue => exit::USAGE,
-            _ => exit::FAILURE,
-        };
+    /// An error reported by the engine, here or in the agent, by its code.
+    pub fn engine(code: &str, message: String) -> Self {
         Failure {
-            message: error.to_string(),
-            code,
+            message,
+            code: exit_code(code),
         }
     }
 }
 
-impl From<TpmError> for Failure {
-    fn from(error: TpmError) -> Self {
+/// The exit code for an engine error code (`coffer_core::Error::code`).
+fn exit_code(code: &str) -> u8 {
+    match code {
+        "tpm_unreachable" => exit::TPM_UNAVAILABLE,
+        "wrong_pin" | "tpm_lockout" | "pcr_mismatch" | "foreign_tpm" | "locked"
+        | "recovery_code" | "forbidden" => exit::AUTH,
+        "vault_busy" => exit::BUSY,
+        "vault_not_found" | "secret_not_found" | "version_not_found" | "label_not_found"
+        | "key_not_found" => exit::NOT_FOUND,
+        "vault_exists" | "secret_exists" | "secret_deleted" | "secret_not_deleted"
+        | "label_conflict" | "token_reused" | "key_unavailable" | "key_conflict" => exit::CONFLICT,
+        "tampered" | "audit_tampered" | "ciphertext_invalid" | "vault_corrupt" => exit::TAMPERED,
+        "invalid_argument" | "value_too_large" | "empty_value" => exit::USAGE,
+        _ => exit::FAILURE,
+    }
+}
+
+impl From<Error> for Failure {
+    fn from(error: Error) -> Self {
+        Failure::engine(error.code(), error.to_string())
+    }
+}
+
+impl From<coffer_core::tpm::TpmError> for Failure {
+    fn from(error: coffer_core::tpm::TpmError) -> Self {
         Error::from(error).into()
+    }
+}
+
+impl From<coffer_core::names::NameError> for Failure {
+    fn from(error: coffer_core::names::NameError) -> Self {
+        Error::from(error).into()
+    }
+}
+
+impl From<AgentError> for Failure {
+    fn from(error: AgentError) -> Self {
+        match error {
+            AgentError::Remote { code, message } => Failure::engine(&code, message),
+            other => Failure {
+                message: other.to_string(),
+                code: exit::FAILURE,
+            },
+        }
     }
 }

@@ -43,7 +43,10 @@ fn prompt(label: &str) -> Result<Zeroizing<String>, Failure> {
 pub fn pin() -> Result<Zeroizing<String>, Failure> {
     match std::env::var_os("COFFER_PIN_FILE") {
         Some(path) => read_secret_file(Path::new(&path), "PIN"),
-        None => prompt("Vault PIN: "),
+        None => prompt("Vault PIN: ").map_err(|_| Failure {
+            message: "the vault is locked and there is no terminal to ask for the PIN: run `coffer unlock` first, or set COFFER_PIN_FILE".to_owned(),
+            code: crate::failure::exit::AUTH,
+        }),
     }
 }
 

@@ -2,6 +2,7 @@
 
 mod cli;
 mod commands;
+mod dotenv;
 mod failure;
 mod input;
 mod output;

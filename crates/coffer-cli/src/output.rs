@@ -21,7 +21,7 @@ pub fn render<T: Serialize>(
             .and_then(|()| writeln!(out)),
         Output::Table => table(value, &mut out),
     };
-    written.and_then(|()| out.flush()).map_err(broken_pipe)
+    finish(written.and_then(|()| out.flush()))
 }
 
 /// Writes raw bytes (a secret value) to stdout.
@@ -30,7 +30,8 @@ pub fn raw(bytes: &[u8], newline_if_terminal: bool) -> Result<(), Failure> {
     let stdout = std::io::stdout();
     let terminal = stdout.is_terminal();
     let mut out = stdout.lock();
-    out.write_all(bytes)
+    let written = out
+        .write_all(bytes)
         .and_then(|()| {
             if newline_if_terminal && terminal && !bytes.ends_with(b"\n") {
                 out.write_all(b"\n")
@@ -38,16 +39,22 @@ pub fn raw(bytes: &[u8], newline_if_terminal: bool) -> Result<(), Failure> {
                 Ok(())
             }
         })
-        .and_then(|()| out.flush())
-        .map_err(broken_pipe)
+        .and_then(|()| out.flush());
+    finish(written)
 }
 
-fn broken_pipe(error: std::io::Error) -> Failure {
-    Failure {
-        message: format!("cannot write the output: {error}"),
-        code: crate::failure::exit::FAILURE,
+/// A reader that went away (`coffer … | head`) is not an error worth a message.
+fn finish(written: std::io::Result<()>) -> Result<(), Failure> {
+    match written {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        Err(e) => Err(Failure {
+            message: format!("cannot write the output: {e}"),
+            code: crate::failure::exit::FAILURE,
+        }),
     }
 }
+
 
 /// A simple left-aligned table with a header row.
 pub fn table(out: &mut dyn Write, header: &[&str], rows: &[Vec<String>]) -> std::io::Result<()> {

@@ -5,10 +5,13 @@
 //! are kept apart on purpose: [`crypto`] never touches SQL, [`store`] only ever sees
 //! ciphertext and sealed blobs, and [`tpm`] is the only module that talks to the TPM.
 
+pub mod agent;
 pub mod crypto;
 pub mod model;
 pub mod names;
 pub mod password;
+pub mod reference;
+pub mod service;
 pub mod store;
 pub mod tpm;
 pub mod vault;

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use serde::{Serialize, Serializer};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use uuid::Uuid;
 use zeroize::Zeroizing;
 
@@ -55,6 +55,18 @@ impl std::fmt::Display for Timestamp {
 impl Serialize for Timestamp {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         serializer.serialize_str(&self.rfc3339())
+    }
+}
+
+impl<'de> Deserialize<'de> for Timestamp {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        let parsed =
+            time::OffsetDateTime::parse(&text, &time::format_description::well_known::Rfc3339)
+                .map_err(serde::de::Error::custom)?;
+        Ok(Timestamp(
+            (parsed.unix_timestamp_nanos() / 1_000_000) as i64,
+        ))
     }
 }
 
@@ -165,7 +177,7 @@ pub struct SecretRead {
 }
 
 /// What a write produced.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct VersionWritten {
     pub name: SecretName,
     pub secret_id: Uuid,
@@ -176,7 +188,7 @@ pub struct VersionWritten {
 }
 
 /// One version of a secret, without its value.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SecretVersionInfo {
     pub version_id: Uuid,
     pub created_at: Timestamp,
@@ -186,7 +198,7 @@ pub struct SecretVersionInfo {
 }
 
 /// A secret's metadata as `describe` shows it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SecretDescription {
     pub id: Uuid,
     pub name: SecretName,
@@ -204,7 +216,7 @@ pub struct SecretDescription {
 }
 
 /// A row of `list`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SecretSummary {
     pub id: Uuid,
     pub name: SecretName,
@@ -249,7 +261,7 @@ pub struct ListQuery {
     pub next_token: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Page<T> {
     pub items: Vec<T>,
     pub next_token: Option<String>,
@@ -270,7 +282,7 @@ impl Default for Deletion {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum KeyState {
     Enabled,
@@ -297,13 +309,13 @@ impl KeyState {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct KeyVersionInfo {
     pub version: u32,
     pub created_at: Timestamp,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct KeyDescription {
     pub id: Uuid,
     pub aliases: Vec<String>,

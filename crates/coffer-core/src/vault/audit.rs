@@ -7,7 +7,7 @@
 //! Rolling the whole file back to an older copy is not detectable from the file alone.
 
 use hmac::{Hmac, Mac};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 use uuid::Uuid;
 
@@ -107,7 +107,7 @@ impl AuditEvent {
 }
 
 /// An entry as `coffer audit list` shows it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct AuditEntry {
     pub seq: i64,
     pub at: Timestamp,
@@ -146,7 +146,7 @@ impl From<AuditRow> for AuditEntry {
 }
 
 /// The outcome of `audit verify`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct AuditVerification {
     pub entries: u64,
     pub chained: u64,

@@ -86,7 +86,7 @@ pub enum Error {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
-    pub(crate) fn invalid(what: &'static str, reason: impl Into<String>) -> Self {
+    pub fn invalid(what: &'static str, reason: impl Into<String>) -> Self {
         Error::InvalidArgument {
             what,
             reason: reason.into(),
@@ -96,9 +96,17 @@ impl Error {
     /// A short machine-readable code for JSON output and the app's error mapping.
     pub fn code(&self) -> &'static str {
         match self {
+            Error::Tpm(TpmError::Unreachable { .. })
+            | Error::Tpm(TpmError::ConnectionLost { .. }) => "tpm_unreachable",
+            Error::Tpm(TpmError::WrongPin { .. }) => "wrong_pin",
+            Error::Tpm(TpmError::Lockout { .. }) => "tpm_lockout",
+            Error::Tpm(TpmError::PcrMismatch { .. }) => "pcr_mismatch",
+            Error::Tpm(TpmError::ForeignKey) => "foreign_tpm",
+            Error::Tpm(TpmError::InvalidPcr { .. }) => "invalid_argument",
             Error::Tpm(_) => "tpm",
             Error::Store(StoreError::Busy { .. }) => "vault_busy",
             Error::Store(StoreError::NotFound { .. }) => "vault_not_found",
+            Error::Store(StoreError::AlreadyExists { .. }) => "vault_exists",
             Error::Store(StoreError::Corrupt { .. }) => "vault_corrupt",
             Error::Store(_) => "storage",
             Error::Recovery(_) => "recovery_code",

@@ -125,6 +125,15 @@ impl Vault {
         Ok(crate::tpm::Tpm::connect(tcti)?.info()?)
     }
 
+    /// Records that the agent refused a client of another user.
+    pub fn record_refused_client(&mut self, peer: Actor) -> Result<()> {
+        let own = std::mem::replace(&mut self.actor, peer);
+        let event = AuditEvent::new("agent_connect").failed("forbidden");
+        let result = self.write(event, |_, _, _| Ok(()));
+        self.actor = own;
+        result
+    }
+
     /// Checks SQLite's own consistency of the file.
     pub fn check_integrity(&self) -> Result<()> {
         Ok(self.store.integrity_check()?)

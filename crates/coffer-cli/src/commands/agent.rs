@@ -1,0 +1,192 @@
+//! `unlock`, `lock`, `agent`: unlock once, use many times.
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::process::CommandExt;
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use coffer_core::agent::{AgentClient, AgentError, AgentServer, ServeOptions};
+use coffer_core::service::{Request, Response};
+use coffer_core::Vault;
+use zeroize::Zeroizing;
+
+use super::{say, unexpected, Env};
+use crate::failure::Failure;
+use crate::input;
+
+/// Parses `90s`, `15m`, `8h`, `1d` or plain seconds.
+pub fn parse_duration(text: &str) -> Result<Duration, Failure> {
+    let bad = || {
+        Failure::usage(format!(
+            "{text:?} is not a duration; use e.g. 90s, 15m, 8h or 1d"
+        ))
+    };
+    let text = text.trim();
+    let (number, unit) = match text.find(|c: char| !c.is_ascii_digit()) {
+        Some(at) => text.split_at(at),
+        None => (text, "s"),
+    };
+    let number: u64 = number.parse().map_err(|_| bad())?;
+    let seconds = match unit {
+        "s" => number,
+        "m" => number * 60,
+        "h" => number * 3600,
+        "d" => number * 86_400,
+        _ => return Err(bad()),
+    };
+    if seconds == 0 || seconds > 30 * 86_400 {
+        return Err(Failure::usage(format!(
+            "{text:?} is out of range; use 1s to 30d"
+        )));
+    }
+    Ok(Duration::from_secs(seconds))
+}
+
+pub fn unlock(env: &Env, timeout: &str) -> Result<(), Failure> {
+    parse_duration(timeout)?;
+    if let Some(mut client) = AgentClient::connect(&env.vault)? {
+        if client.call(&Request::Ping).is_ok() {
+            return say(
+                env,
+                "Already unlocked: an agent serves this vault. `coffer lock` locks it.",
+            );
+        }
+    }
+    // Fail early on a missing vault, before asking for the PIN.
+    drop(Vault::open(&env.vault)?);
+    let pin = input::pin()?;
+    let exe = std::env::current_exe()
+        .map_err(|e| Failure::usage(format!("cannot find the coffer binary: {e}")))?;
+    let mut child = Command::new(exe)
+        .arg("--vault")
+        .arg(&env.vault)
+        .arg("--tcti")
+        .arg(&env.tcti)
+        .args(["agent", "--timeout", timeout, "--pin-stdin"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        // Its own process group: Ctrl-C in this terminal must not stop it.
+        .process_group(0)
+        .spawn()
+        .map_err(|e| Failure::usage(format!("cannot start the agent: {e}")))?;
+    // The PIN goes through a pipe: never an argument or an environment variable.
+    if let Some(mut stdin) = child.stdin.take() {
+        let line = Zeroizing::new(format!("{}\n", pin.as_str()));
+        stdin
+            .write_all(line.as_bytes())
+            .map_err(|e| Failure::usage(format!("cannot pass the PIN to the agent: {e}")))?;
+    }
+    let Some(stdout) = child.stdout.take() else {
+        return Err(Failure::usage("cannot read the agent's answer"));
+    };
+    let mut line = String::new();
+    BufReader::new(stdout)
+        .read_line(&mut line)
+        .map_err(|e| Failure::usage(format!("cannot read the agent's answer: {e}")))?;
+    let mut parts = line.trim_end().splitn(3, '\t');
+    match (parts.next(), parts.next(), parts.next()) {
+        (Some("ready"), Some(socket), _) => {
+            env.note(format!("agent pid {} serves {socket}", child.id()));
+            say(
+                env,
+                &format!("Unlocked: commands use the agent until it is idle for {timeout} or you run `coffer lock`."),
+            )
+        }
+        (Some("error"), Some(code), Some(message)) => {
+            let _ = child.wait();
+            Err(Failure::engine(code, message.to_owned()))
+        }
+        _ => {
+            let _ = child.wait();
+            Err(Failure::usage(
+                "the agent stopped before it was ready; run `coffer agent` to see why",
+            ))
+        }
+    }
+}
+
+pub fn lock(env: &Env) -> Result<(), Failure> {
+    let Some(mut client) = AgentClient::connect(&env.vault)? else {
+        return say(env, "No agent is running for this vault; nothing to lock.");
+    };
+    match client.call(&Request::Lock) {
+        Ok(Response::Done) => say(env, "Locked: the agent wiped its keys and stopped."),
+        Ok(other) => Err(unexpected(other)),
+        Err(AgentError::Remote { code, .. }) if code == "locked" => {
+            say(env, "The agent was already locked.")
+        }
+        Err(error) => Err(error.into()),
+    }
+}
+
+/// The agent itself: unlock, bind the socket, serve until locked.
+pub fn serve(env: &Env, timeout: &str, pin_stdin: bool) -> Result<(), Failure> {
+    let idle = parse_duration(timeout)?;
+    let report = |code: &str, message: &str| {
+        if pin_stdin {
+            println!("error\t{code}\t{message}");
+        }
+    };
+    let pin = if pin_stdin {
+        let mut line = Zeroizing::new(String::new());
+        std::io::stdin()
+            .read_line(&mut line)
+            .map_err(|e| Failure::usage(format!("cannot read the PIN: {e}")))?;
+        Zeroizing::new(line.trim_end_matches(['\n', '\r']).to_owned())
+    } else {
+        input::pin()?
+    };
+    let mut vault = match Vault::open(&env.vault) {
+        Ok(vault) => vault,
+        Err(error) => {
+            report(error.code(), &error.to_string());
+            return Err(error.into());
+        }
+    };
+    if let Err(error) = vault.unlock(&env.tcti, &pin) {
+        report(error.code(), &error.to_string());
+        return Err(error.into());
+    }
+    drop(pin);
+    let shared = Arc::new(Mutex::new(Some(vault)));
+    let server = match AgentServer::bind(&env.vault, shared) {
+        Ok(server) => server,
+        Err(error) => {
+            report("agent", &error.to_string());
+            return Err(error.into());
+        }
+    };
+    if pin_stdin {
+        println!("ready\t{}", server.socket().display());
+        let _ = std::io::stdout().flush();
+    } else {
+        eprintln!(
+            "Serving {} on {}; locks after {timeout} without use or on `coffer lock`.",
+            env.vault.display(),
+            server.socket().display()
+        );
+    }
+    server
+        .serve(ServeOptions {
+            idle_lock: Some(idle),
+            exit_when_locked: true,
+        })
+        .map_err(|e| Failure::usage(format!("the agent's socket failed: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("90").unwrap(), Duration::from_secs(90));
+        assert_eq!(parse_duration("15m").unwrap(), Duration::from_secs(900));
+        assert_eq!(parse_duration("8h").unwrap(), Duration::from_secs(28_800));
+        for bad in ["", "0", "5w", "m", "-1s", "31d"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+    }
+}

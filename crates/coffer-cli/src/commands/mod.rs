@@ -1,0 +1,179 @@
+//! One module per command group. Each turns arguments into engine requests and renders
+//! the answers; none of them implements a vault rule.
+
+mod agent;
+mod audit;
+mod key;
+mod kms;
+mod secret;
+mod vault;
+mod workflow;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use coffer_core::agent::{AgentClient, AgentError};
+use coffer_core::service::{self, Request, Response};
+use coffer_core::tpm::tcti_from_env;
+use coffer_core::{default_vault_path, Vault};
+use serde_json::json;
+
+use crate::cli::{Cli, Command, Output};
+use crate::failure::Failure;
+use crate::input;
+use crate::output::render;
+
+/// What every command needs to know about where it runs.
+pub struct Env {
+    pub vault: PathBuf,
+    pub tcti: String,
+    pub output: Output,
+    pub verbose: bool,
+    pub no_agent: bool,
+}
+
+impl Env {
+    pub fn note(&self, message: impl AsRef<str>) {
+        if self.verbose {
+            eprintln!("coffer: {}", message.as_ref());
+        }
+    }
+
+    /// The agent for this vault if one is running and unlocked, else this process with
+    /// keys it unseals itself (asking for the PIN).
+    pub fn backend(&self) -> Result<Backend, Failure> {
+        if !self.no_agent {
+            if let Some(mut client) = AgentClient::connect(&self.vault)? {
+                match client.call(&Request::Ping) {
+                    Ok(_) => {
+                        self.note("using the running agent");
+                        return Ok(Backend::Agent(client));
+                    }
+                    Err(AgentError::Remote { code, .. }) if code == "locked" => {
+                        self.note("the agent is locked; unsealing the keys here");
+                    }
+                    Err(error) => return Err(error.into()),
+                }
+            }
+        }
+        self.note(format!(
+            "unsealing the keys here with the TPM at {}",
+            self.tcti
+        ));
+        Ok(Backend::Local(Box::new(self.open_unlocked()?)))
+    }
+
+    pub fn open_unlocked(&self) -> Result<Vault, Failure> {
+        let mut vault = Vault::open(&self.vault)?;
+        let pin = input::pin()?;
+        vault.unlock(&self.tcti, &pin)?;
+        Ok(vault)
+    }
+}
+
+/// Where requests run.
+pub enum Backend {
+    Agent(AgentClient),
+    Local(Box<Vault>),
+}
+
+impl Backend {
+    pub fn call(&mut self, request: Request) -> Result<Response, Failure> {
+        match self {
+            Backend::Agent(client) => Ok(client.call(&request)?),
+            Backend::Local(vault) => Ok(service::execute(vault, request)?),
+        }
+    }
+}
+
+/// The answer did not have the shape the command asked for: only possible with an agent
+/// of another Coffer version.
+pub fn unexpected(response: Response) -> Failure {
+    Failure {
+        message: format!(
+            "the agent answered with something unexpected ({:?}); restart it with `coffer lock` and `coffer unlock`",
+            std::mem::discriminant(&response)
+        ),
+        code: crate::failure::exit::FAILURE,
+    }
+}
+
+/// Runs a request whose answer is `Response::Done` and prints `message`.
+pub fn done(
+    env: &Env,
+    backend: &mut Backend,
+    request: Request,
+    message: &str,
+) -> Result<(), Failure> {
+    match backend.call(request)? {
+        Response::Done => say(env, message),
+        other => Err(unexpected(other)),
+    }
+}
+
+pub fn say(env: &Env, message: &str) -> Result<(), Failure> {
+    render(
+        env.output,
+        &json!({ "ok": true, "message": message }),
+        |_, out| writeln!(out, "{message}"),
+    )
+}
+
+/// Parses repeated KEY=VALUE arguments.
+pub fn pairs(items: &[String], what: &str) -> Result<BTreeMap<String, String>, Failure> {
+    items
+        .iter()
+        .map(|item| match item.split_once('=') {
+            Some((k, v)) if !k.is_empty() => Ok((k.to_owned(), v.to_owned())),
+            _ => Err(Failure::usage(format!("{what} {item:?} is not KEY=VALUE"))),
+        })
+        .collect()
+}
+
+pub fn run(cli: Cli) -> Result<(), Failure> {
+    let env = Env {
+        vault: cli.vault.unwrap_or_else(default_vault_path),
+        tcti: cli
+            .tcti
+            .filter(|t| !t.is_empty())
+            .unwrap_or_else(tcti_from_env),
+        output: cli.output,
+        verbose: cli.verbose > 0,
+        no_agent: cli.no_agent,
+    };
+    match cli.command {
+        Command::Init { pcrs } => vault::init(&env, pcrs),
+        Command::Recover {
+            recovery_code_file,
+            pcrs,
+        } => vault::recover(&env, recovery_code_file, pcrs),
+        Command::ChangePin => vault::change_pin(&env),
+        Command::Status => vault::status(&env),
+        Command::Unlock { timeout } => agent::unlock(&env, &timeout),
+        Command::Lock => agent::lock(&env),
+        Command::Agent { timeout, pin_stdin } => agent::serve(&env, &timeout, pin_stdin),
+        Command::Run { env_file, command } => workflow::run(&env, &env_file, command),
+        Command::Env { env_file } => workflow::env(&env, &env_file),
+        Command::Inject { in_file, out_file } => {
+            workflow::inject(&env, &in_file, out_file.as_deref())
+        }
+        Command::Completions { shell } => {
+            let mut command = <Cli as clap::CommandFactory>::command();
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut command, "coffer", &mut script);
+            crate::output::raw(&script, false)
+        }
+        Command::Man => {
+            let command = <Cli as clap::CommandFactory>::command();
+            let mut page = Vec::new();
+            clap_mangen::Man::new(command)
+                .render(&mut page)
+                .map_err(|e| Failure::usage(format!("cannot render the man page: {e}")))?;
+            crate::output::raw(&page, false)
+        }
+        Command::Secret(command) => secret::run(&env, command),
+        Command::Key(command) => key::run(&env, command),
+        Command::Kms(command) => kms::run(&env, command),
+        Command::Audit(command) => audit::run(&env, command),
+    }
+}

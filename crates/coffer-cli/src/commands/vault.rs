@@ -1,0 +1,147 @@
+//! `init`, `recover`, `change-pin`, `status`: the vault itself.
+
+use std::path::PathBuf;
+
+use coffer_core::agent::AgentClient;
+use coffer_core::service::{Request, WireValue};
+use coffer_core::tpm::PcrBinding;
+use coffer_core::{SecretValue, Vault};
+use serde_json::json;
+use zeroize::Zeroizing;
+
+use super::Env;
+use crate::cli::Output;
+use crate::failure::Failure;
+use crate::input;
+use crate::output::{self, fields, render};
+
+fn parse_pcrs(text: &str) -> Result<PcrBinding, Failure> {
+    text.parse::<PcrBinding>().map_err(Failure::from)
+}
+
+pub fn init(env: &Env, pcrs: Option<String>) -> Result<(), Failure> {
+    let pcrs = pcrs
+        .as_deref()
+        .map(parse_pcrs)
+        .transpose()?
+        .unwrap_or_default();
+    let pin = input::new_pin("COFFER_PIN_FILE")?;
+    let created = Vault::init(&env.vault, &env.tcti, &pin, pcrs)?;
+    let code = created.recovery_code.display();
+    match env.output {
+        Output::Json => {
+            let text = Zeroizing::new(format!(
+                "{:#}\n",
+                json!({
+                    "vault": env.vault.display().to_string(),
+                    "vault_id": created.vault.id(),
+                    "recovery_code": code.as_str(),
+                })
+            ));
+            output::raw(text.as_bytes(), false)
+        }
+        Output::Table => {
+            let text = Zeroizing::new(format!(
+                "Created the vault at {}.\n\n\
+                 Recovery code (shown once; write it down and keep it offline):\n\n    {}\n\n\
+                 With it, `coffer recover` brings the vault back after a TPM reset,\n\
+                 a new motherboard or a PCR change. Without it, such a change loses every secret.\n",
+                env.vault.display(),
+                code.as_str()
+            ));
+            output::raw(text.as_bytes(), false)
+        }
+    }
+}
+
+pub fn recover(env: &Env, code_file: Option<PathBuf>, pcrs: Option<String>) -> Result<(), Failure> {
+    let pcrs = pcrs.as_deref().map(parse_pcrs).transpose()?;
+    let code = input::recovery_code(code_file.as_deref())?;
+    let pin = input::new_pin("COFFER_NEW_PIN_FILE")?;
+    let vault = Vault::recover(&env.vault, &env.tcti, &code, &pin, pcrs)?;
+    eprintln!(
+        "Recovered vault {}: every key is sealed in this TPM again under the new PIN.",
+        vault.id()
+    );
+    Ok(())
+}
+
+pub fn change_pin(env: &Env) -> Result<(), Failure> {
+    let mut backend = env.backend()?;
+    let new_pin = input::new_pin("COFFER_NEW_PIN_FILE")?;
+    let request = Request::ChangePin {
+        new_pin: WireValue::from_value(&SecretValue::Text(new_pin)),
+    };
+    super::done(
+        env,
+        &mut backend,
+        request,
+        "PIN changed; every key was re-sealed under the new PIN.",
+    )
+}
+
+pub fn status(env: &Env) -> Result<(), Failure> {
+    let vault = Vault::open(&env.vault)?;
+    let pcrs = vault.pcr_binding()?;
+    drop(vault);
+    let agent = match AgentClient::connect(&env.vault)? {
+        Some(mut client) => match client.call(&Request::Ping) {
+            Ok(_) => "running, unlocked",
+            Err(_) => "running, locked",
+        },
+        None => "not running",
+    };
+    let tpm = Vault::tpm_info(&env.tcti);
+    let value = json!({
+        "vault": env.vault.display().to_string(),
+        "pcr_binding": pcrs.to_string(),
+        "agent": agent,
+        "tcti": env.tcti,
+        "tpm": tpm.as_ref().ok(),
+        "tpm_error": tpm.as_ref().err().map(|e| e.to_string()),
+    });
+    render(env.output, &value, |_, out| {
+        let mut rows = vec![
+            ("vault", env.vault.display().to_string()),
+            (
+                "PCR binding",
+                if pcrs.is_empty() {
+                    "none".to_owned()
+                } else {
+                    pcrs.to_string()
+                },
+            ),
+            ("agent", agent.to_owned()),
+            ("TPM", env.tcti.clone()),
+        ];
+        match &tpm {
+            Ok(info) => {
+                let kind = if info.is_software {
+                    "software TPM — NOT SECURE"
+                } else {
+                    "hardware TPM"
+                };
+                rows.push((
+                    "TPM maker",
+                    format!(
+                        "{} {} ({kind})",
+                        info.manufacturer.trim(),
+                        info.vendor.trim()
+                    ),
+                ));
+                let da = &info.dictionary_attack;
+                rows.push((
+                    "PIN attempts",
+                    format!(
+                        "{} of {} left{}",
+                        da.attempts_left(),
+                        da.max_auth_fail,
+                        if da.in_lockout { " (in lockout)" } else { "" }
+                    ),
+                ));
+            }
+            Err(error) => rows.push(("TPM error", error.to_string())),
+        }
+        fields(out, &rows)
+    })
+}

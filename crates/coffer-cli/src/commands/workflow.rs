@@ -1,0 +1,221 @@
+//! `run`, `env`, `inject`: secret references resolved for other programs.
+
+use std::collections::HashMap;
+use std::ffi::OsString;
+use std::io::Write;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+
+use coffer_core::reference::SecretReference;
+use coffer_core::service::{Request, Response};
+use zeroize::Zeroizing;
+
+use super::{unexpected, Backend, Env};
+use crate::dotenv;
+use crate::failure::Failure;
+use crate::output;
+
+/// Resolves references, asking the vault once per distinct reference and unlocking only
+/// if there is something to resolve.
+struct Resolver<'a> {
+    env: &'a Env,
+    backend: Option<Backend>,
+    cache: HashMap<String, Zeroizing<String>>,
+}
+
+impl<'a> Resolver<'a> {
+    fn new(env: &'a Env) -> Self {
+        Resolver {
+            env,
+            backend: None,
+            cache: HashMap::new(),
+        }
+    }
+
+    fn resolve(&mut self, text: &str, place: &str) -> Result<Zeroizing<String>, Failure> {
+        if let Some(value) = self.cache.get(text) {
+            return Ok(value.clone());
+        }
+        let in_place = |f: Failure| Failure {
+            message: format!("{place}: {}", f.message),
+            code: f.code,
+        };
+        let reference = SecretReference::parse(text).map_err(|e| in_place(e.into()))?;
+        if self.backend.is_none() {
+            self.backend = Some(self.env.backend()?);
+        }
+        let Some(backend) = self.backend.as_mut() else {
+            return Err(Failure::usage("no vault to resolve references with"));
+        };
+        let (label, version_id) = match &reference.selector {
+            coffer_core::VersionSelector::Label(l) => (Some(l.to_string()), None),
+            coffer_core::VersionSelector::Id(id) => (None, Some(*id)),
+        };
+        let request = Request::GetSecretValue {
+            name: reference.name.to_string(),
+            label,
+            version_id,
+        };
+        let read = match backend.call(request).map_err(in_place)? {
+            Response::Value(read) => read,
+            other => return Err(unexpected(other)),
+        };
+        let value = read.value.to_value().map_err(|e| in_place(e.into()))?;
+        let text_value = reference.extract(&value).map_err(|e| in_place(e.into()))?;
+        self.cache.insert(text.to_owned(), text_value.clone());
+        Ok(text_value)
+    }
+
+    /// Ends the vault session: a local vault writes its audit entries and wipes its keys.
+    fn finish(self) {
+        drop(self.backend);
+    }
+}
+
+/// The variables `run` and `env` set: references in the environment, then env files in
+/// order (later files win).
+fn collect(env: &Env, env_files: &[PathBuf]) -> Result<Vec<(String, Zeroizing<String>)>, Failure> {
+    let mut resolver = Resolver::new(env);
+    let mut vars: Vec<(String, Zeroizing<String>)> = Vec::new();
+    let mut set = |key: String, value: Zeroizing<String>| {
+        vars.retain(|(k, _)| *k != key);
+        vars.push((key, value));
+    };
+    for (key, value) in std::env::vars_os() {
+        let (Some(key), Some(value)) = (key.to_str(), value.to_str()) else {
+            continue;
+        };
+        if SecretReference::looks_like(value) {
+            let resolved = resolver.resolve(value, &format!("environment variable {key}"))?;
+            set(key.to_owned(), resolved);
+        }
+    }
+    for file in env_files {
+        for entry in dotenv::parse(file)? {
+            let value = if SecretReference::looks_like(&entry.value) {
+                let place = format!("{}:{} ({})", file.display(), entry.line, entry.key);
+                resolver.resolve(&entry.value, &place)?
+            } else {
+                entry.value.clone()
+            };
+            set(entry.key, value);
+        }
+    }
+    resolver.finish();
+    Ok(vars)
+}
+
+pub fn run(env: &Env, env_files: &[PathBuf], command: Vec<OsString>) -> Result<(), Failure> {
+    let Some((program, args)) = command.split_first() else {
+        return Err(Failure::usage("give the command to run after --"));
+    };
+    // Everything is resolved before the command starts: a missing secret means no start.
+    let vars = collect(env, env_files)?;
+    let mut child = std::process::Command::new(program);
+    child.args(args);
+    for (key, value) in &vars {
+        child.env(key, value.as_str());
+    }
+    // exec replaces this process: the exit code and every signal are the command's own.
+    let error = child.exec();
+    Err(Failure {
+        message: format!("cannot run {}: {error}", Path::new(program).display()),
+        code: if error.kind() == std::io::ErrorKind::NotFound {
+            127
+        } else {
+            126
+        },
+    })
+}
+
+fn shell_quote(value: &str) -> String {
+    format!("'{}'", value.replace('\'', "'\\''"))
+}
+
+pub fn env(env: &Env, env_files: &[PathBuf]) -> Result<(), Failure> {
+    let vars = collect(env, env_files)?;
+    let mut text = Zeroizing::new(String::new());
+    for (key, value) in &vars {
+        text.push_str(&format!("export {key}={}\n", shell_quote(value)));
+    }
+    output::raw(text.as_bytes(), false)
+}
+
+/// Replaces `{{ coffer://… }}` in a template; other `{{ … }}` are left as they are.
+fn render(
+    template: &str,
+    resolver: &mut Resolver<'_>,
+    source: &Path,
+) -> Result<Zeroizing<String>, Failure> {
+    let mut out = Zeroizing::new(String::with_capacity(template.len()));
+    let mut rest = template;
+    while let Some(start) = rest.find("{{") {
+        let Some(len) = rest[start..].find("}}") else {
+            break;
+        };
+        let inner = rest[start + 2..start + len].trim();
+        out.push_str(&rest[..start]);
+        if SecretReference::looks_like(inner) {
+            let line = template.len() - rest.len() + start;
+            let line_no = template[..line].matches('\n').count() + 1;
+            out.push_str(&resolver.resolve(inner, &format!("{}:{line_no}", source.display()))?);
+        } else {
+            out.push_str(&rest[start..start + len + 2]);
+        }
+        rest = &rest[start + len + 2..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+pub fn inject(env: &Env, input: &Path, output_path: Option<&Path>) -> Result<(), Failure> {
+    let template = std::fs::read_to_string(input).map_err(|e| {
+        Failure::usage(format!("cannot read the template {}: {e}", input.display()))
+    })?;
+    let mut resolver = Resolver::new(env);
+    let rendered = render(&template, &mut resolver, input)?;
+    resolver.finish();
+    match output_path {
+        None => output::raw(rendered.as_bytes(), false),
+        Some(path) => {
+            let write = || -> std::io::Result<()> {
+                let mut file = std::fs::OpenOptions::new()
+                    .write(true)
+                    .create(true)
+                    .truncate(true)
+                    .mode(0o600)
+                    .open(path)?;
+                // An existing file keeps its mode on open: tighten it before writing.
+                file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+                file.write_all(rendered.as_bytes())?;
+                file.sync_all()
+            };
+            write().map_err(|e| Failure::usage(format!("cannot write {}: {e}", path.display())))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quoting_survives_single_quotes() {
+        assert_eq!(shell_quote("it's"), "'it'\\''s'");
+    }
+
+    #[test]
+    fn templates_without_references_are_left_alone() {
+        let env = Env {
+            vault: PathBuf::from("/nonexistent"),
+            tcti: String::new(),
+            output: crate::cli::Output::Table,
+            verbose: false,
+            no_agent: true,
+        };
+        let mut resolver = Resolver::new(&env);
+        let text = "a {{ name }} b {{ unterminated";
+        assert_eq!(&*render(text, &mut resolver, Path::new("t")).unwrap(), text);
+    }
+}

@@ -1,0 +1,565 @@
+//! The vault's operations as serializable requests.
+//!
+//! The CLI turns its arguments into a [`Request`] and runs it either against a vault it
+//! unlocked itself or, through the agent's socket, against the agent's unlocked vault. Both
+//! paths end in [`execute`], so every operation exists once whichever way it is reached.
+
+use std::collections::BTreeMap;
+
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine as _;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+use zeroize::{Zeroize, Zeroizing};
+
+use crate::model::{
+    DeletedFilter, Deletion, KeyDescription, ListQuery, Page, SecretDescription, SecretSummary,
+    SecretValue, SecretVersionInfo, SortBy, Timestamp, VersionSelector, VersionWritten,
+};
+use crate::names::{SecretName, StagingLabel};
+use crate::vault::envelope::EncryptionContext;
+use crate::vault::{AuditEntry, AuditVerification, CreateSecret, Error, PutValue, Result, Vault};
+
+/// A secret value on the wire: text as is, binary as base64. Wiped when dropped.
+#[derive(Serialize, Deserialize, Default)]
+pub struct WireValue {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub base64: Option<String>,
+}
+
+impl Drop for WireValue {
+    fn drop(&mut self) {
+        self.text.zeroize();
+        self.base64.zeroize();
+    }
+}
+
+impl std::fmt::Debug for WireValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("WireValue(<redacted>)")
+    }
+}
+
+impl WireValue {
+    pub fn from_value(value: &SecretValue) -> Self {
+        match value {
+            SecretValue::Text(text) => WireValue {
+                text: Some(text.to_string()),
+                base64: None,
+            },
+            SecretValue::Binary(bytes) => WireValue {
+                text: None,
+                base64: Some(BASE64.encode(bytes.as_slice())),
+            },
+        }
+    }
+
+    pub fn to_value(&self) -> Result<SecretValue> {
+        match (&self.text, &self.base64) {
+            (Some(text), None) => Ok(SecretValue::Text(Zeroizing::new(text.clone()))),
+            (None, Some(encoded)) => BASE64
+                .decode(encoded)
+                .map(|bytes| SecretValue::Binary(Zeroizing::new(bytes)))
+                .map_err(|_| Error::invalid("value", "the binary value is not valid base64")),
+            _ => Err(Error::invalid(
+                "value",
+                "give exactly one of text or base64",
+            )),
+        }
+    }
+}
+
+/// Binary data that is not secret (ciphertexts), as base64.
+#[derive(Serialize, Deserialize, Debug, Clone)]
+pub struct Blob(pub String);
+
+impl Blob {
+    pub fn encode(bytes: &[u8]) -> Self {
+        Blob(BASE64.encode(bytes))
+    }
+
+    pub fn decode(&self) -> Result<Vec<u8>> {
+        BASE64
+            .decode(self.0.trim())
+            .map_err(|_| Error::invalid("ciphertext", "it is not valid base64"))
+    }
+}
+
+#[derive(Serialize, Deserialize, Debug, Default, Clone)]
+pub struct ListRequest {
+    pub name_prefix: Option<String>,
+    pub description_contains: Option<String>,
+    pub tag_key: Option<String>,
+    pub tag_value: Option<String>,
+    pub text: Option<String>,
+    /// "exclude" (default), "include" or "only".
+    pub deleted: Option<String>,
+    /// "name" (default) or "changed".
+    pub sort: Option<String>,
+    pub limit: Option<u32>,
+    pub next_token: Option<String>,
+}
+
+/// Every operation a client can ask of an unlocked vault.
+#[derive(Serialize, Deserialize, Debug)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Request {
+    Ping,
+    Lock,
+    CreateSecret {
+        name: String,
+        description: String,
+        key: Option<String>,
+        tags: BTreeMap<String, String>,
+        value: Option<WireValue>,
+        client_token: Option<String>,
+    },
+    GetSecretValue {
+        name: String,
+        label: Option<String>,
+        version_id: Option<Uuid>,
+    },
+    PutSecretValue {
+        name: String,
+        value: WireValue,
+        labels: Vec<String>,
+        client_token: Option<String>,
+    },
+    DescribeSecret {
+        name: String,
+    },
+    ListSecretVersions {
+        name: String,
+    },
+    ListSecrets(ListRequest),
+    UpdateSecret {
+        name: String,
+        description: Option<String>,
+        key: Option<String>,
+    },
+    UpdateVersionStage {
+        name: String,
+        label: String,
+        move_to: Option<Uuid>,
+        remove_from: Option<Uuid>,
+    },
+    TagSecret {
+        name: String,
+        tags: BTreeMap<String, String>,
+    },
+    UntagSecret {
+        name: String,
+        keys: Vec<String>,
+    },
+    /// `recovery_window_days: None` means force deletion without recovery.
+    DeleteSecret {
+        name: String,
+        recovery_window_days: Option<u32>,
+    },
+    RestoreSecret {
+        name: String,
+    },
+    BatchGetSecretValues {
+        names: Vec<String>,
+    },
+    CreateKey {
+        description: String,
+        alias: Option<String>,
+    },
+    ListKeys,
+    DescribeKey {
+        key: String,
+    },
+    RotateKey {
+        key: String,
+    },
+    EnableKey {
+        key: String,
+    },
+    DisableKey {
+        key: String,
+    },
+    ScheduleKeyDeletion {
+        key: String,
+        days: u32,
+    },
+    CancelKeyDeletion {
+        key: String,
+    },
+    CreateAlias {
+        alias: String,
+        key: String,
+    },
+    DeleteAlias {
+        alias: String,
+    },
+    Encrypt {
+        key: String,
+        plaintext: WireValue,
+        context: EncryptionContext,
+    },
+    Decrypt {
+        ciphertext: Blob,
+        context: EncryptionContext,
+    },
+    ReEncrypt {
+        ciphertext: Blob,
+        source_context: EncryptionContext,
+        destination_key: String,
+        destination_context: EncryptionContext,
+    },
+    GenerateDataKey {
+        key: String,
+        bytes: usize,
+        context: EncryptionContext,
+        with_plaintext: bool,
+    },
+    AuditList {
+        secret: Option<String>,
+        limit: u32,
+    },
+    AuditVerify,
+    ChangePin {
+        new_pin: WireValue,
+    },
+}
+
+/// A value read from the vault, as sent to a client.
+#[derive(Serialize, Deserialize, Debug)]
+pub struct ValueRead {
+    pub name: SecretName,
+    pub version_id: Uuid,
+    pub labels: Vec<StagingLabel>,
+    pub created_at: String,
+    pub value: WireValue,
+}
+
+#[derive(Serialize, Deserialize, Debug)]
+pub struct BatchError {
+    pub name: String,
+    pub code: String,
+    pub message: String,
+}
+
+#[derive(Serialize, Deserialize, Debug)]
+pub struct DataKeyMaterial {
+    pub key_id: Uuid,
+    pub plaintext: Option<WireValue>,
+    pub ciphertext: Blob,
+}
+
+/// The answer to a [`Request`].
+#[derive(Serialize, Deserialize, Debug)]
+#[serde(tag = "kind", content = "data", rename_all = "snake_case")]
+pub enum Response {
+    Done,
+    Pong {
+        vault_id: Uuid,
+    },
+    Written(VersionWritten),
+    Value(ValueRead),
+    Values {
+        values: Vec<ValueRead>,
+        errors: Vec<BatchError>,
+    },
+    Secret(Box<SecretDescription>),
+    Versions(Vec<SecretVersionInfo>),
+    Secrets(Page<SecretSummary>),
+    Deleted {
+        purge_at: Option<String>,
+    },
+    Key(Box<KeyDescription>),
+    Keys(Vec<KeyDescription>),
+    KeyDeletion {
+        deletion_at: String,
+    },
+    Ciphertext(Blob),
+    Plaintext {
+        key_id: Uuid,
+        key_version: u32,
+        plaintext: WireValue,
+    },
+    DataKey(DataKeyMaterial),
+    Audit(Vec<AuditEntry>),
+    AuditVerified(AuditVerification),
+}
+
+fn context_bytes(value: &WireValue) -> Result<Zeroizing<Vec<u8>>> {
+    let value = value.to_value()?;
+    Ok(Zeroizing::new(value.as_bytes().to_vec()))
+}
+
+fn value_read(read: crate::model::SecretRead) -> ValueRead {
+    ValueRead {
+        name: read.name,
+        version_id: read.version_id,
+        labels: read.labels,
+        created_at: read.created_at.rfc3339(),
+        value: WireValue::from_value(&read.value),
+    }
+}
+
+fn list_query(request: ListRequest) -> Result<ListQuery> {
+    Ok(ListQuery {
+        name_prefix: request.name_prefix,
+        description_contains: request.description_contains,
+        tag: request.tag_key.map(|key| (key, request.tag_value)),
+        text: request.text,
+        deleted: match request.deleted.as_deref() {
+            None | Some("exclude") => DeletedFilter::Exclude,
+            Some("include") => DeletedFilter::Include,
+            Some("only") => DeletedFilter::Only,
+            Some(other) => {
+                return Err(Error::invalid(
+                    "deleted filter",
+                    format!("{other:?}; use exclude, include or only"),
+                ))
+            }
+        },
+        sort: match request.sort.as_deref() {
+            None | Some("name") => SortBy::Name,
+            Some("changed") => SortBy::ChangedDesc,
+            Some(other) => {
+                return Err(Error::invalid(
+                    "sort order",
+                    format!("{other:?}; use name or changed"),
+                ))
+            }
+        },
+        limit: request.limit,
+        next_token: request.next_token,
+    })
+}
+
+/// Runs one request against an unlocked vault.
+pub fn execute(vault: &mut Vault, request: Request) -> Result<Response> {
+    let response = match request {
+        Request::Ping => Response::Pong {
+            vault_id: vault.id(),
+        },
+        Request::Lock => {
+            vault.lock()?;
+            Response::Done
+        }
+        Request::CreateSecret {
+            name,
+            description,
+            key,
+            tags,
+            value,
+            client_token,
+        } => {
+            let value = value.as_ref().map(WireValue::to_value).transpose()?;
+            Response::Written(vault.create_secret(CreateSecret {
+                name,
+                description,
+                key,
+                tags,
+                value,
+                client_token,
+            })?)
+        }
+        Request::GetSecretValue {
+            name,
+            label,
+            version_id,
+        } => {
+            let selector = match (label, version_id) {
+                (Some(label), None) => VersionSelector::Label(StagingLabel::parse(&label)?),
+                (None, Some(id)) => VersionSelector::Id(id),
+                (None, None) => VersionSelector::default(),
+                (Some(_), Some(_)) => {
+                    return Err(Error::invalid(
+                        "version",
+                        "give a label or a version id, not both",
+                    ))
+                }
+            };
+            let read = vault.get_secret_value(&name, &selector)?;
+            // A value leaves the engine only after its read is on record.
+            vault.flush_audit()?;
+            Response::Value(value_read(read))
+        }
+        Request::PutSecretValue {
+            name,
+            value,
+            labels,
+            client_token,
+        } => {
+            let labels = labels
+                .iter()
+                .map(|l| StagingLabel::parse(l))
+                .collect::<Result<Vec<_>, _>>()?;
+            let put = PutValue {
+                value: value.to_value()?,
+                labels,
+                client_token,
+            };
+            Response::Written(vault.put_secret_value(&name, put)?)
+        }
+        Request::DescribeSecret { name } => {
+            Response::Secret(Box::new(vault.describe_secret(&name)?))
+        }
+        Request::ListSecretVersions { name } => {
+            Response::Versions(vault.list_secret_versions(&name)?)
+        }
+        Request::ListSecrets(list) => Response::Secrets(vault.list_secrets(&list_query(list)?)?),
+        Request::UpdateSecret {
+            name,
+            description,
+            key,
+        } => {
+            vault.update_secret(&name, description, key)?;
+            Response::Done
+        }
+        Request::UpdateVersionStage {
+            name,
+            label,
+            move_to,
+            remove_from,
+        } => {
+            vault.update_version_stage(&name, &label, move_to, remove_from)?;
+            Response::Done
+        }
+        Request::TagSecret { name, tags } => {
+            vault.tag_secret(&name, &tags)?;
+            Response::Done
+        }
+        Request::UntagSecret { name, keys } => {
+            vault.untag_secret(&name, &keys)?;
+            Response::Done
+        }
+        Request::DeleteSecret {
+            name,
+            recovery_window_days,
+        } => {
+            let deletion = recovery_window_days
+                .map(Deletion::RecoveryWindow)
+                .unwrap_or(Deletion::Force);
+            let purge_at = vault.delete_secret(&name, deletion)?;
+            Response::Deleted {
+                purge_at: purge_at.map(Timestamp::rfc3339),
+            }
+        }
+        Request::RestoreSecret { name } => {
+            vault.restore_secret(&name)?;
+            Response::Done
+        }
+        Request::BatchGetSecretValues { names } => {
+            let results = vault.batch_get_secret_values(&names);
+            vault.flush_audit()?;
+            let mut values = Vec::new();
+            let mut errors = Vec::new();
+            for (name, result) in results {
+                match result {
+                    Ok(read) => values.push(value_read(read)),
+                    Err(error) => errors.push(BatchError {
+                        name,
+                        code: error.code().to_owned(),
+                        message: error.to_string(),
+                    }),
+                }
+            }
+            Response::Values { values, errors }
+        }
+        Request::CreateKey { description, alias } => {
+            Response::Key(Box::new(vault.create_key(&description, alias.as_deref())?))
+        }
+        Request::ListKeys => Response::Keys(vault.list_keys()?),
+        Request::DescribeKey { key } => Response::Key(Box::new(vault.describe_key(&key)?)),
+        Request::RotateKey { key } => Response::Key(Box::new(vault.rotate_key(&key)?)),
+        Request::EnableKey { key } => {
+            vault.enable_key(&key)?;
+            Response::Done
+        }
+        Request::DisableKey { key } => {
+            vault.disable_key(&key)?;
+            Response::Done
+        }
+        Request::ScheduleKeyDeletion { key, days } => {
+            let at = vault.schedule_key_deletion(&key, days)?;
+            Response::KeyDeletion {
+                deletion_at: at.rfc3339(),
+            }
+        }
+        Request::CancelKeyDeletion { key } => {
+            vault.cancel_key_deletion(&key)?;
+            Response::Done
+        }
+        Request::CreateAlias { alias, key } => {
+            vault.create_alias(&alias, &key)?;
+            Response::Done
+        }
+        Request::DeleteAlias { alias } => {
+            vault.delete_alias(&alias)?;
+            Response::Done
+        }
+        Request::Encrypt {
+            key,
+            plaintext,
+            context,
+        } => {
+            let plain = context_bytes(&plaintext)?;
+            let blob = vault.encrypt(&key, &plain, &context)?;
+            vault.flush_audit()?;
+            Response::Ciphertext(Blob::encode(&blob))
+        }
+        Request::Decrypt {
+            ciphertext,
+            context,
+        } => {
+            let (plain, with) = vault.decrypt(&ciphertext.decode()?, &context)?;
+            vault.flush_audit()?;
+            Response::Plaintext {
+                key_id: with.key_id,
+                key_version: with.key_version,
+                plaintext: WireValue::from_value(&SecretValue::Binary(plain)),
+            }
+        }
+        Request::ReEncrypt {
+            ciphertext,
+            source_context,
+            destination_key,
+            destination_context,
+        } => {
+            let blob = vault.re_encrypt(
+                &ciphertext.decode()?,
+                &source_context,
+                &destination_key,
+                &destination_context,
+            )?;
+            vault.flush_audit()?;
+            Response::Ciphertext(Blob::encode(&blob))
+        }
+        Request::GenerateDataKey {
+            key,
+            bytes,
+            context,
+            with_plaintext,
+        } => {
+            let generated = vault.generate_data_key(&key, bytes, &context, with_plaintext)?;
+            vault.flush_audit()?;
+            Response::DataKey(DataKeyMaterial {
+                key_id: generated.key_id,
+                plaintext: generated
+                    .plaintext
+                    .map(|p| WireValue::from_value(&SecretValue::Binary(p))),
+                ciphertext: Blob::encode(&generated.ciphertext),
+            })
+        }
+        Request::AuditList { secret, limit } => {
+            Response::Audit(vault.audit_list(secret.as_deref(), None, limit)?)
+        }
+        Request::AuditVerify => Response::AuditVerified(vault.audit_verify()?),
+        Request::ChangePin { new_pin } => {
+            let pin = new_pin.to_value()?;
+            let text = std::str::from_utf8(pin.as_bytes())
+                .map_err(|_| Error::invalid("PIN", "it must be text"))?;
+            vault.change_pin(text)?;
+            Response::Done
+        }
+    };
+    Ok(response)
+}
