@@ -196,7 +196,78 @@ pub fn insert_version(
     Ok(())
 }
 
-/// The hot path of every read: the version a label points at, in one indexed query.
+/// Everything a read needs, from one query: the secret, the version, its labels and the
+/// state of the key that wrapped it.
+#[derive(Debug, Clone)]
+pub struct ReadRow {
+    pub secret_name: String,
+    pub purge_at: Option<i64>,
+    pub key_state: String,
+    /// The version's labels, newline-separated.
+    pub labels: Option<String>,
+    pub version: VersionRow,
+}
+
+const READ_SELECT: &str = "SELECT s.name, s.purge_at, k.state,
+        (SELECT group_concat(l2.label, char(10)) FROM staging_labels l2 WHERE l2.version_id = v.id),
+        v.id, v.secret_id, v.created_at, v.key_id, v.key_version, v.wrapped_dek, v.ciphertext, v.client_token
+    FROM secrets s";
+
+fn read_from_row(row: &Row<'_>) -> rusqlite::Result<ReadRow> {
+    Ok(ReadRow {
+        secret_name: row.get(0)?,
+        purge_at: row.get(1)?,
+        key_state: row.get(2)?,
+        labels: row.get(3)?,
+        version: VersionRow {
+            id: row.get(4)?,
+            secret_id: row.get(5)?,
+            created_at: row.get(6)?,
+            key_id: row.get(7)?,
+            key_version: row.get(8)?,
+            wrapped_dek: row.get(9)?,
+            ciphertext: row.get(10)?,
+            client_token: row.get(11)?,
+        },
+    })
+}
+
+/// The hot path of `get`: the version a label points at, by secret name.
+pub fn read_by_label(
+    conn: &Connection,
+    name: &str,
+    label: &str,
+) -> Result<Option<ReadRow>, StoreError> {
+    Ok(conn
+        .prepare_cached(&format!(
+            "{READ_SELECT}
+             JOIN staging_labels l ON l.secret_id = s.id AND l.label = ?2
+             JOIN secret_versions v ON v.id = l.version_id
+             JOIN keys k ON k.id = v.key_id
+             WHERE s.name = ?1"
+        ))?
+        .query_row(params![name, label], read_from_row)
+        .optional()?)
+}
+
+/// `get` by version id, by secret name.
+pub fn read_by_id(
+    conn: &Connection,
+    name: &str,
+    version_id: Uuid,
+) -> Result<Option<ReadRow>, StoreError> {
+    Ok(conn
+        .prepare_cached(&format!(
+            "{READ_SELECT}
+             JOIN secret_versions v ON v.secret_id = s.id AND v.id = ?2
+             JOIN keys k ON k.id = v.key_id
+             WHERE s.name = ?1"
+        ))?
+        .query_row(params![name, version_id], read_from_row)
+        .optional()?)
+}
+
+/// The version a label points at.
 pub fn version_by_label(
     conn: &Connection,
     secret_id: Uuid,
@@ -337,59 +408,88 @@ pub struct ListFilter<'a> {
 }
 
 /// One page of secrets in sort order; keyset paging keeps every page as cheap as the first.
+///
+/// The most selective filter drives the query: the trigram index for text of three or
+/// more characters, else the tag index, else the name index. Driving from the name index
+/// with a rare tag or text would walk most of the table to fill one page.
 pub fn list(conn: &Connection, filter: &ListFilter<'_>) -> Result<Vec<SecretRow>, StoreError> {
-    let mut sql = format!("SELECT {SECRET_COLUMNS} FROM secrets s WHERE 1=1");
+    let columns = SECRET_COLUMNS
+        .split(", ")
+        .map(|c| format!("s.{c}"))
+        .collect::<Vec<_>>()
+        .join(", ");
     let mut args: Vec<Box<dyn rusqlite::ToSql>> = Vec::new();
+    let mut push = |value: Box<dyn rusqlite::ToSql>| {
+        args.push(value);
+        args.len()
+    };
+    let text = filter.text.filter(|t| !t.is_empty());
+    let indexed_text = text.filter(|t| t.chars().count() >= 3);
+    let mut sql = match (indexed_text, filter.tag_key) {
+        (Some(text), _) => {
+            let n = push(Box::new(format!("\"{}\"", text.replace('"', "\"\""))));
+            format!(
+                "SELECT {columns} FROM secret_search f CROSS JOIN secrets s ON s.rowid = f.rowid
+                 WHERE secret_search MATCH ?{n}"
+            )
+        }
+        (None, Some(key)) => {
+            let k = push(Box::new(key.to_owned()));
+            let mut sql = format!(
+                "SELECT {columns} FROM secret_tags t CROSS JOIN secrets s ON s.id = t.secret_id
+                 WHERE t.key = ?{k}"
+            );
+            if let Some(value) = filter.tag_value {
+                let v = push(Box::new(value.to_owned()));
+                sql.push_str(&format!(" AND t.value = ?{v}"));
+            }
+            sql
+        }
+        (None, None) => format!("SELECT {columns} FROM secrets s WHERE 1 = 1"),
+    };
     match filter.deleted_only {
         None => sql.push_str(" AND s.deleted_at IS NULL"),
         Some(true) => sql.push_str(" AND s.deleted_at IS NOT NULL"),
         Some(false) => {}
     }
-    if let Some(prefix) = filter.name_prefix {
-        // A range scan on the unique name index instead of LIKE, which is case-insensitive.
-        args.push(Box::new(prefix.to_owned()));
-        sql.push_str(&format!(" AND s.name >= ?{}", args.len()));
-        args.push(Box::new(format!("{prefix}\u{10FFFF}")));
-        sql.push_str(&format!(" AND s.name < ?{}", args.len()));
-    }
-    if let Some(text) = filter.description_contains {
-        args.push(Box::new(like_pattern(text)));
-        sql.push_str(&format!(
-            " AND s.description LIKE ?{} ESCAPE '\\'",
-            args.len()
-        ));
-    }
-    if let Some(key) = filter.tag_key {
-        args.push(Box::new(key.to_owned()));
-        let key_arg = args.len();
+    if let (Some(_), Some(key)) = (indexed_text, filter.tag_key) {
+        let k = push(Box::new(key.to_owned()));
         match filter.tag_value {
             Some(value) => {
-                args.push(Box::new(value.to_owned()));
+                let v = push(Box::new(value.to_owned()));
                 sql.push_str(&format!(
-                    " AND EXISTS (SELECT 1 FROM secret_tags t WHERE t.secret_id = s.id AND t.key = ?{key_arg} AND t.value = ?{})",
-                    args.len()
+                    " AND EXISTS (SELECT 1 FROM secret_tags t WHERE t.secret_id = s.id AND t.key = ?{k} AND t.value = ?{v})"
                 ));
             }
             None => sql.push_str(&format!(
-                " AND EXISTS (SELECT 1 FROM secret_tags t WHERE t.secret_id = s.id AND t.key = ?{key_arg})"
+                " AND EXISTS (SELECT 1 FROM secret_tags t WHERE t.secret_id = s.id AND t.key = ?{k})"
             )),
         }
     }
-    if let Some(text) = filter.text {
-        args.push(Box::new(like_pattern(text)));
-        let n = args.len();
+    if let Some(text) = text.filter(|_| indexed_text.is_none()) {
+        // One or two characters: too short for trigrams, but such a filter matches so
+        // much that a scan fills a page quickly.
+        let n = push(Box::new(like_pattern(text)));
         sql.push_str(&format!(
             " AND (s.name LIKE ?{n} ESCAPE '\\' OR s.description LIKE ?{n} ESCAPE '\\'
-                  OR EXISTS (SELECT 1 FROM secret_tags t WHERE t.secret_id = s.id
-                             AND (t.key LIKE ?{n} ESCAPE '\\' OR t.value LIKE ?{n} ESCAPE '\\')))"
+                  OR EXISTS (SELECT 1 FROM secret_tags t2 WHERE t2.secret_id = s.id
+                             AND (t2.key LIKE ?{n} ESCAPE '\\' OR t2.value LIKE ?{n} ESCAPE '\\')))"
         ));
+    }
+    if let Some(prefix) = filter.name_prefix {
+        // A range on the unique name index rather than LIKE, which ignores case.
+        let lo = push(Box::new(prefix.to_owned()));
+        let hi = push(Box::new(format!("{prefix}\u{10FFFF}")));
+        sql.push_str(&format!(" AND s.name >= ?{lo} AND s.name < ?{hi}"));
+    }
+    if let Some(text) = filter.description_contains {
+        let n = push(Box::new(like_pattern(text)));
+        sql.push_str(&format!(" AND s.description LIKE ?{n} ESCAPE '\\'"));
     }
     if filter.by_changed {
         if let (Some(changed), Some(name)) = (filter.after_changed, filter.after_name) {
-            args.push(Box::new(changed));
-            let c = args.len();
-            args.push(Box::new(name.to_owned()));
-            let n = args.len();
+            let c = push(Box::new(changed));
+            let n = push(Box::new(name.to_owned()));
             sql.push_str(&format!(
                 " AND (s.changed_at < ?{c} OR (s.changed_at = ?{c} AND s.name > ?{n}))"
             ));
@@ -397,13 +497,13 @@ pub fn list(conn: &Connection, filter: &ListFilter<'_>) -> Result<Vec<SecretRow>
         sql.push_str(" ORDER BY s.changed_at DESC, s.name ASC");
     } else {
         if let Some(name) = filter.after_name {
-            args.push(Box::new(name.to_owned()));
-            sql.push_str(&format!(" AND s.name > ?{}", args.len()));
+            let n = push(Box::new(name.to_owned()));
+            sql.push_str(&format!(" AND s.name > ?{n}"));
         }
         sql.push_str(" ORDER BY s.name ASC");
     }
-    args.push(Box::new(filter.limit));
-    sql.push_str(&format!(" LIMIT ?{}", args.len()));
+    let l = push(Box::new(filter.limit));
+    sql.push_str(&format!(" LIMIT ?{l}"));
     let mut stmt = conn.prepare_cached(&sql)?;
     let refs: Vec<&dyn rusqlite::ToSql> = args.iter().map(|a| a.as_ref()).collect();
     let rows = stmt.query_map(refs.as_slice(), secret_from_row)?;

@@ -2,7 +2,7 @@
 
 use std::sync::mpsc;
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use coffer_testkit::{Swtpm, WireTap};
 
@@ -111,11 +111,15 @@ fn wrong_pin_counts_down_then_locks_out() {
 
 #[test]
 fn lockout_ends_after_the_recovery_interval() {
+    // One failure forgiven every 4 s: long enough that a loaded machine does not forgive one
+    // between the steps below, short enough to wait for.
+    const INTERVAL: u32 = 4;
     let swtpm = Swtpm::start();
     let mut tpm = connect(&swtpm);
-    tpm.set_dictionary_attack_parameters(2, 1, 1).unwrap();
+    tpm.set_dictionary_attack_parameters(2, INTERVAL, INTERVAL)
+        .unwrap();
     let da = tpm.dictionary_attack_status().unwrap();
-    assert_eq!((da.max_auth_fail, da.lockout_interval_secs), (2, 1));
+    assert_eq!((da.max_auth_fail, da.lockout_interval_secs), (2, INTERVAL));
 
     let kek = Kek::generate();
     let sealed = tpm.seal(&kek, &pin("1234"), &PcrBinding::none()).unwrap();
@@ -134,16 +138,23 @@ fn lockout_ends_after_the_recovery_interval() {
         matches!(
             second,
             TpmError::Lockout {
-                retry_after_secs: Some(1)
+                retry_after_secs: Some(INTERVAL)
             }
         ),
         "{second:?}"
     );
-    thread::sleep(Duration::from_millis(2500));
-    assert_eq!(
-        tpm.unseal(&sealed, &pin("1234")).unwrap().expose(),
-        kek.expose()
-    );
+    // Refused (without counting) until the interval has passed, then accepted.
+    let deadline = Instant::now() + Duration::from_secs(u64::from(INTERVAL) * 5);
+    let unsealed = loop {
+        match tpm.unseal(&sealed, &pin("1234")) {
+            Ok(kek) => break kek,
+            Err(TpmError::Lockout { .. }) if Instant::now() < deadline => {
+                thread::sleep(Duration::from_millis(250));
+            }
+            Err(e) => panic!("lockout did not end: {e:?}"),
+        }
+    };
+    assert_eq!(unsealed.expose(), kek.expose());
 }
 
 #[test]

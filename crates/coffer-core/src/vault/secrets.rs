@@ -228,10 +228,32 @@ pub(super) fn resolve_key(conn: &Connection, reference: &str) -> Result<KeyRow> 
 
 /// Fails unless the key may be used.
 pub(super) fn usable(key: &KeyRow) -> Result<()> {
-    match key.state.as_str() {
+    usable_state(key.id, &key.state)
+}
+
+fn usable_state(key_id: Uuid, state: &str) -> Result<()> {
+    match state {
         "enabled" => Ok(()),
-        "disabled" => Err(Error::KeyDisabled { key_id: key.id }),
-        _ => Err(Error::KeyPendingDeletion { key_id: key.id }),
+        "disabled" => Err(Error::KeyDisabled { key_id }),
+        _ => Err(Error::KeyPendingDeletion { key_id }),
+    }
+}
+
+/// Why a read found nothing: no such secret, deleted, or no such label or version.
+fn explain_missing(conn: &Connection, name: &SecretName, selector: &VersionSelector) -> Error {
+    let secret = match live_secret(conn, name) {
+        Ok(secret) => secret,
+        Err(error) => return error,
+    };
+    match selector {
+        VersionSelector::Label(label) => Error::LabelNotFound {
+            name: secret.name,
+            label: label.to_string(),
+        },
+        VersionSelector::Id(id) => Error::VersionNotFound {
+            name: secret.name,
+            version_id: *id,
+        },
     }
 }
 
@@ -290,6 +312,17 @@ fn open_version(
         version_id: row.id,
     })?;
     usable(&key)?;
+    decrypt_version(conn, keyring, vault_id, name, row)
+}
+
+/// Unwraps a version's data key and decrypts its value; the caller checked the key state.
+fn decrypt_version(
+    conn: &Connection,
+    keyring: &mut Keyring,
+    vault_id: Uuid,
+    name: &str,
+    row: &VersionRow,
+) -> Result<SecretValue> {
     let tampered = || Error::Tampered {
         name: name.to_owned(),
         version_id: row.id,
@@ -495,27 +528,33 @@ impl Vault {
         let mut event = event;
         let result = (|| {
             let secret_name = SecretName::parse(name)?;
-            let secret = live_secret(conn, &secret_name)?;
-            event.secret_id = Some(secret.id);
-            let row =
-                match selector {
-                    VersionSelector::Label(label) => {
-                        rows::version_by_label(conn, secret.id, label.as_str())?.ok_or_else(
-                            || Error::LabelNotFound {
-                                name: secret.name.clone(),
-                                label: label.to_string(),
-                            },
-                        )?
-                    }
-                    VersionSelector::Id(id) => rows::version_by_id(conn, secret.id, *id)?
-                        .ok_or_else(|| Error::VersionNotFound {
-                            name: secret.name.clone(),
-                            version_id: *id,
-                        })?,
-                };
+            let found = match selector {
+                VersionSelector::Label(label) => {
+                    rows::read_by_label(conn, secret_name.as_str(), label.as_str())?
+                }
+                VersionSelector::Id(id) => rows::read_by_id(conn, secret_name.as_str(), *id)?,
+            };
+            let Some(found) = found else {
+                return Err(explain_missing(conn, &secret_name, selector));
+            };
+            let row = &found.version;
+            event.secret_id = Some(row.secret_id);
             event.version_id = Some(row.id);
-            let value = open_version(conn, keyring, vault_id, &secret.name, &row)?;
-            let labels = labels_of(conn, row.id)?;
+            if let Some(purge_at) = found.purge_at {
+                return Err(Error::SecretDeleted {
+                    name: found.secret_name,
+                    purge_at: Timestamp(purge_at),
+                });
+            }
+            usable_state(row.key_id, &found.key_state)?;
+            let value = decrypt_version(conn, keyring, vault_id, &found.secret_name, row)?;
+            let labels = found
+                .labels
+                .as_deref()
+                .unwrap_or_default()
+                .lines()
+                .filter_map(|l| StagingLabel::parse(l).ok())
+                .collect();
             Ok(SecretRead {
                 name: secret_name,
                 version_id: row.id,
