@@ -44,7 +44,7 @@ fn exit_code(code: &str) -> u8 {
         "tpm_unreachable" => exit::TPM_UNAVAILABLE,
         "wrong_pin" | "tpm_lockout" | "pcr_mismatch" | "foreign_tpm" | "locked"
         | "recovery_code" | "forbidden" => exit::AUTH,
-        "vault_busy" => exit::BUSY,
+        "vault_busy" | "tpm_busy" => exit::BUSY,
         "vault_not_found" | "secret_not_found" | "version_not_found" | "label_not_found"
         | "key_not_found" => exit::NOT_FOUND,
         "vault_exists" | "secret_exists" | "secret_deleted" | "secret_not_deleted"

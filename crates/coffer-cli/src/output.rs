@@ -55,7 +55,6 @@ fn finish(written: std::io::Result<()>) -> Result<(), Failure> {
     }
 }
 
-
 /// A simple left-aligned table with a header row.
 pub fn table(out: &mut dyn Write, header: &[&str], rows: &[Vec<String>]) -> std::io::Result<()> {
     let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();

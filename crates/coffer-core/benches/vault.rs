@@ -2,7 +2,8 @@
 //!
 //! `cargo bench -p coffer-core --bench vault` (set COFFER_BENCH_SECRETS to change the
 //! vault size; default 100,000). Build `cargo build --release -p coffer-cli` first to
-//! include the one-process `coffer secret get` wall time. Prints a Markdown table for
+//! include the `coffer secret get` wall times (one process, and through the agent) and the
+//! `coffer run` overhead. Prints a Markdown table for
 //! docs/benchmarks.md.
 
 use std::path::Path;
@@ -265,6 +266,76 @@ fn main() {
             what: "`coffer --version`, process start-up alone (p50 of 50)".into(),
             figure: fmt(percentile(&mut starts, 0.5)),
         });
+        // Through the agent: unlock once, then one process per `coffer secret get`.
+        let runtime = dir.path().join("run");
+        std::fs::create_dir_all(&runtime).expect("runtime dir");
+        std::fs::set_permissions(
+            &runtime,
+            std::os::unix::fs::PermissionsExt::from_mode(0o700),
+        )
+        .expect("chmod");
+        let coffer = |args: &[&str]| {
+            let mut command = Command::new(&cli);
+            command
+                .args(args)
+                .env("COFFER_VAULT", &path)
+                .env("COFFER_TCTI", &tcti)
+                .env("COFFER_PIN_FILE", &pin_file)
+                .env("XDG_RUNTIME_DIR", &runtime);
+            command
+        };
+        let unlocked = coffer(&["unlock", "--timeout", "10m"])
+            .output()
+            .expect("unlock");
+        assert!(
+            unlocked.status.success(),
+            "{}",
+            String::from_utf8_lossy(&unlocked.stderr)
+        );
+        let mut via_agent = Vec::new();
+        for _ in 0..200 {
+            let n = name(rng.gen_range(0..count));
+            let (out, t) = timed(|| coffer(&["secret", "get", &n]).output().expect("run coffer"));
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            via_agent.push(t);
+        }
+        rows.push(Row {
+            what: "`coffer secret get NAME` through the agent, one process (p50 / p99 of 200)"
+                .into(),
+            figure: format!(
+                "{} / {}",
+                fmt(percentile(&mut via_agent, 0.5)),
+                fmt(percentile(&mut via_agent, 0.99))
+            ),
+        });
+        let reference = format!("coffer://{}", name(7));
+        let mut direct = Vec::new();
+        let mut wrapped = Vec::new();
+        for _ in 0..100 {
+            let (_, t) = timed(|| Command::new("/bin/true").output().expect("true"));
+            direct.push(t);
+            let (out, t) = timed(|| {
+                coffer(&["run", "--", "/bin/true"])
+                    .env("BENCH_SECRET", &reference)
+                    .output()
+                    .expect("run")
+            });
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            wrapped.push(t);
+        }
+        rows.push(Row {
+            what: "`/bin/true` directly vs `coffer run -- /bin/true` with one reference, via the agent (p50 of 100)".into(),
+            figure: format!("{} vs {}", fmt(percentile(&mut direct, 0.5)), fmt(percentile(&mut wrapped, 0.5))),
+        });
+        let _ = coffer(&["lock"]).output();
     } else {
         eprintln!(
             "(skipping the CLI wall time: build it with `cargo build --release -p coffer-cli`)"

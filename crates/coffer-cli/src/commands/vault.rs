@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use coffer_core::agent::AgentClient;
-use coffer_core::service::{Request, WireValue};
+use coffer_core::service::{Request, Response, WireValue};
 use coffer_core::tpm::PcrBinding;
 use coffer_core::{SecretValue, Vault};
 use serde_json::json;
@@ -84,18 +84,22 @@ pub fn status(env: &Env) -> Result<(), Failure> {
     let vault = Vault::open(&env.vault)?;
     let pcrs = vault.pcr_binding()?;
     drop(vault);
-    let agent = match AgentClient::connect(&env.vault)? {
+    let socket = coffer_core::agent::socket_path(&env.vault).ok();
+    let (agent, agent_pid) = match AgentClient::connect(&env.vault)? {
         Some(mut client) => match client.call(&Request::Ping) {
-            Ok(_) => "running, unlocked",
-            Err(_) => "running, locked",
+            Ok(Response::Pong { pid, .. }) => ("running, unlocked", Some(pid)),
+            Ok(_) => ("running, unlocked", None),
+            Err(_) => ("running, locked", None),
         },
-        None => "not running",
+        None => ("not running", None),
     };
     let tpm = Vault::tpm_info(&env.tcti);
     let value = json!({
         "vault": env.vault.display().to_string(),
         "pcr_binding": pcrs.to_string(),
         "agent": agent,
+        "agent_pid": agent_pid,
+        "agent_socket": socket.as_ref().map(|p| p.display().to_string()),
         "tcti": env.tcti,
         "tpm": tpm.as_ref().ok(),
         "tpm_error": tpm.as_ref().err().map(|e| e.to_string()),

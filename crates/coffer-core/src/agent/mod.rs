@@ -8,10 +8,9 @@
 
 mod client;
 mod frame;
-mod paths;
 mod peer;
 mod server;
 
+pub use crate::runtime::{runtime_dir, socket_path};
 pub use client::{AgentClient, AgentError};
-pub use paths::{runtime_dir, socket_path};
 pub use server::{AgentServer, ServeOptions};

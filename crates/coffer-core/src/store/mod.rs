@@ -9,18 +9,15 @@
 pub mod audit;
 pub mod keys;
 pub mod meta;
+pub mod rotation;
 pub mod schema;
 pub mod secrets;
 
 use std::fs::{self, DirBuilder, OpenOptions};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use rusqlite::{Connection, ErrorCode, OpenFlags, Transaction, TransactionBehavior};
-
-/// How long a writer waits for another process's write to finish before giving up.
-pub const DEFAULT_BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -64,14 +61,7 @@ impl From<rusqlite::Error> for StoreError {
     }
 }
 
-/// The busy timeout, from `COFFER_BUSY_TIMEOUT_MS` when set.
-pub fn busy_timeout() -> Duration {
-    std::env::var("COFFER_BUSY_TIMEOUT_MS")
-        .ok()
-        .and_then(|ms| ms.parse::<u64>().ok())
-        .map(Duration::from_millis)
-        .unwrap_or(DEFAULT_BUSY_TIMEOUT)
-}
+pub use crate::runtime::busy_timeout;
 
 /// An open vault file.
 pub struct Store {
@@ -121,7 +111,7 @@ impl Store {
                 source,
             }
         })?;
-        Self::connect(path)
+        Self::connect(path, true)
     }
 
     /// Opens an existing vault file, upgrading its schema if this build is newer.
@@ -131,15 +121,25 @@ impl Store {
                 path: path.to_path_buf(),
             });
         }
-        Self::connect(path)
+        Self::connect(path, false)
     }
 
-    fn connect(path: &Path) -> Result<Store, StoreError> {
+    fn connect(path: &Path, creating: bool) -> Result<Store, StoreError> {
         let mut conn = Connection::open_with_flags(
             path,
             OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )?;
         conn.busy_timeout(busy_timeout())?;
+        // Before anything writes to it: an existing file without Coffer's schema (empty,
+        // or some other database) is reported, never silently turned into a new vault.
+        if !creating {
+            let version: u32 = conn.query_row("PRAGMA user_version", [], |row| row.get(0))?;
+            if version == 0 {
+                return Err(StoreError::Corrupt {
+                    detail: "the file is empty or is not a Coffer vault".to_owned(),
+                });
+            }
+        }
         // journal_mode answers with a row, so it is queried rather than updated.
         let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
         if !mode.eq_ignore_ascii_case("wal") {

@@ -242,7 +242,7 @@ pub fn read_by_label(
         .prepare_cached(&format!(
             "{READ_SELECT}
              JOIN staging_labels l ON l.secret_id = s.id AND l.label = ?2
-             JOIN secret_versions v ON v.id = l.version_id
+             JOIN secret_versions v ON v.id = l.version_id AND v.secret_id = s.id
              JOIN keys k ON k.id = v.key_id
              WHERE s.name = ?1"
         ))?
@@ -276,7 +276,7 @@ pub fn version_by_label(
     Ok(conn
         .prepare_cached(&format!(
             "SELECT {VERSION_COLUMNS} FROM staging_labels l
-             JOIN secret_versions v ON v.id = l.version_id
+             JOIN secret_versions v ON v.id = l.version_id AND v.secret_id = l.secret_id
              WHERE l.secret_id = ?1 AND l.label = ?2"
         ))?
         .query_row(params![secret_id, label], version_from_row)
@@ -332,6 +332,20 @@ pub struct VersionMeta {
     pub created_at: i64,
     pub key_id: Uuid,
     pub key_version: u32,
+}
+
+/// Which version a label row names, whether or not that version belongs to the secret.
+pub fn label_target(
+    conn: &Connection,
+    secret_id: Uuid,
+    label: &str,
+) -> Result<Option<Uuid>, StoreError> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT version_id FROM staging_labels WHERE secret_id = ?1 AND label = ?2",
+        )?
+        .query_row(params![secret_id, label], |r| r.get(0))
+        .optional()?)
 }
 
 /// All labels of a secret as (label, version id).

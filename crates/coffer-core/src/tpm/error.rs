@@ -121,6 +121,10 @@ pub enum TpmError {
         operation: &'static str,
     },
 
+    /// Another Coffer process is using a TPM that serves one client at a time.
+    #[error("the TPM at \"{tcti}\" is busy ({reason}); retry, or raise COFFER_BUSY_TIMEOUT_MS")]
+    Busy { tcti: String, reason: String },
+
     /// Any other TSS or TPM failure.
     #[error(
         "the TPM failed to {operation} ({source}); try again, and if it keeps failing check the \

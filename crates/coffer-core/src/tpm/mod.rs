@@ -22,6 +22,7 @@
 //! `TSS2_LOG=all+NONE` in their environment.
 
 mod blob;
+mod client_lock;
 mod da;
 mod error;
 mod info;
@@ -76,6 +77,9 @@ pub struct Tpm {
     ctx: Option<Context>,
     /// The storage primary key, created on first use.
     primary: Option<KeyHandle>,
+    /// Keeps other Coffer processes off a TPM without a resource manager; declared last
+    /// so it is released only after the primary is flushed and the connection closed.
+    _lock: Option<client_lock::ClientLock>,
 }
 
 impl Tpm {
@@ -84,10 +88,12 @@ impl Tpm {
     ///
     /// If the TPM has not been started (a bare simulator), this runs TPM2_Startup(CLEAR).
     pub fn connect(tcti: &str) -> Result<Tpm, TpmError> {
+        let lock = client_lock::ClientLock::acquire(tcti)?;
         Ok(Tpm {
             tcti: tcti.to_owned(),
             ctx: Some(open(tcti)?),
             primary: None,
+            _lock: lock,
         })
     }
 
@@ -109,7 +115,9 @@ impl Tpm {
         pin: &PinAuth,
         pcrs: &PcrBinding,
     ) -> Result<SealedKek, TpmError> {
-        self.with_primary(|ctx, tcti, primary| seal::seal(ctx, tcti, primary, kek, pin, pcrs))
+        self.with_free_slots(|tpm| {
+            tpm.with_primary(|ctx, tcti, primary| seal::seal(ctx, tcti, primary, kek, pin, pcrs))
+        })
     }
 
     /// Unseals a key sealed by [`seal`](Self::seal).
@@ -120,7 +128,30 @@ impl Tpm {
     /// blob belongs to another TPM (or this one was cleared), and [`TpmError::Malformed`] when
     /// the blob does not decode.
     pub fn unseal(&mut self, sealed: &SealedKek, pin: &PinAuth) -> Result<Kek, TpmError> {
-        self.with_primary(|ctx, tcti, primary| seal::unseal(ctx, tcti, primary, sealed, pin))
+        self.with_free_slots(|tpm| {
+            tpm.with_primary(|ctx, tcti, primary| seal::unseal(ctx, tcti, primary, sealed, pin))
+        })
+    }
+
+    /// Runs `op`; if the TPM is out of object slots, flushes what other processes left
+    /// loaded and tries once more. On a TPM without a resource manager this process holds
+    /// the client lock, so no other Coffer process owns anything loaded: leftovers come
+    /// from a process that was killed between loading and flushing.
+    fn with_free_slots<T>(
+        &mut self,
+        mut op: impl FnMut(&mut Self) -> Result<T, TpmError>,
+    ) -> Result<T, TpmError> {
+        match op(self) {
+            Err(TpmError::OutOfMemory { .. }) if self._lock.is_some() => {
+                self.disconnect();
+                self.with_context(|ctx, tcti| {
+                    seal::flush_leftovers(ctx)
+                        .map_err(|e| generic(tcti, "flush objects left loaded", e))
+                })?;
+                op(self)
+            }
+            other => other,
+        }
     }
 
     /// Maker, firmware version, whether it is a software TPM, and the dictionary-attack state.

@@ -238,3 +238,24 @@ fn session_object(session: AuthSession) -> ObjectHandle {
 pub(crate) fn flush(ctx: &mut Context, handle: ObjectHandle) {
     let _ = ctx.flush_context(handle);
 }
+
+/// Flushes every transient object and loaded session in the TPM: what a killed process
+/// left behind. Only called while holding the client lock on a TPM without a resource
+/// manager, where nothing loaded can belong to a live Coffer process.
+pub(crate) fn flush_leftovers(ctx: &mut Context) -> tss_esapi::Result<()> {
+    use tss_esapi::constants::CapabilityType;
+    use tss_esapi::structures::CapabilityData;
+    // TPM_HT_TRANSIENT, then TPM_HT_HMAC_SESSION / TPM_HT_POLICY_SESSION (loaded sessions).
+    for first in [0x8000_0000u32, 0x0200_0000, 0x0300_0000] {
+        let (data, _) = ctx.get_capability(CapabilityType::Handles, first, 64)?;
+        let CapabilityData::Handles(handles) = data else {
+            continue;
+        };
+        for handle in handles.iter() {
+            if let Ok(object) = ctx.tr_from_tpm_public(*handle) {
+                flush(ctx, object);
+            }
+        }
+    }
+    Ok(())
+}

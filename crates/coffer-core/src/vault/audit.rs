@@ -236,6 +236,12 @@ pub fn append(
     } = rows::tail(tx)?;
     let after = last.as_ref().map(|(seq, _)| *seq).unwrap_or(0);
     for row in rows::unchained_after(tx, after)? {
+        // Only what a locked vault can write is chained: a failed unlock. Anything else
+        // without a MAC was put there by someone editing the file; it stays unchained,
+        // and `verify` reports it as tampering instead of it being laundered here.
+        if !is_locked_vault_entry(&row) {
+            break;
+        }
         let mac = entry_mac(key, last.as_ref().map(|(_, m)| m.as_slice()), &row);
         rows::set_mac(tx, row.seq, &mac)?;
         last = Some((row.seq, mac));
@@ -252,6 +258,24 @@ pub fn append(
         write_head(tx, key, *seq, mac)?;
     }
     Ok(())
+}
+
+/// The only kind of entry written without a MAC: a failed unlock, which names nothing.
+fn is_locked_vault_entry(row: &AuditRow) -> bool {
+    row.operation == "unlock"
+        && row.result != "ok"
+        && row.secret_id.is_none()
+        && row.secret_name.is_none()
+        && row.version_id.is_none()
+        && row.key_id.is_none()
+        && row.detail.is_empty()
+}
+
+/// Whether entries are waiting to be chained.
+pub fn has_unchained(conn: &rusqlite::Connection) -> Result<bool> {
+    let tail = rows::tail(conn)?;
+    let after = tail.last_chained.map(|(seq, _)| seq).unwrap_or(0);
+    Ok(tail.next_seq > after + 1)
 }
 
 /// Records an event while the vault is locked (a failed unlock). It carries no MAC
@@ -313,7 +337,16 @@ pub fn verify(conn: &rusqlite::Connection, key: &AuditKey) -> Result<AuditVerifi
                 report.chained += 1;
                 previous = Some(expected);
             }
-            None => report.pending += 1,
+            None => {
+                if !is_locked_vault_entry(&row) {
+                    failure = Some(Error::AuditTampered {
+                        seq: row.seq,
+                        reason: "an entry without a MAC is not a failed unlock, the only kind a locked vault writes".to_owned(),
+                    });
+                    return Ok(());
+                }
+                report.pending += 1
+            }
         }
         Ok::<(), StoreError>(())
     })?;

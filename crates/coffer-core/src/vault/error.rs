@@ -81,6 +81,14 @@ pub enum Error {
     AuditTampered { seq: i64, reason: String },
     #[error("the PIN must be {min} to {max} characters long")]
     PinLength { min: usize, max: usize },
+    #[error(transparent)]
+    Rotation(#[from] crate::rotation::RotationError),
+    #[error("key {key_id} version {version} still wraps {count} data keys; re-wrap them under the newest version first (`coffer key rewrap {key_id}`)")]
+    KeyVersionInUse {
+        key_id: Uuid,
+        version: u32,
+        count: u64,
+    },
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -103,11 +111,17 @@ impl Error {
             Error::Tpm(TpmError::PcrMismatch { .. }) => "pcr_mismatch",
             Error::Tpm(TpmError::ForeignKey) => "foreign_tpm",
             Error::Tpm(TpmError::InvalidPcr { .. }) => "invalid_argument",
+            Error::Tpm(TpmError::Malformed { .. }) => "vault_corrupt",
+            Error::Tpm(TpmError::OutOfMemory { .. }) | Error::Tpm(TpmError::Busy { .. }) => {
+                "tpm_busy"
+            }
             Error::Tpm(_) => "tpm",
             Error::Store(StoreError::Busy { .. }) => "vault_busy",
             Error::Store(StoreError::NotFound { .. }) => "vault_not_found",
             Error::Store(StoreError::AlreadyExists { .. }) => "vault_exists",
-            Error::Store(StoreError::Corrupt { .. }) => "vault_corrupt",
+            Error::Store(StoreError::Corrupt { .. }) | Error::Store(StoreError::Missing { .. }) => {
+                "vault_corrupt"
+            }
             Error::Store(_) => "storage",
             Error::Recovery(_) => "recovery_code",
             Error::InvalidName(_) | Error::InvalidArgument { .. } | Error::PinLength { .. } => {
@@ -134,6 +148,8 @@ impl Error {
             }
             Error::CiphertextInvalid => "ciphertext_invalid",
             Error::AuditTampered { .. } => "audit_tampered",
+            Error::Rotation(error) => error.code(),
+            Error::KeyVersionInUse { .. } => "key_conflict",
         }
     }
 }

@@ -177,7 +177,12 @@ impl Vault {
         match unlocked {
             Ok(keyring) => {
                 self.keyring = Some(keyring);
-                self.purge_expired()
+                self.purge_expired()?;
+                // Failed unlocks recorded while locked are chained now, with this unlock.
+                if audit::has_unchained(self.store.conn())? {
+                    self.write(AuditEvent::new("unlock"), |_, _, _| Ok(()))?;
+                }
+                Ok(())
             }
             Err(error) => {
                 if matches!(
@@ -258,6 +263,10 @@ impl Vault {
             audit::append(&tx, &audit_key, &vault.actor, &[event])?;
             tx.commit().map_err(StoreError::from)?;
         }
+        // Whoever holds the recovery code may also clear the TPM's PIN lockout (it needs
+        // only the lockout hierarchy's auth, empty on most machines): otherwise the new
+        // PIN would be refused until the lockout expires. Best effort.
+        let _ = tpm.reset_dictionary_attack_lockout();
         drop(tpm);
         let mut keyring = Keyring::with_keys(tcti, pin, vault_id, audit_key);
         for (key_id, version, _, kek) in recovered {

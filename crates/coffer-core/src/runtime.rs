@@ -1,4 +1,5 @@
-//! Where an agent's socket lives.
+//! Per-user runtime state: the private runtime directory (agent sockets, TPM client
+//! locks) and how long to wait for another Coffer process.
 
 use std::fs::{self, DirBuilder};
 use std::io;
@@ -37,16 +38,40 @@ pub fn runtime_dir() -> io::Result<PathBuf> {
     Ok(dir)
 }
 
+/// How long to wait for another Coffer process (a vault writer, a TPM user), from
+/// `COFFER_BUSY_TIMEOUT_MS` when set.
+pub fn busy_timeout() -> std::time::Duration {
+    std::env::var("COFFER_BUSY_TIMEOUT_MS")
+        .ok()
+        .and_then(|ms| ms.parse::<u64>().ok())
+        .map(std::time::Duration::from_millis)
+        .unwrap_or(DEFAULT_BUSY_TIMEOUT)
+}
+
+/// The default of [`busy_timeout`].
+pub const DEFAULT_BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// A short stable name for a path or string, for file names in the runtime directory.
+pub fn short_hash(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)[..8]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
 /// The socket of the agent for one vault file: one agent per vault, named by a hash of
-/// the vault's absolute path.
+/// the vault's absolute path. `COFFER_AGENT_SOCKET` overrides it (for example for a
+/// socket forwarded into a container).
 pub fn socket_path(vault: &Path) -> io::Result<PathBuf> {
+    if let Some(socket) = std::env::var_os("COFFER_AGENT_SOCKET").filter(|s| !s.is_empty()) {
+        return Ok(PathBuf::from(socket));
+    }
     let absolute = if vault.is_absolute() {
         vault.to_path_buf()
     } else {
         std::env::current_dir()?.join(vault)
     };
     let canonical = absolute.canonicalize().unwrap_or(absolute);
-    let digest = Sha256::digest(canonical.as_os_str().as_encoded_bytes());
-    let name: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
+    let name = short_hash(canonical.as_os_str().as_encoded_bytes());
     Ok(runtime_dir()?.join(format!("agent-{name}.sock")))
 }
