@@ -1,0 +1,38 @@
+/// Every IPC command the web view may call; `capabilities/default.json` grants exactly these.
+const COMMANDS: &[&str] = &[
+    "app_status",
+    "init_vault",
+    "unlock_vault",
+    "recover_vault",
+    "lock_vault",
+    "change_pin",
+    "note_activity",
+    "list_secrets",
+    "describe_secret",
+    "create_secret",
+    "put_secret_value",
+    "update_secret",
+    "move_label",
+    "delete_secret",
+    "restore_secret",
+    "reveal_secret",
+    "copy_secret",
+    "generate_password",
+    "list_keys",
+    "create_key",
+    "create_alias",
+    "rotate_key",
+    "audit_list",
+    "audit_verify",
+    "get_settings",
+    "save_settings",
+];
+
+fn main() {
+    let attributes = tauri_build::Attributes::new()
+        .app_manifest(tauri_build::AppManifest::new().commands(COMMANDS));
+    if let Err(error) = tauri_build::try_build(attributes) {
+        eprintln!("tauri build step failed: {error:#}");
+        std::process::exit(1);
+    }
+}

@@ -1,0 +1,166 @@
+//! Vault status, first run, unlock, recovery, lock and PIN change.
+
+use coffer_core::tpm::{PcrBinding, TpmInfo};
+use coffer_core::Vault;
+use serde::Serialize;
+use tauri::{AppHandle, Emitter};
+use zeroize::Zeroizing;
+
+use super::Session;
+use crate::error::{AppError, AppResult};
+use crate::session::blocking;
+use crate::tpm_backend::TpmSource;
+
+#[derive(Debug, Serialize)]
+pub struct TpmStatus {
+    pub source: TpmSource,
+    pub tcti: String,
+    /// What the TPM says about itself, if it answered.
+    pub info: Option<TpmInfo>,
+    pub attempts_left: Option<u32>,
+    pub retry_after_secs: Option<u32>,
+    /// Why the TPM could not be reached.
+    pub problem: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct AppStatus {
+    pub vault_path: String,
+    pub vault_exists: bool,
+    pub unlocked: bool,
+    pub tpm: TpmStatus,
+    pub version: &'static str,
+}
+
+#[tauri::command]
+pub async fn app_status(session: Session<'_>) -> AppResult<AppStatus> {
+    blocking(&session, |session| {
+        let unlocked = session.is_unlocked();
+        // Holding the vault mutex keeps this from racing an unlock for the TPM's few slots.
+        let _guard = session.vault_guard()?;
+        let (info, problem) = match session.tcti() {
+            Ok(tcti) => match Vault::tpm_info(tcti) {
+                Ok(info) => (Some(info), None),
+                Err(error) => (None, Some(error.to_string())),
+            },
+            Err(error) => (None, Some(error.message)),
+        };
+        let da = info.as_ref().map(|i| i.dictionary_attack);
+        Ok(AppStatus {
+            vault_path: session.vault_path.display().to_string(),
+            vault_exists: session.vault_path.exists(),
+            unlocked,
+            tpm: TpmStatus {
+                source: session.tpm.source,
+                tcti: session.tpm.tcti.clone(),
+                attempts_left: da.map(|d| d.attempts_left()),
+                retry_after_secs: da
+                    .filter(|d| d.in_lockout)
+                    .and_then(|d| d.retry_after_secs()),
+                info,
+                problem,
+            },
+            version: env!("CARGO_PKG_VERSION"),
+        })
+    })
+    .await
+}
+
+fn parse_pcrs(pcrs: &[u8]) -> AppResult<PcrBinding> {
+    PcrBinding::new(pcrs.iter().copied())
+        .map_err(|e| AppError::invalid("PCR binding", e.to_string()))
+}
+
+#[derive(Serialize)]
+pub struct Created {
+    /// Shown once, never stored by the app.
+    pub recovery_code: String,
+}
+
+/// Creates the vault and returns it unlocked, with the recovery code to show once.
+#[tauri::command]
+pub async fn init_vault(session: Session<'_>, pin: String, pcrs: Vec<u8>) -> AppResult<Created> {
+    let pin = Zeroizing::new(pin);
+    let pcrs = parse_pcrs(&pcrs)?;
+    blocking(&session, move |session| {
+        if session.vault_path.exists() {
+            return Err(AppError::new(
+                "vault_exists",
+                format!("a vault already exists at {}", session.vault_path.display()),
+            ));
+        }
+        if let Some(dir) = session.vault_path.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| {
+                AppError::new("storage", format!("cannot create {}: {e}", dir.display()))
+            })?;
+        }
+        let created = Vault::init(&session.vault_path, session.tcti()?, &pin, pcrs)?;
+        let code = created.recovery_code.display();
+        session.install(created.vault)?;
+        Ok(Created {
+            recovery_code: code.as_str().to_owned(),
+        })
+    })
+    .await
+}
+
+#[tauri::command]
+pub async fn unlock_vault(session: Session<'_>, pin: String) -> AppResult<()> {
+    let pin = Zeroizing::new(pin);
+    blocking(&session, move |session| {
+        let tcti = session.tcti()?.to_owned();
+        session.with_vault(|vault| Ok(vault.unlock(&tcti, &pin)?))?;
+        session.touch();
+        Ok(())
+    })
+    .await
+}
+
+/// Unlocks with the recovery code and seals the keys again under a new PIN.
+#[tauri::command]
+pub async fn recover_vault(
+    session: Session<'_>,
+    recovery_code: String,
+    new_pin: String,
+) -> AppResult<()> {
+    let (recovery_code, new_pin) = (Zeroizing::new(recovery_code), Zeroizing::new(new_pin));
+    blocking(&session, move |session| {
+        let mut guard = session.vault_guard()?;
+        // Close our handle first: recovery opens the file itself.
+        *guard = None;
+        let vault = Vault::recover(
+            &session.vault_path,
+            session.tcti()?,
+            &recovery_code,
+            &new_pin,
+            None,
+        )?;
+        *guard = Some(vault);
+        drop(guard);
+        session.touch();
+        Ok(())
+    })
+    .await
+}
+
+#[tauri::command]
+pub async fn lock_vault(app: AppHandle, session: Session<'_>) -> AppResult<()> {
+    blocking(&session, |session| session.lock()).await?;
+    let _ = app.emit("vault-locked", "manual");
+    Ok(())
+}
+
+#[tauri::command]
+pub async fn change_pin(session: Session<'_>, new_pin: String) -> AppResult<()> {
+    let new_pin = Zeroizing::new(new_pin);
+    blocking(&session, move |session| {
+        session.with_unlocked(|vault| Ok(vault.change_pin(&new_pin)?))
+    })
+    .await
+}
+
+/// The UI reports keyboard or pointer activity (throttled) so auto-lock measures real idleness.
+#[tauri::command]
+pub fn note_activity(session: Session<'_>) {
+    session.touch();
+}

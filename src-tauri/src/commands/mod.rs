@@ -1,0 +1,15 @@
+//! The IPC commands. Each one parses its arguments, calls the engine on a blocking thread
+//! and maps errors; none holds a rule of its own.
+
+pub mod audit;
+pub mod keys;
+pub mod lifecycle;
+pub mod secrets;
+pub mod settings;
+pub mod values;
+
+use tauri::State;
+
+use crate::session::SharedSession;
+
+pub type Session<'a> = State<'a, SharedSession>;

@@ -1,0 +1,87 @@
+//! Coffer's desktop app: a thin Tauri shell over [`coffer_core::Vault`].
+//!
+//! The vault lives in managed state ([`session::Session`]); commands ([`commands`]) parse,
+//! call the engine on a blocking thread, and map errors ([`error::AppError`]). Nothing here
+//! decides a rule about secrets: that is the engine's job.
+
+mod clipboard;
+mod commands;
+mod error;
+mod idle;
+mod session;
+mod settings;
+pub mod tpm_backend;
+
+use std::sync::Arc;
+
+use tauri::{Manager, RunEvent};
+
+use crate::session::{Session, SharedSession};
+
+pub use error::AppError;
+
+pub fn run() {
+    // The TSS libraries print to stderr on their own; Coffer reports errors itself.
+    if std::env::var_os("TSS2_LOG").is_none() {
+        std::env::set_var("TSS2_LOG", "all+NONE");
+    }
+    let app = tauri::Builder::default()
+        // Updates are manual (air-gapped machines): the plugin is present but has no
+        // endpoints, and the web view has no permission to call it.
+        .plugin(tauri_plugin_updater::Builder::new().build())
+        .setup(|app| {
+            let tpm = tpm_backend::TpmBackend::select(&tpm_backend::data_dir());
+            let session: SharedSession = Arc::new(Session::new(
+                coffer_core::default_vault_path(),
+                settings::settings_path(),
+                tpm,
+            ));
+            idle::spawn_watcher(app.handle().clone(), Arc::clone(&session));
+            app.manage(session);
+            Ok(())
+        })
+        .invoke_handler(tauri::generate_handler![
+            commands::lifecycle::app_status,
+            commands::lifecycle::init_vault,
+            commands::lifecycle::unlock_vault,
+            commands::lifecycle::recover_vault,
+            commands::lifecycle::lock_vault,
+            commands::lifecycle::change_pin,
+            commands::lifecycle::note_activity,
+            commands::secrets::list_secrets,
+            commands::secrets::describe_secret,
+            commands::secrets::create_secret,
+            commands::secrets::put_secret_value,
+            commands::secrets::update_secret,
+            commands::secrets::move_label,
+            commands::secrets::delete_secret,
+            commands::secrets::restore_secret,
+            commands::values::reveal_secret,
+            commands::values::copy_secret,
+            commands::values::generate_password,
+            commands::keys::list_keys,
+            commands::keys::create_key,
+            commands::keys::create_alias,
+            commands::keys::rotate_key,
+            commands::audit::audit_list,
+            commands::audit::audit_verify,
+            commands::settings::get_settings,
+            commands::settings::save_settings,
+        ])
+        .build(tauri::generate_context!());
+    let app = match app {
+        Ok(app) => app,
+        Err(error) => {
+            eprintln!("coffer: the app could not start: {error}");
+            std::process::exit(1);
+        }
+    };
+    app.run(|handle, event| {
+        if let RunEvent::Exit = event {
+            if let Some(session) = handle.try_state::<SharedSession>() {
+                let _ = session.lock();
+                session.tpm.shutdown();
+            }
+        }
+    });
+}

@@ -1,0 +1,145 @@
+//! The app's managed state: the vault (locked or not), the TPM, settings, activity clock.
+//! Every engine call goes through [`Session::blocking`], which runs it off the async runtime
+//! (TPM and SQLite calls block) with the vault mutex held.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
+
+use coffer_core::Vault;
+
+use crate::clipboard::Clipboard;
+use crate::error::{AppError, AppResult};
+use crate::settings::Settings;
+use crate::tpm_backend::TpmBackend;
+
+pub struct Session {
+    pub vault_path: PathBuf,
+    pub settings_path: PathBuf,
+    pub tpm: TpmBackend,
+    pub clipboard: Clipboard,
+    vault: Mutex<Option<Vault>>,
+    settings: Mutex<Settings>,
+    last_activity: Mutex<Instant>,
+}
+
+pub type SharedSession = Arc<Session>;
+
+fn poisoned<T>(_: T) -> AppError {
+    AppError::internal("the app's state was damaged by an earlier failure; restart Coffer")
+}
+
+impl Session {
+    pub fn new(vault_path: PathBuf, settings_path: PathBuf, tpm: TpmBackend) -> Session {
+        let settings = Settings::load(&settings_path);
+        Session {
+            vault_path,
+            settings_path,
+            tpm,
+            clipboard: Clipboard::default(),
+            vault: Mutex::new(None),
+            settings: Mutex::new(settings),
+            last_activity: Mutex::new(Instant::now()),
+        }
+    }
+
+    /// The TCTI to reach the TPM, or why there is none.
+    pub fn tcti(&self) -> AppResult<&str> {
+        if self.tpm.tcti.is_empty() {
+            let message = self
+                .tpm
+                .problem
+                .clone()
+                .unwrap_or_else(|| "no TPM is available".to_owned());
+            return Err(AppError::new("tpm_unreachable", message));
+        }
+        Ok(&self.tpm.tcti)
+    }
+
+    pub fn vault_guard(&self) -> AppResult<MutexGuard<'_, Option<Vault>>> {
+        self.vault.lock().map_err(poisoned)
+    }
+
+    /// Runs `op` on the open (possibly locked) vault, opening the file first if needed.
+    pub fn with_vault<T>(&self, op: impl FnOnce(&mut Vault) -> AppResult<T>) -> AppResult<T> {
+        let mut guard = self.vault_guard()?;
+        if guard.is_none() {
+            *guard = Some(Vault::open(&self.vault_path)?);
+        }
+        match guard.as_mut() {
+            Some(vault) => op(vault),
+            None => Err(AppError::internal("the vault could not be opened")),
+        }
+    }
+
+    /// Runs `op` on the vault only if it is unlocked, and counts as user activity.
+    pub fn with_unlocked<T>(&self, op: impl FnOnce(&mut Vault) -> AppResult<T>) -> AppResult<T> {
+        let mut guard = self.vault_guard()?;
+        match guard.as_mut() {
+            Some(vault) if vault.is_unlocked() => {
+                self.touch();
+                op(vault)
+            }
+            _ => Err(AppError::locked()),
+        }
+    }
+
+    /// Replaces the open vault (after init or recovery).
+    pub fn install(&self, vault: Vault) -> AppResult<()> {
+        *self.vault_guard()? = Some(vault);
+        self.touch();
+        Ok(())
+    }
+
+    pub fn is_unlocked(&self) -> bool {
+        self.vault
+            .lock()
+            .map(|guard| guard.as_ref().is_some_and(Vault::is_unlocked))
+            .unwrap_or(false)
+    }
+
+    /// Wipes the keys. Locking never fails from the user's point of view: even if writing
+    /// pending audit entries fails, the keys are gone.
+    pub fn lock(&self) -> AppResult<()> {
+        let mut guard = self.vault_guard()?;
+        match guard.as_mut() {
+            Some(vault) => vault.lock().map_err(AppError::from),
+            None => Ok(()),
+        }
+    }
+
+    pub fn settings(&self) -> Settings {
+        self.settings.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    pub fn save_settings(&self, new: Settings) -> AppResult<Settings> {
+        new.save(&self.settings_path)?;
+        *self.settings.lock().map_err(poisoned)? = new.clone();
+        Ok(new)
+    }
+
+    pub fn touch(&self) {
+        if let Ok(mut last) = self.last_activity.lock() {
+            *last = Instant::now();
+        }
+    }
+
+    pub fn idle_secs(&self) -> u64 {
+        self.last_activity
+            .lock()
+            .map(|last| last.elapsed().as_secs())
+            .unwrap_or(u64::MAX)
+    }
+}
+
+/// Runs `op` on a blocking thread with the session, and flattens join errors.
+pub async fn blocking<T, F>(session: &SharedSession, op: F) -> AppResult<T>
+where
+    T: Send + 'static,
+    F: FnOnce(&Session) -> AppResult<T> + Send + 'static,
+{
+    let session = Arc::clone(session);
+    tauri::async_runtime::spawn_blocking(move || op(&session))
+        .await
+        .map_err(|e| AppError::internal(format!("a background task failed: {e}")))?
+}

@@ -1,0 +1,334 @@
+// The whole user journey in the real app, against a real vault on a software TPM that the
+// app starts itself: first run, secrets, search, reveal and copy, versions, labels, delete
+// and restore, keys, audit, settings, lock/unlock with a wrong then right PIN, auto-lock,
+// and a restart. Screenshots of the main screens go to $E2E_SCREENSHOTS.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import {
+  PIN,
+  launch,
+  byTestId,
+  waitForTestId,
+  click,
+  type,
+  text,
+  screenshot,
+  until,
+  rowNames,
+} from '../lib.mjs';
+
+let browser;
+
+function clipboard() {
+  try {
+    return execFileSync('xclip', ['-o', '-selection', 'clipboard'], { encoding: 'utf8', timeout: 3000 });
+  } catch {
+    return null; // empty clipboard (xclip exits non-zero) or no xclip
+  }
+}
+const haveXclip = (() => {
+  try {
+    execFileSync('xclip', ['-version'], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+})();
+
+async function createSecret({ name, description = '', value, json, tags = {} }) {
+  await click(browser, 'new-secret');
+  await waitForTestId(browser, 'secret-editor');
+  await type(browser, '#secret-name', name);
+  if (description) await type(browser, '#secret-description', description);
+  if (json) {
+    await click(browser, 'kind-json');
+    const entries = Object.entries(json);
+    for (const [i, [k, v]] of entries.entries()) {
+      if (i >= 2) await (await browser.$('button=Add field')).click();
+      await type(browser, `#json-k${i}`, k);
+      await type(browser, `#json-v${i}`, v);
+    }
+  } else if (value !== undefined) {
+    await type(browser, '#secret-value', value);
+  }
+  for (const [i, [k, v]] of Object.entries(tags).entries()) {
+    await (await browser.$('button=Add tag')).click();
+    await type(browser, `#tag-k${i}`, k);
+    await type(browser, `#tag-v${i}`, v);
+  }
+  return async () => {
+    await click(browser, 'save-secret');
+    await until(browser, async () => (await text(browser, 'detail-name')) === name, `${name} was not created`);
+  };
+}
+
+async function selectSecret(name) {
+  const row = await browser.$(`[data-testid="secret-row"][data-name="${name}"]`);
+  await row.waitForDisplayed({ timeout: 10_000 });
+  await row.click();
+  await until(browser, async () => (await text(browser, 'detail-name')) === name, `${name} did not open`);
+}
+
+async function search(value) {
+  await type(browser, '[data-testid="search"]', value);
+}
+
+async function clearSearch() {
+  const el = await byTestId(browser, 'search');
+  await el.clearValue();
+  await until(browser, async () => (await el.getValue()) === '', 'search did not clear');
+}
+
+async function unlockWith(pin) {
+  await type(browser, '#unlock-pin', pin);
+  await (await browser.$('button=Unlock')).click();
+}
+
+async function goTo(view) {
+  await click(browser, `nav-${view}`);
+}
+
+before(async () => {
+  browser = await launch();
+});
+
+after(async () => {
+  await browser?.deleteSession().catch(() => {});
+});
+
+test('first run: PIN, recovery code shown once and confirmed, software TPM badge', async () => {
+  const badge = await waitForTestId(browser, 'tpm-badge', 60_000);
+  await until(browser, async () => (await badge.getText()).includes('Software TPM'), 'no software TPM badge');
+  await screenshot(browser, 'first-run');
+
+  await type(browser, '#pin', PIN);
+  await type(browser, '#pin2', 'something-else');
+  await (await browser.$('button=Create vault')).click();
+  assert.match(await text(browser, 'pin-error'), /different/);
+
+  await type(browser, '#pin2', PIN);
+  await (await browser.$('button=Create vault')).click();
+  const codeEl = await waitForTestId(browser, 'recovery-code', 60_000);
+  const groups = (await codeEl.getText())
+    .split('\n')
+    .map((line) => line.trim())
+    .filter((line) => /^[A-Z2-7]{6}$/.test(line));
+  assert.equal(groups.length, 6, `expected six groups, got ${JSON.stringify(await codeEl.getText())}`);
+  await screenshot(browser, 'recovery-code');
+  await (await browser.$('button=I have written it down')).click();
+
+  const labelA = await (await browser.$('label[for="group-a"]')).getText();
+  const labelB = await (await browser.$('label[for="group-b"]')).getText();
+  const a = Number(labelA.replace(/\D/g, ''));
+  const b = Number(labelB.replace(/\D/g, ''));
+  await type(browser, '#group-a', 'WRONG1');
+  await type(browser, '#group-b', groups[b - 1]);
+  await (await browser.$('button=Confirm and open the vault')).click();
+  await until(browser, async () => (await browser.$('p.field-error').isDisplayed()), 'wrong group accepted');
+  await type(browser, '#group-a', groups[a - 1].toLowerCase());
+  await (await browser.$('button=Confirm and open the vault')).click();
+  await waitForTestId(browser, 'empty-list', 30_000);
+  assert.match(await text(browser, 'tpm-badge'), /Software TPM/);
+});
+
+test('create secrets: text, JSON and tags, with validation at the field', async () => {
+  // A name is required.
+  await click(browser, 'new-secret');
+  await click(browser, 'save-secret');
+  assert.match(await text(browser, 'name-error'), /name/i);
+  await (await browser.$('button=Cancel')).click();
+
+  const save = await createSecret({
+    name: 'prod/db/credentials',
+    description: 'Primary Postgres, read-write',
+    json: { username: 'app_rw', password: 'Tr0ub4dor&3', host: 'db.internal:5432' },
+    tags: { env: 'prod', team: 'payments' },
+  });
+  await screenshot(browser, 'create-secret');
+  await save();
+
+  await (
+    await createSecret({ name: 'prod/api/token', description: 'Stripe API key', value: 'sk_live_token_v1', tags: { env: 'prod' } })
+  )();
+  await (
+    await createSecret({ name: 'staging/api/token', description: 'Stripe test key', value: 'sk_test_123', tags: { env: 'staging' } })
+  )();
+  await (await createSecret({ name: 'ci/deploy-key', description: 'GitHub deploy key for infra', value: 'ssh-ed25519 AAAA', tags: { team: 'infra' } }))();
+  await (await createSecret({ name: 'prod/smtp/password', description: 'Outgoing mail relay', value: 'mail-pass', tags: { env: 'prod' } }))();
+  await (await createSecret({ name: 'personal/wifi', description: 'Home network', value: 'correct horse battery staple' }))();
+
+  // Creating the same name again is refused at the name field.
+  await click(browser, 'new-secret');
+  await type(browser, '#secret-name', 'prod/api/token');
+  await type(browser, '#secret-value', 'x');
+  await click(browser, 'save-secret');
+  assert.match(await text(browser, 'name-error'), /already exists/);
+  await (await browser.$('button=Cancel')).click();
+
+  await until(browser, async () => (await rowNames(browser)).length === 6, 'expected 6 secrets in the list');
+});
+
+test('search as you type and filter by tag', async () => {
+  await search('api');
+  await until(
+    browser,
+    async () => JSON.stringify(await rowNames(browser)) === JSON.stringify(['prod/api/token', 'staging/api/token']),
+    'search "api" should list the two api tokens',
+  );
+  await search('stripe'); // matches descriptions too
+  await until(browser, async () => (await rowNames(browser)).length === 2, 'description search failed');
+  await search('payments'); // and tag values
+  await until(
+    browser,
+    async () => JSON.stringify(await rowNames(browser)) === JSON.stringify(['prod/db/credentials']),
+    'tag value search failed',
+  );
+  await search('nothing-like-this');
+  await waitForTestId(browser, 'empty-list');
+  await clearSearch();
+  await type(browser, '[data-testid="tag-filter"]', 'env=prod');
+  await until(browser, async () => (await rowNames(browser)).length === 3, 'tag filter env=prod should give 3');
+  await (await byTestId(browser, 'tag-filter')).clearValue();
+  await until(browser, async () => (await rowNames(browser)).length === 6, 'clearing the tag filter');
+});
+
+test('reveal and copy; the clipboard is cleared after the timeout', async () => {
+  // Shortest clipboard timeout, so the clearing is observable.
+  await goTo('settings');
+  await (await byTestId(browser, 'clipboard-timeout')).selectByAttribute('value', '10');
+  await goTo('secrets');
+
+  await selectSecret('prod/db/credentials');
+  await click(browser, 'reveal');
+  const table = await waitForTestId(browser, 'json-table');
+  assert.match(await table.getText(), /app_rw/);
+  await screenshot(browser, 'secret-detail');
+  await click(browser, 'reveal'); // hide again
+
+  await selectSecret('prod/api/token');
+  await click(browser, 'reveal');
+  assert.equal(await text(browser, 'revealed-value'), 'sk_live_token_v1');
+  await click(browser, 'copy');
+  await until(browser, async () => (await text(browser, 'toast')).includes('copied'), 'no copy confirmation');
+  if (haveXclip) {
+    await until(browser, async () => clipboard() === 'sk_live_token_v1', 'the clipboard does not hold the value');
+    await until(browser, async () => !clipboard(), 'the clipboard was not cleared after 10 s', 25_000);
+  }
+});
+
+test('new version, then move CURRENT back to the first version', async () => {
+  await click(browser, 'new-version');
+  await type(browser, '#secret-value', 'sk_live_token_v2');
+  await click(browser, 'save-secret');
+  await click(browser, 'reveal');
+  await until(browser, async () => (await text(browser, 'revealed-value')) === 'sk_live_token_v2', 'v2 not current');
+
+  await click(browser, 'tab-versions');
+  await until(browser, async () => (await browser.$$('[data-testid="version-row"]')).length === 2, 'expected 2 versions');
+  await screenshot(browser, 'versions');
+  await click(browser, 'make-current');
+  await click(browser, 'confirm-move');
+  await until(
+    browser,
+    async () => (await browser.$$('[data-testid="make-current"]')).length === 1,
+    'the label did not move',
+  );
+  await click(browser, 'tab-overview');
+  await click(browser, 'reveal');
+  await until(browser, async () => (await text(browser, 'revealed-value')) === 'sk_live_token_v1', 'rollback failed');
+
+  await click(browser, 'tab-activity');
+  const activity = await waitForTestId(browser, 'activity-table');
+  assert.match(await activity.getText(), /update_version_stage/);
+});
+
+test('delete, find it under Deleted, restore', async () => {
+  await selectSecret('staging/api/token');
+  await click(browser, 'delete-secret');
+  await click(browser, 'confirm-delete');
+  await until(browser, async () => !(await rowNames(browser)).includes('staging/api/token'), 'still listed');
+
+  await goTo('deleted');
+  await selectSecret('staging/api/token');
+  assert.match(await text(browser, 'deleted-banner'), /purged on/);
+  await click(browser, 'restore');
+  await until(browser, async () => (await text(browser, 'detail-name')) === 'staging/api/token', 'not restored');
+  assert.ok((await rowNames(browser)).includes('staging/api/token'));
+  await selectSecret('prod/db/credentials');
+  await screenshot(browser, 'secrets-list');
+});
+
+test('keys: create a key with an alias', async () => {
+  await goTo('keys');
+  await click(browser, 'new-key');
+  await type(browser, '#key-description', 'Payments team');
+  await type(browser, '#key-alias', 'alias/payments');
+  await (await browser.$('button=Create key')).click();
+  await until(browser, async () => (await text(browser, 'keys-table')).includes('alias/payments'), 'key not listed');
+  await screenshot(browser, 'keys');
+});
+
+test('audit: the log lists operations and the chain verifies', async () => {
+  await goTo('audit');
+  await until(browser, async () => (await text(browser, 'audit-table')).includes('create_secret'), 'no audit rows');
+  await click(browser, 'verify-audit');
+  await until(browser, async () => (await text(browser, 'verify-result')).includes('intact'), 'chain not verified');
+  await screenshot(browser, 'audit');
+});
+
+test('settings and the dark theme', async () => {
+  await goTo('settings');
+  await waitForTestId(browser, 'auto-lock');
+  await screenshot(browser, 'settings');
+  await click(browser, 'theme-dark');
+  await until(
+    browser,
+    async () => (await browser.execute(() => document.documentElement.dataset.theme)) === 'dark',
+    'dark theme not applied',
+  );
+  await goTo('secrets');
+  await selectSecret('prod/db/credentials');
+  await click(browser, 'reveal');
+  await waitForTestId(browser, 'json-table');
+  await screenshot(browser, 'dark-theme');
+  await click(browser, 'reveal');
+  await goTo('settings');
+  await click(browser, 'theme-light');
+});
+
+test('lock, then unlock with a wrong PIN (attempts left shown) and the right one', async () => {
+  await click(browser, 'lock-button');
+  await waitForTestId(browser, 'tpm-badge');
+  await (await browser.$('#unlock-pin')).waitForDisplayed({ timeout: 10_000 });
+  await screenshot(browser, 'unlock');
+  await unlockWith('0000-wrong');
+  const error = await text(browser, 'unlock-error');
+  assert.match(error, /Wrong PIN/);
+  assert.match(error, /attempts? left|refuses/);
+  await unlockWith(PIN);
+  await waitForTestId(browser, 'secret-list', 30_000);
+});
+
+test('auto-lock after the idle time, with the reason on the unlock screen', async () => {
+  await goTo('settings');
+  await (await byTestId(browser, 'auto-lock')).selectByAttribute('value', '15');
+  const started = Date.now();
+  // No input from here on: the app must lock by itself.
+  const reason = await waitForTestId(browser, 'lock-reason', 45_000);
+  const waited = (Date.now() - started) / 1000;
+  assert.ok(waited >= 12, `locked too early (${waited} s)`);
+  assert.match(await reason.getText(), /15 seconds/);
+  await unlockWith(PIN);
+  await waitForTestId(browser, 'nav-settings', 30_000);
+  await (await byTestId(browser, 'auto-lock')).selectByAttribute('value', '600');
+});
+
+test('a restart opens the same vault on the same software TPM', async () => {
+  await browser.deleteSession();
+  browser = await launch();
+  await (await browser.$('#unlock-pin')).waitForDisplayed({ timeout: 60_000 });
+  await unlockWith(PIN);
+  await waitForTestId(browser, 'secret-list', 30_000);
+  await until(browser, async () => (await rowNames(browser)).length === 6, 'secrets missing after restart');
+});

@@ -1,0 +1,290 @@
+// The typed client for Coffer's IPC commands. Components never call `invoke` directly:
+// everything goes through this module, which also turns rejections into `ApiError`s.
+import { invoke } from '@tauri-apps/api/core';
+import { listen, type UnlistenFn } from '@tauri-apps/api/event';
+
+// ---------- types mirrored from src-tauri (serde) ----------
+
+export type TpmSource = 'environment' | 'device' | 'software' | 'missing';
+
+export interface TpmInfo {
+  manufacturer: string;
+  vendor: string;
+  firmware_version: string;
+  is_software: boolean;
+  lockout_counter: number;
+  max_auth_fail: number;
+  lockout_interval_secs: number;
+  lockout_recovery_secs: number;
+  in_lockout: boolean;
+}
+
+export interface TpmStatus {
+  source: TpmSource;
+  tcti: string;
+  info: TpmInfo | null;
+  attempts_left: number | null;
+  retry_after_secs: number | null;
+  problem: string | null;
+}
+
+export interface AppStatus {
+  vault_path: string;
+  vault_exists: boolean;
+  unlocked: boolean;
+  tpm: TpmStatus;
+  version: string;
+}
+
+export type Tags = Record<string, string>;
+
+export interface SecretSummary {
+  id: string;
+  name: string;
+  description: string;
+  tags: Tags;
+  changed_at: string;
+  last_accessed: string | null;
+  deleted_at: string | null;
+  purge_at: string | null;
+}
+
+export interface Page<T> {
+  items: T[];
+  next_token: string | null;
+}
+
+export interface SecretVersionInfo {
+  version_id: string;
+  created_at: string;
+  labels: string[];
+  key_id: string;
+  key_version: number;
+}
+
+export interface SecretDescription {
+  id: string;
+  name: string;
+  description: string;
+  key_id: string;
+  key_aliases: string[];
+  tags: Tags;
+  created_at: string;
+  changed_at: string;
+  last_accessed: string | null;
+  deleted_at: string | null;
+  purge_at: string | null;
+  versions: SecretVersionInfo[];
+}
+
+export interface VersionWritten {
+  name: string;
+  secret_id: string;
+  version_id: string;
+  labels: string[];
+  created: boolean;
+}
+
+export type SecretInput = { kind: 'text'; text: string } | { kind: 'binary'; base64: string };
+
+export interface Revealed {
+  version_id: string;
+  labels: string[];
+  size: number;
+  kind: 'text' | 'binary';
+  text: string | null;
+  base64: string | null;
+}
+
+export interface ListArgs {
+  text?: string;
+  tag_key?: string;
+  tag_value?: string;
+  deleted?: 'exclude' | 'include' | 'only';
+  sort?: 'name' | 'changed';
+  limit?: number;
+  next_token?: string | null;
+}
+
+export interface CreateArgs {
+  name: string;
+  description?: string;
+  key?: string;
+  tags?: Tags;
+  value?: SecretInput;
+}
+
+export interface UpdateArgs {
+  name: string;
+  description?: string;
+  key?: string;
+  set_tags?: Tags;
+  remove_tags?: string[];
+}
+
+export interface PasswordOptions {
+  length: number;
+  exclude_characters: string;
+  exclude_numbers: boolean;
+  exclude_punctuation: boolean;
+  exclude_uppercase: boolean;
+  exclude_lowercase: boolean;
+  include_space: boolean;
+  require_each_included_type: boolean;
+}
+
+export const defaultPasswordOptions: PasswordOptions = {
+  length: 32,
+  exclude_characters: '',
+  exclude_numbers: false,
+  exclude_punctuation: false,
+  exclude_uppercase: false,
+  exclude_lowercase: false,
+  include_space: false,
+  require_each_included_type: true,
+};
+
+export type KeyState = 'enabled' | 'disabled' | 'pending_deletion';
+
+export interface KeyDescription {
+  id: string;
+  aliases: string[];
+  description: string;
+  state: KeyState;
+  is_default: boolean;
+  created_at: string;
+  deletion_at: string | null;
+  versions: { version: number; created_at: string }[];
+}
+
+export interface AuditEntry {
+  seq: number;
+  at: string;
+  uid: number;
+  pid: number;
+  process: string;
+  operation: string;
+  secret_id: string | null;
+  secret_name: string | null;
+  version_id: string | null;
+  key_id: string | null;
+  result: string;
+  detail: string;
+  chained: boolean;
+}
+
+export interface AuditVerification {
+  entries: number;
+  chained: number;
+  pending: number;
+}
+
+export type Theme = 'system' | 'light' | 'dark';
+
+export interface Settings {
+  auto_lock_secs: number;
+  clipboard_clear_secs: number;
+  theme: Theme;
+}
+
+// ---------- errors ----------
+
+export interface ErrorPayload {
+  code: string;
+  message: string;
+  field?: string;
+  attempts_left?: number;
+  retry_after_secs?: number;
+}
+
+/** A failed command: `code` to branch on, `message` to show, `field` to show it at. */
+export class ApiError extends Error {
+  readonly code: string;
+  readonly field?: string;
+  readonly attemptsLeft?: number;
+  readonly retryAfterSecs?: number;
+
+  constructor(payload: ErrorPayload) {
+    super(payload.message);
+    this.name = 'ApiError';
+    this.code = payload.code;
+    this.field = payload.field;
+    this.attemptsLeft = payload.attempts_left;
+    this.retryAfterSecs = payload.retry_after_secs;
+  }
+
+  static from(raw: unknown): ApiError {
+    if (raw instanceof ApiError) return raw;
+    if (raw && typeof raw === 'object' && 'code' in raw && 'message' in raw) {
+      return new ApiError(raw as ErrorPayload);
+    }
+    const message = raw instanceof Error ? raw.message : String(raw);
+    return new ApiError({ code: 'internal', message });
+  }
+}
+
+async function call<T>(command: string, args?: Record<string, unknown>): Promise<T> {
+  try {
+    return await invoke<T>(command, args);
+  } catch (raw) {
+    throw ApiError.from(raw);
+  }
+}
+
+// ---------- commands ----------
+
+export const api = {
+  status: () => call<AppStatus>('app_status'),
+  initVault: (pin: string, pcrs: number[]) =>
+    call<{ recovery_code: string }>('init_vault', { pin, pcrs }),
+  unlock: (pin: string) => call<void>('unlock_vault', { pin }),
+  recover: (recoveryCode: string, newPin: string) =>
+    call<void>('recover_vault', { recoveryCode, newPin }),
+  lock: () => call<void>('lock_vault'),
+  changePin: (newPin: string) => call<void>('change_pin', { newPin }),
+  noteActivity: () => call<void>('note_activity'),
+
+  listSecrets: (args: ListArgs) => call<Page<SecretSummary>>('list_secrets', { args }),
+  describeSecret: (name: string) => call<SecretDescription>('describe_secret', { name }),
+  createSecret: (args: CreateArgs) => call<VersionWritten>('create_secret', { args }),
+  putSecretValue: (name: string, value: SecretInput) =>
+    call<VersionWritten>('put_secret_value', { name, value }),
+  updateSecret: (args: UpdateArgs) => call<void>('update_secret', { args }),
+  moveLabel: (name: string, label: string, to: string, from: string | null) =>
+    call<void>('move_label', { name, label, to, from }),
+  deleteSecret: (name: string, recoveryDays: number | null, force = false) =>
+    call<string | null>('delete_secret', { name, recoveryDays, force }),
+  restoreSecret: (name: string) => call<void>('restore_secret', { name }),
+
+  revealSecret: (name: string, versionId: string | null = null) =>
+    call<Revealed>('reveal_secret', { name, versionId }),
+  copySecret: (name: string, versionId: string | null = null, jsonKey: string | null = null) =>
+    call<{ clear_after_secs: number }>('copy_secret', { name, versionId, jsonKey }),
+  generatePassword: (options: PasswordOptions) => call<string>('generate_password', { options }),
+
+  listKeys: () => call<KeyDescription[]>('list_keys'),
+  createKey: (description: string, alias: string | null) =>
+    call<KeyDescription>('create_key', { description, alias }),
+  createAlias: (alias: string, key: string) => call<void>('create_alias', { alias, key }),
+  rotateKey: (key: string) => call<KeyDescription>('rotate_key', { key }),
+
+  auditList: (secret: string | null, beforeSeq: number | null = null, limit = 200) =>
+    call<AuditEntry[]>('audit_list', { secret, beforeSeq, limit }),
+  auditVerify: () => call<AuditVerification>('audit_verify'),
+
+  getSettings: () => call<Settings>('get_settings'),
+  saveSettings: (settings: Settings) => call<Settings>('save_settings', { settings }),
+};
+
+export type Api = typeof api;
+
+// ---------- events ----------
+
+export type LockReason = 'manual' | 'idle';
+
+export const events = {
+  onLocked: (handler: (reason: LockReason) => void): Promise<UnlistenFn> =>
+    listen<LockReason>('vault-locked', (event) => handler(event.payload)),
+  onClipboardCleared: (handler: () => void): Promise<UnlistenFn> =>
+    listen('clipboard-cleared', () => handler()),
+};

@@ -1,0 +1,121 @@
+import { describe, expect, it, vi, beforeEach } from 'vitest';
+import { render, screen, fireEvent } from '@testing-library/svelte';
+
+const invoke = vi.fn();
+vi.mock('@tauri-apps/api/core', () => ({ invoke: (...args: unknown[]) => invoke(...args) }));
+vi.mock('@tauri-apps/api/event', () => ({ listen: vi.fn(async () => () => {}) }));
+
+import TpmBadge from '../src/components/TpmBadge.svelte';
+import Unlock from '../src/screens/Unlock.svelte';
+import SecretEditor from '../src/screens/SecretEditor.svelte';
+import type { TpmStatus } from '../src/lib/api';
+
+const info = {
+  manufacturer: 'IBM ',
+  vendor: 'SW   TPM',
+  firmware_version: '0.0.0.0',
+  is_software: true,
+  lockout_counter: 0,
+  max_auth_fail: 3,
+  lockout_interval_secs: 1000,
+  lockout_recovery_secs: 1000,
+  in_lockout: false,
+};
+const softTpm: TpmStatus = {
+  source: 'software',
+  tcti: 'swtpm:host=127.0.0.1,port=2321',
+  info,
+  attempts_left: 3,
+  retry_after_secs: null,
+  problem: null,
+};
+
+describe('TpmBadge', () => {
+  it('warns that a software TPM is not secure', () => {
+    render(TpmBadge, { tpm: softTpm });
+    expect(screen.getByTestId('tpm-badge')).toHaveTextContent('Software TPM — not secure');
+  });
+
+  it('names the maker of a hardware TPM', () => {
+    render(TpmBadge, { tpm: { ...softTpm, source: 'device', info: { ...info, is_software: false, manufacturer: 'INTC' } } });
+    expect(screen.getByTestId('tpm-badge')).toHaveTextContent('Hardware TPM · INTC');
+  });
+
+  it('says when there is no TPM', () => {
+    render(TpmBadge, { tpm: { ...softTpm, source: 'missing', info: null, problem: 'no swtpm' } });
+    expect(screen.getByTestId('tpm-badge')).toHaveTextContent('No TPM');
+  });
+});
+
+describe('Unlock', () => {
+  beforeEach(() => {
+    invoke.mockReset();
+  });
+
+  it('shows the attempts left after a wrong PIN', async () => {
+    invoke.mockRejectedValueOnce({ code: 'wrong_pin', message: 'wrong PIN', field: 'PIN', attempts_left: 2 });
+    render(Unlock);
+    await fireEvent.input(screen.getByLabelText('PIN'), { target: { value: '9999' } });
+    await fireEvent.click(screen.getByRole('button', { name: 'Unlock' }));
+    expect(await screen.findByTestId('unlock-error')).toHaveTextContent('2 attempts left');
+    expect(invoke).toHaveBeenCalledWith('unlock_vault', { pin: '9999' });
+  });
+
+  it('shows the wait during a lockout', async () => {
+    invoke.mockRejectedValueOnce({ code: 'lockout', message: 'locked out', retry_after_secs: 600 });
+    render(Unlock);
+    await fireEvent.input(screen.getByLabelText('PIN'), { target: { value: '9999' } });
+    await fireEvent.click(screen.getByRole('button', { name: 'Unlock' }));
+    expect(await screen.findByTestId('unlock-error')).toHaveTextContent('about 10 minutes');
+  });
+
+  it('asks for a PIN before calling the engine', async () => {
+    render(Unlock);
+    await fireEvent.click(screen.getByRole('button', { name: 'Unlock' }));
+    expect(await screen.findByTestId('unlock-error')).toHaveTextContent('Enter your PIN');
+    expect(invoke).not.toHaveBeenCalled();
+  });
+});
+
+describe('SecretEditor', () => {
+  beforeEach(() => {
+    invoke.mockReset();
+    invoke.mockImplementation(async (cmd: string) => (cmd === 'list_keys' ? [] : undefined));
+  });
+
+  it('requires a name at the field', async () => {
+    render(SecretEditor, { mode: 'create', onDone: () => {}, onCancel: () => {} });
+    await fireEvent.click(screen.getByTestId('save-secret'));
+    expect(await screen.findByTestId('name-error')).toHaveTextContent('Give the secret a name');
+    expect(invoke).not.toHaveBeenCalledWith('create_secret', expect.anything());
+  });
+
+  it('shows engine errors at the field they are about', async () => {
+    invoke.mockImplementation(async (cmd: string) => {
+      if (cmd === 'list_keys') return [];
+      throw { code: 'secret_exists', message: 'a secret named "a" already exists', field: 'secret name' };
+    });
+    render(SecretEditor, { mode: 'create', onDone: () => {}, onCancel: () => {} });
+    await fireEvent.input(screen.getByLabelText('Name'), { target: { value: 'a' } });
+    await fireEvent.click(screen.getByTestId('save-secret'));
+    expect(await screen.findByTestId('name-error')).toHaveTextContent('already exists');
+  });
+
+  it('sends a text value and tags to create_secret', async () => {
+    const done = vi.fn();
+    invoke.mockImplementation(async (cmd: string) =>
+      cmd === 'list_keys' ? [] : { name: 'db', version_id: 'v1', secret_id: 's', labels: ['CURRENT'], created: true },
+    );
+    render(SecretEditor, { mode: 'create', onDone: done, onCancel: () => {} });
+    await fireEvent.input(screen.getByLabelText('Name'), { target: { value: 'db' } });
+    await fireEvent.input(screen.getByTestId('value-input'), { target: { value: 's3cret' } });
+    await fireEvent.click(screen.getByRole('button', { name: /Add tag/ }));
+    await fireEvent.input(screen.getByLabelText('Tag 1'), { target: { value: 'env' } });
+    await fireEvent.input(screen.getByLabelText('Value 1'), { target: { value: 'prod' } });
+    await fireEvent.click(screen.getByTestId('save-secret'));
+    await vi.waitFor(() => expect(done).toHaveBeenCalledWith('db'));
+    expect(invoke).toHaveBeenCalledWith('create_secret', {
+      args: { name: 'db', description: '', key: undefined, tags: { env: 'prod' }, value: { kind: 'text', text: 's3cret' } },
+    });
+  });
+});
