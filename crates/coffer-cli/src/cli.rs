@@ -125,6 +125,134 @@ pub enum Command {
     /// The tamper-evident audit log.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Rotation across all secrets.
+    #[command(subcommand)]
+    Rotation(RotationCommand),
+    /// Run scheduled rotations headless (servers): rotates secrets and keys when due,
+    /// retries failures with backoff, re-wraps data keys under new key versions. After
+    /// downtime each overdue rotation runs once, not once per missed period.
+    Daemon {
+        /// Run what is due now, then exit.
+        #[arg(long)]
+        once: bool,
+        /// Longest sleep between two checks (e.g. 60s, 5m); other processes may change
+        /// schedules meanwhile.
+        #[arg(long, default_value = "60s", value_name = "DURATION")]
+        max_sleep: String,
+        /// Pretend the time is this (RFC 3339); for testing schedules with --once.
+        #[arg(long, hide = true, value_name = "TIME")]
+        now: Option<String>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum RotationCommand {
+    /// What rotates when: failing and overdue secrets first.
+    List,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StrategyArg {
+    SingleUser,
+    AlternatingUsers,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StepArg {
+    Create,
+    Set,
+    Test,
+}
+
+#[derive(Args, Debug)]
+pub struct RotateArgs {
+    pub name: String,
+    /// Set the rotator: generate (a new random password), command (your executable) or
+    /// postgres (a PostgreSQL role's password).
+    #[arg(long, value_name = "ROTATOR")]
+    pub rotator: Option<String>,
+    /// Rotate on this schedule: rate(N hours|days) or cron(MIN HOUR DOM MONTH DOW YEAR), UTC.
+    #[arg(long, value_name = "EXPR")]
+    pub schedule: Option<String>,
+    /// How long after the scheduled time a rotation may start (e.g. 2h).
+    #[arg(long, value_name = "DURATION")]
+    pub window: Option<String>,
+    /// command rotator: the executable, called as PATH [ARGS] STEP NAME TOKEN with the
+    /// values as JSON on stdin; at create it prints {"value": "..."}.
+    #[arg(long = "command", value_name = "PATH")]
+    pub command_path: Option<String>,
+    /// command rotator: an argument placed before STEP NAME TOKEN; repeatable.
+    #[arg(long = "command-arg", value_name = "ARG")]
+    pub command_args: Vec<String>,
+    /// command and postgres rotators: seconds each step may take (default 30).
+    #[arg(long, value_name = "SECONDS")]
+    pub step_timeout: Option<u64>,
+    /// generate rotator: replace only this field of a JSON value.
+    #[arg(long, value_name = "FIELD")]
+    pub field: Option<String>,
+    /// postgres rotator: single-user (the role changes its own password) or
+    /// alternating-users (an admin alternates USER and USER_clone).
+    #[arg(long, value_enum)]
+    pub strategy: Option<StrategyArg>,
+    /// postgres alternating-users: the secret with the admin's credentials.
+    #[arg(long, value_name = "SECRET")]
+    pub admin_secret: Option<String>,
+    /// Length of generated passwords (generate and postgres rotators).
+    #[arg(long, value_name = "N")]
+    pub password_length: Option<usize>,
+    /// Only save the configuration; rotate when the schedule says.
+    #[arg(long)]
+    pub no_rotate_immediately: bool,
+    /// Stop after this step as if the process died (for testing recovery).
+    #[arg(long, hide = true, value_enum)]
+    pub stop_after: Option<StepArg>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum SecretRotationCommand {
+    /// Rotate a secret now (resuming a rotation in progress), optionally setting its
+    /// rotator and schedule first.
+    Rotate(Box<RotateArgs>),
+    /// Turn scheduled rotation off (a rotation in progress keeps its PENDING version).
+    CancelRotate { name: String },
+    /// Show a secret's rotation: rotator, schedule, last and next rotation, failures.
+    RotationStatus {
+        name: String,
+        /// How many past attempts to show.
+        #[arg(long, default_value_t = 10)]
+        history: u32,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum KeyRotationCommand {
+    /// Re-wrap every data key under the key's newest version (values are not
+    /// re-encrypted); resumable, with progress on stderr.
+    Rewrap {
+        key: String,
+        /// Data keys per transaction.
+        #[arg(long, default_value_t = 1000)]
+        batch_size: u32,
+    },
+    /// Delete an old key version once no data key uses it. Ciphertexts from
+    /// `coffer kms encrypt` under that version can no longer be decrypted.
+    RetireVersion {
+        key: String,
+        version: u32,
+    },
+    /// Rotate the key automatically every N days (a new version, then a re-wrap).
+    EnableRotation {
+        key: String,
+        #[arg(long, default_value_t = 365)]
+        period_days: u32,
+    },
+    DisableRotation {
+        key: String,
+    },
+    /// Show the rotation period, the versions and how many data keys each wraps.
+    RotationStatus {
+        key: String,
+    },
 }
 
 #[derive(Args, Debug, Default)]
@@ -297,6 +425,8 @@ pub enum SecretCommand {
         #[command(flatten)]
         password: PasswordArgs,
     },
+    #[command(flatten)]
+    Rotation(SecretRotationCommand),
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -345,6 +475,8 @@ pub enum KeyCommand {
     DeleteAlias {
         alias: String,
     },
+    #[command(flatten)]
+    Rotation(KeyRotationCommand),
 }
 
 #[derive(Args, Debug, Default)]

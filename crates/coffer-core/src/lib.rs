@@ -11,6 +11,8 @@ pub mod model;
 pub mod names;
 pub mod password;
 pub mod reference;
+pub mod rotation;
+pub mod runtime;
 pub mod service;
 pub mod store;
 pub mod tpm;
@@ -18,4 +20,4 @@ pub mod vault;
 
 pub use model::*;
 pub use names::{KeyAlias, SecretName, StagingLabel};
-pub use vault::{default_vault_path, Error, Result, Vault};
+pub use vault::{default_vault_path, CreateSecret, Error, PutValue, Result, Vault};

@@ -213,6 +213,9 @@ pub struct SecretDescription {
     pub deleted_at: Option<Timestamp>,
     pub purge_at: Option<Timestamp>,
     pub versions: Vec<SecretVersionInfo>,
+    /// Rotation configuration and status (last and next rotation, failures), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rotation: Option<crate::rotation::RotationInfo>,
 }
 
 /// A row of `list`.

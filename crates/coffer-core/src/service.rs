@@ -17,7 +17,12 @@ use crate::model::{
     SecretValue, SecretVersionInfo, SortBy, Timestamp, VersionSelector, VersionWritten,
 };
 use crate::names::{SecretName, StagingLabel};
+use crate::rotation::{
+    RotationHistoryEntry, RotationInfo, RotationOutcome, RotationSettings, Step,
+};
 use crate::vault::envelope::EncryptionContext;
+use crate::vault::rewrap::RewrapProgress;
+use crate::vault::rotation::{DueReport, KeyRotationInfo};
 use crate::vault::{AuditEntry, AuditVerification, CreateSecret, Error, PutValue, Result, Vault};
 
 /// A secret value on the wire: text as is, binary as base64. Wiped when dropped.
@@ -224,6 +229,51 @@ pub enum Request {
     ChangePin {
         new_pin: WireValue,
     },
+    /// Sets a secret's rotation schedule, window and rotator (turning rotation on).
+    ConfigureRotation {
+        name: String,
+        settings: RotationSettings,
+    },
+    /// Rotates now, or resumes the rotation in progress; `stop_after` stops after that
+    /// step as if the process had died (tests).
+    RotateSecret {
+        name: String,
+        stop_after: Option<Step>,
+    },
+    CancelRotation {
+        name: String,
+    },
+    RotationStatus {
+        name: String,
+    },
+    RotationHistory {
+        name: String,
+        limit: u32,
+    },
+    ListRotations,
+    /// Runs what is due at `now` (default: the current time).
+    RunDue {
+        now: Option<Timestamp>,
+    },
+    /// Re-wraps one batch of a key's data keys under its newest version.
+    RewrapKeyBatch {
+        key: String,
+        batch: u32,
+    },
+    RetireKeyVersion {
+        key: String,
+        version: u32,
+    },
+    EnableKeyRotation {
+        key: String,
+        period_days: u32,
+    },
+    DisableKeyRotation {
+        key: String,
+    },
+    KeyRotationStatus {
+        key: String,
+    },
 }
 
 /// A value read from the vault, as sent to a client.
@@ -257,6 +307,8 @@ pub enum Response {
     Done,
     Pong {
         vault_id: Uuid,
+        /// The serving process, so `coffer status` can name it.
+        pid: u32,
     },
     Written(VersionWritten),
     Value(ValueRead),
@@ -284,6 +336,13 @@ pub enum Response {
     DataKey(DataKeyMaterial),
     Audit(Vec<AuditEntry>),
     AuditVerified(AuditVerification),
+    Rotation(Box<RotationInfo>),
+    Rotated(RotationOutcome),
+    RotationHistory(Vec<RotationHistoryEntry>),
+    Rotations(Vec<RotationInfo>),
+    Due(DueReport),
+    Rewrap(RewrapProgress),
+    KeyRotation(KeyRotationInfo),
 }
 
 fn context_bytes(value: &WireValue) -> Result<Zeroizing<Vec<u8>>> {
@@ -338,6 +397,7 @@ pub fn execute(vault: &mut Vault, request: Request) -> Result<Response> {
     let response = match request {
         Request::Ping => Response::Pong {
             vault_id: vault.id(),
+            pid: std::process::id(),
         },
         Request::Lock => {
             vault.lock()?;
@@ -559,6 +619,42 @@ pub fn execute(vault: &mut Vault, request: Request) -> Result<Response> {
                 .map_err(|_| Error::invalid("PIN", "it must be text"))?;
             vault.change_pin(text)?;
             Response::Done
+        }
+        Request::ConfigureRotation { name, settings } => {
+            Response::Rotation(Box::new(vault.configure_rotation(&name, &settings)?))
+        }
+        Request::RotateSecret { name, stop_after } => {
+            Response::Rotated(vault.rotate_secret_until(&name, stop_after)?)
+        }
+        Request::CancelRotation { name } => {
+            Response::Rotation(Box::new(vault.cancel_rotation(&name)?))
+        }
+        Request::RotationStatus { name } => {
+            Response::Rotation(Box::new(vault.rotation_info(&name)?))
+        }
+        Request::RotationHistory { name, limit } => {
+            Response::RotationHistory(vault.rotation_history(&name, limit)?)
+        }
+        Request::ListRotations => Response::Rotations(vault.list_rotations()?),
+        Request::RunDue { now } => {
+            Response::Due(vault.run_due(now.unwrap_or_else(Timestamp::now))?)
+        }
+        Request::RewrapKeyBatch { key, batch } => {
+            Response::Rewrap(vault.rewrap_key_batch(&key, batch)?)
+        }
+        Request::RetireKeyVersion { key, version } => {
+            vault.retire_key_version(&key, version)?;
+            Response::Done
+        }
+        Request::EnableKeyRotation { key, period_days } => {
+            Response::KeyRotation(vault.enable_key_rotation(&key, period_days)?)
+        }
+        Request::DisableKeyRotation { key } => {
+            vault.disable_key_rotation(&key)?;
+            Response::Done
+        }
+        Request::KeyRotationStatus { key } => {
+            Response::KeyRotation(vault.key_rotation_status(&key)?)
         }
     };
     Ok(response)

@@ -114,5 +114,6 @@ pub fn run(env: &Env, command: KeyCommand) -> Result<(), Failure> {
             let message = format!("Deleted alias {alias}.");
             done(env, &mut backend, Request::DeleteAlias { alias }, &message)
         }
+        KeyCommand::Rotation(command) => super::rotation::run_key(env, &mut backend, command),
     }
 }

@@ -5,6 +5,7 @@ mod agent;
 mod audit;
 mod key;
 mod kms;
+mod rotation;
 mod secret;
 mod vault;
 mod workflow;
@@ -175,5 +176,11 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
         Command::Key(command) => key::run(&env, command),
         Command::Kms(command) => kms::run(&env, command),
         Command::Audit(command) => audit::run(&env, command),
+        Command::Rotation(command) => rotation::run_list(&env, command),
+        Command::Daemon {
+            once,
+            max_sleep,
+            now,
+        } => rotation::daemon(&env, once, &max_sleep, now.as_deref()),
     }
 }

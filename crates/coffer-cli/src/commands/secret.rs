@@ -473,5 +473,6 @@ pub fn run(env: &Env, command: SecretCommand) -> Result<(), Failure> {
             }
         }
         SecretCommand::RandomPassword { .. } => Ok(()),
+        SecretCommand::Rotation(command) => super::rotation::run_secret(env, &mut backend, command),
     }
 }

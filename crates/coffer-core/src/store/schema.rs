@@ -159,6 +159,51 @@ const MIGRATIONS: &[&str] = &[
         WHERE rowid = (SELECT rowid FROM secrets WHERE id = old.secret_id);
     END;
     "#,
+    // 3: rotation. A secret's rotation configuration and the state of the rotation in
+    // progress (its token is the PENDING version's idempotency token, `step` the next
+    // step to run), so a crash at any step resumes with the same PENDING version; a
+    // history of attempts; and automatic rotation periods of keys.
+    r#"
+    CREATE TABLE secret_rotation (
+        secret_id        BLOB PRIMARY KEY REFERENCES secrets(id) ON DELETE CASCADE,
+        enabled          INTEGER NOT NULL,
+        schedule         TEXT,
+        window_ms        INTEGER,
+        rotator          TEXT NOT NULL,
+        configured_at    INTEGER NOT NULL,
+        last_rotated_at  INTEGER,
+        next_rotation_at INTEGER,
+        token            TEXT,
+        step             TEXT CHECK (step IN ('create', 'set', 'test', 'finish')),
+        started_at       INTEGER,
+        attempts         INTEGER NOT NULL DEFAULT 0,
+        last_error       TEXT,
+        last_error_at    INTEGER,
+        next_retry_at    INTEGER,
+        change_seq       INTEGER NOT NULL
+    ) STRICT;
+    CREATE INDEX secret_rotation_due ON secret_rotation(next_rotation_at) WHERE enabled = 1;
+
+    CREATE TABLE rotation_history (
+        seq         INTEGER PRIMARY KEY,
+        secret_id   BLOB NOT NULL REFERENCES secrets(id) ON DELETE CASCADE,
+        at          INTEGER NOT NULL,
+        token       TEXT NOT NULL,
+        step        TEXT NOT NULL,
+        result      TEXT NOT NULL,
+        version_id  BLOB,
+        error       TEXT
+    ) STRICT;
+    CREATE INDEX rotation_history_by_secret ON rotation_history(secret_id, seq);
+
+    CREATE TABLE key_rotation (
+        key_id           BLOB PRIMARY KEY REFERENCES keys(id) ON DELETE CASCADE,
+        period_days      INTEGER NOT NULL,
+        enabled_at       INTEGER NOT NULL,
+        next_rotation_at INTEGER NOT NULL,
+        change_seq       INTEGER NOT NULL
+    ) STRICT;
+    "#,
 ];
 
 /// The schema version this build writes.

@@ -7,6 +7,8 @@ pub mod error;
 mod keyring;
 mod keys;
 mod lifecycle;
+pub mod rewrap;
+pub mod rotation;
 mod secrets;
 #[cfg(test)]
 mod tests;

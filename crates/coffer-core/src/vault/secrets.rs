@@ -246,10 +246,20 @@ fn explain_missing(conn: &Connection, name: &SecretName, selector: &VersionSelec
         Err(error) => return error,
     };
     match selector {
-        VersionSelector::Label(label) => Error::LabelNotFound {
-            name: secret.name,
-            label: label.to_string(),
-        },
+        VersionSelector::Label(label) => {
+            match rows::label_target(conn, secret.id, label.as_str()) {
+                // The label names a version, just not one of this secret's: a moved row.
+                Ok(Some(version_id)) => Error::Tampered {
+                    name: secret.name,
+                    version_id,
+                },
+                Ok(None) => Error::LabelNotFound {
+                    name: secret.name,
+                    label: label.to_string(),
+                },
+                Err(error) => error.into(),
+            }
+        }
         VersionSelector::Id(id) => Error::VersionNotFound {
             name: secret.name,
             version_id: *id,
@@ -409,6 +419,7 @@ fn describe_row(conn: &Connection, row: SecretRow) -> Result<SecretDescription> 
         deleted_at: row.deleted_at.map(Timestamp),
         purge_at: row.purge_at.map(Timestamp),
         versions,
+        rotation: Vault::rotation_of(conn, row.id, &row.name)?,
     })
 }
 
@@ -652,8 +663,9 @@ impl Vault {
         Ok(Page { items, next_token })
     }
 
-    /// Changes a secret's description and/or key. New versions use the new key; existing
-    /// versions stay readable under the key that wrapped them.
+    /// Changes a secret's description and/or key. Moving to another key re-wraps every
+    /// version's data key under the new key's newest version, in the same transaction
+    /// (the value ciphertexts are not touched).
     pub fn update_secret(
         &mut self,
         name: &str,
@@ -665,21 +677,29 @@ impl Vault {
             check_description(description)?;
         }
         let event = AuditEvent::new("update_secret").secret(None, name.as_str());
-        self.write(event, |tx, _, event| {
+        let vault_id = self.vault_id;
+        self.write(event, |tx, keyring, event| {
             let mut secret = live_secret(tx, &name)?;
             event.secret_id = Some(secret.id);
             if let Some(description) = description {
                 secret.description = description;
             }
+            let mut moved_to = None;
             if let Some(reference) = key {
                 let key = resolve_key(tx, &reference)?;
                 usable(&key)?;
                 secret.key_id = key.id;
                 event.key_id = Some(key.id);
+                moved_to = Some(key.id);
             }
             let now = Timestamp::now().millis();
             secret.changed_at = now;
             let seq = record_change(tx, now, "secret", secret.id.as_bytes(), "update")?;
+            if let Some(key_id) = moved_to {
+                let count =
+                    super::rewrap::rewrap_secret(tx, keyring, vault_id, secret.id, key_id, seq)?;
+                event.detail = format!("rewrapped={count}");
+            }
             rows::update_secret(tx, &secret, seq)?;
             Ok(())
         })

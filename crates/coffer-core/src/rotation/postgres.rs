@@ -1,0 +1,302 @@
+//! The built-in PostgreSQL rotator, with Secrets Manager's two strategies.
+//!
+//! The secret is JSON `{"host", "port", "username", "password", "dbname"}`. The rotator
+//! connects only to the host and port in the secret (the admin secret's credentials are
+//! used against that host too), and `ALTER ROLE … PASSWORD` is sent a SCRAM-SHA-256
+//! verifier computed here, so the new password never crosses the wire in clear.
+//!
+//! - single user: the role logs in with its CURRENT password and changes its own.
+//! - alternating users: the admin alternates between `user` and `user_clone`
+//!   (creating the clone as a member of the original role on first use), so the
+//!   PREVIOUS credentials keep working until the next rotation.
+//!
+//! Every step is idempotent: `set` first tries the PENDING credentials and does nothing
+//! if they already work (a retry after a crash that followed a successful `set`).
+
+use std::sync::mpsc;
+use std::time::Duration;
+
+use serde_json::{Map, Value};
+use zeroize::Zeroizing;
+
+use super::rotator::{json_object, RotatorFailure, StepInput};
+use super::{PgStrategy, RotatorConfig, Step};
+use crate::model::SecretValue;
+use crate::password::PasswordOptions;
+
+const CLONE_SUFFIX: &str = "_clone";
+
+/// The connection fields of a secret.
+struct Credentials {
+    host: String,
+    port: u16,
+    username: String,
+    password: Zeroizing<String>,
+    dbname: String,
+}
+
+impl Credentials {
+    fn from_json(map: &Map<String, Value>, which: &str) -> Result<Credentials, RotatorFailure> {
+        let text = |field: &str| -> Result<String, RotatorFailure> {
+            map.get(field)
+                .and_then(Value::as_str)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .ok_or_else(|| {
+                    RotatorFailure::new(format!(
+                        "the {which} secret has no {field:?} field; the PostgreSQL rotator needs JSON with host, port, username, password and dbname"
+                    ))
+                })
+        };
+        let port = match map.get("port") {
+            None | Some(Value::Null) => 5432,
+            Some(Value::Number(n)) => n.as_u64().and_then(|p| u16::try_from(p).ok()).unwrap_or(0),
+            Some(Value::String(s)) => s.parse().unwrap_or(0),
+            Some(_) => 0,
+        };
+        if port == 0 {
+            return Err(RotatorFailure::new(format!(
+                "the {which} secret's \"port\" is not a port number"
+            )));
+        }
+        Ok(Credentials {
+            host: text("host")?,
+            port,
+            username: text("username")?,
+            password: Zeroizing::new(text("password")?),
+            dbname: map
+                .get("dbname")
+                .and_then(Value::as_str)
+                .unwrap_or("postgres")
+                .to_owned(),
+        })
+    }
+
+    fn config(&self, timeout: Duration) -> postgres::Config {
+        let mut config = postgres::Config::new();
+        config
+            .host(&self.host)
+            .port(self.port)
+            .user(&self.username)
+            .password(self.password.as_bytes())
+            .dbname(&self.dbname)
+            .connect_timeout(timeout)
+            .application_name("coffer-rotation");
+        config
+    }
+
+    fn connect(&self, timeout: Duration) -> Result<postgres::Client, String> {
+        self.config(timeout)
+            .connect(postgres::NoTls)
+            .map_err(|e| describe(&e))
+    }
+}
+
+fn describe(error: &postgres::Error) -> String {
+    match error.as_db_error() {
+        Some(db) => format!("{} ({})", db.message(), db.code().code()),
+        None => error.to_string(),
+    }
+}
+
+fn ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+fn other_user(username: &str) -> String {
+    match username.strip_suffix(CLONE_SUFFIX) {
+        Some(base) if !base.is_empty() => base.to_owned(),
+        _ => format!("{username}{CLONE_SUFFIX}"),
+    }
+}
+
+pub(super) fn run_step(
+    config: &RotatorConfig,
+    input: &StepInput<'_>,
+) -> Result<Option<SecretValue>, RotatorFailure> {
+    let RotatorConfig::Postgres {
+        strategy,
+        timeout_secs,
+        password,
+        ..
+    } = config
+    else {
+        return Err(RotatorFailure::new(
+            "not a PostgreSQL rotator configuration",
+        ));
+    };
+    let timeout = Duration::from_secs(*timeout_secs);
+    let current = json_object(input.current, "the PostgreSQL rotator")?;
+    let current_creds = Credentials::from_json(&current, "rotated")?;
+    if input.step == Step::Create {
+        let mut options: PasswordOptions = password.into();
+        // Characters that trip up connection strings and shells, as Secrets Manager does.
+        options.exclude_characters.push_str("/@\"'\\");
+        let new_password = crate::password::generate_password(&options)
+            .map_err(|e| RotatorFailure::new(format!("cannot generate a password: {e}")))?;
+        let mut pending = current;
+        if *strategy == PgStrategy::AlternatingUsers {
+            pending.insert(
+                "username".into(),
+                Value::String(other_user(&current_creds.username)),
+            );
+        }
+        pending.insert("password".into(), Value::String(new_password.to_string()));
+        let text = Zeroizing::new(Value::Object(pending).to_string());
+        return Ok(Some(SecretValue::text(text.as_str())));
+    }
+    let pending_map = json_object(input.pending, "the PostgreSQL rotator's PENDING version")?;
+    let pending = Credentials::from_json(&pending_map, "PENDING")?;
+    if pending.host != current_creds.host || pending.port != current_creds.port {
+        return Err(RotatorFailure::new(
+            "the PENDING version names another host or port than CURRENT; refusing to connect elsewhere",
+        ));
+    }
+    let admin = match (strategy, input.step) {
+        (PgStrategy::AlternatingUsers, Step::Set) => {
+            let admin = json_object(input.admin, "the alternating-users strategy's admin secret")?;
+            let mut admin = Credentials::from_json(&admin, "admin")?;
+            // Only ever the rotated secret's host.
+            admin.host = current_creds.host.clone();
+            admin.port = current_creds.port;
+            Some(admin)
+        }
+        _ => None,
+    };
+    let strategy = *strategy;
+    let step = input.step;
+    // The client blocks; a thread bounds every step by the timeout.
+    let (done, result) = mpsc::channel();
+    std::thread::spawn(move || {
+        let outcome = match step {
+            Step::Set => set(strategy, &current_creds, &pending, admin.as_ref(), timeout),
+            Step::Test => test(&pending, timeout),
+            Step::Create | Step::Finish => Ok(()),
+        };
+        let _ = done.send(outcome);
+    });
+    match result.recv_timeout(timeout + Duration::from_secs(1)) {
+        Ok(Ok(())) => Ok(None),
+        Ok(Err(reason)) => Err(RotatorFailure::new(reason)),
+        Err(_) => Err(RotatorFailure {
+            reason: format!(
+                "PostgreSQL did not answer step {step} within {} s",
+                timeout.as_secs()
+            ),
+            timed_out: true,
+        }),
+    }
+}
+
+fn test(pending: &Credentials, timeout: Duration) -> Result<(), String> {
+    let mut client = pending.connect(timeout).map_err(|e| {
+        format!(
+            "logging in to {}:{} as {:?} with the PENDING password failed: {e}",
+            pending.host, pending.port, pending.username
+        )
+    })?;
+    client.simple_query("SELECT 1").map_err(|e| {
+        format!(
+            "a query with the PENDING credentials failed: {}",
+            describe(&e)
+        )
+    })?;
+    Ok(())
+}
+
+fn set(
+    strategy: PgStrategy,
+    current: &Credentials,
+    pending: &Credentials,
+    admin: Option<&Credentials>,
+    timeout: Duration,
+) -> Result<(), String> {
+    // Already set by an attempt that crashed before recording it.
+    if pending.connect(timeout).is_ok() {
+        return Ok(());
+    }
+    let verifier = postgres_protocol::password::scram_sha_256(pending.password.as_bytes());
+    let (who, creds) = match (strategy, admin) {
+        (PgStrategy::SingleUser, _) => ("the CURRENT credentials", current),
+        (PgStrategy::AlternatingUsers, Some(admin)) => ("the admin credentials", admin),
+        (PgStrategy::AlternatingUsers, None) => {
+            return Err("the alternating-users strategy needs the admin secret".into())
+        }
+    };
+    let mut client = creds.connect(timeout).map_err(|e| {
+        format!(
+            "logging in to {}:{} as {:?} with {who} failed: {e}",
+            creds.host, creds.port, creds.username
+        )
+    })?;
+    let run = |client: &mut postgres::Client, sql: &str, what: &str| {
+        client
+            .batch_execute(sql)
+            .map_err(|e| format!("{what} failed: {}", describe(&e)))
+    };
+    if strategy == PgStrategy::AlternatingUsers {
+        let exists = client
+            .query_opt(
+                "SELECT 1 FROM pg_roles WHERE rolname = $1",
+                &[&pending.username],
+            )
+            .map_err(|e| {
+                format!(
+                    "looking up role {:?} failed: {}",
+                    pending.username,
+                    describe(&e)
+                )
+            })?
+            .is_some();
+        if !exists {
+            run(
+                &mut client,
+                &format!(
+                    "CREATE ROLE {} WITH LOGIN PASSWORD '{verifier}'; GRANT {} TO {}",
+                    ident(&pending.username),
+                    ident(&current.username),
+                    ident(&pending.username)
+                ),
+                &format!("creating the clone role {:?}", pending.username),
+            )?;
+            return Ok(());
+        }
+    }
+    run(
+        &mut client,
+        &format!(
+            "ALTER ROLE {} WITH PASSWORD '{verifier}'",
+            ident(&pending.username)
+        ),
+        &format!("changing the password of role {:?}", pending.username),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn alternates_between_user_and_clone() {
+        assert_eq!(other_user("app"), "app_clone");
+        assert_eq!(other_user("app_clone"), "app");
+        assert_eq!(other_user("_clone"), "_clone_clone");
+        assert_eq!(ident("we\"ird"), "\"we\"\"ird\"");
+    }
+
+    #[test]
+    fn secrets_without_fields_are_refused_clearly() {
+        let config = RotatorConfig::named("postgres").unwrap();
+        let current = SecretValue::text(r#"{"host":"127.0.0.1","username":"app"}"#);
+        let input = StepInput {
+            step: Step::Create,
+            secret_name: "db",
+            token: "t",
+            current: Some(&current),
+            pending: None,
+            admin: None,
+        };
+        let err = run_step(&config, &input).unwrap_err();
+        assert!(err.reason.contains("\"password\""), "{}", err.reason);
+    }
+}

@@ -1,0 +1,798 @@
+//! Secret rotation's state machine, and the scheduler's "run what is due".
+//!
+//! A rotation is `create` → `set` → `test` → `finish`. Its token, the next step to run,
+//! the attempts and the last error live in the secret's `secret_rotation` row. Each step's
+//! outcome is recorded in one transaction with its audit entry; the rotator itself runs
+//! outside any transaction (it talks to other systems), so a crash at any point leaves
+//! the row at the last recorded step and CURRENT untouched. `create` stores the new value
+//! through the normal put path with the rotation token as idempotency token and the label
+//! PENDING; a resumed rotation finds that version by its token instead of making another.
+//! Only `finish` moves CURRENT (PREVIOUS follows) and drops PENDING, atomically.
+
+use uuid::Uuid;
+
+use super::audit::AuditEvent;
+use super::error::{Error, Result};
+use super::{PutValue, Vault};
+use crate::model::{SecretValue, Timestamp, VersionSelector};
+use crate::names::{SecretName, StagingLabel};
+use crate::rotation::{
+    backoff_ms, format_duration, parse_duration, run_step, RotationError, RotationHistoryEntry,
+    RotationInfo, RotationOutcome, RotationSettings, RotationState, RotatorConfig, Schedule, Step,
+    StepInput,
+};
+use crate::store::rotation::{self as rows, HistoryRow, KeyRotationRow, RotationRow};
+use crate::store::secrets::{self as secret_rows, SecretRow};
+use crate::store::{keys as key_rows, record_change, StoreError};
+
+/// What one pass of the scheduler did.
+#[derive(Debug, Default, Clone, serde::Serialize, serde::Deserialize)]
+pub struct DueReport {
+    pub rotated: Vec<String>,
+    pub failed: Vec<DueFailure>,
+    pub keys_rotated: Vec<Uuid>,
+    pub data_keys_rewrapped: u64,
+    /// When something is next due (a rotation, a retry or a key rotation).
+    pub next_due: Option<Timestamp>,
+}
+
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct DueFailure {
+    pub name: String,
+    pub code: String,
+    pub message: String,
+}
+
+/// A key's automatic rotation, as `key rotation-status` shows it.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct KeyRotationInfo {
+    pub key_id: Uuid,
+    pub period_days: Option<u32>,
+    pub next_rotation: Option<Timestamp>,
+    pub newest_version: u32,
+    /// Data keys per key version (versions wrapping none can be retired).
+    pub data_keys_by_version: Vec<(u32, u64)>,
+    /// Data keys not yet under the newest version.
+    pub stale_data_keys: u64,
+}
+
+fn corrupt(detail: String) -> Error {
+    Error::Store(StoreError::Corrupt { detail })
+}
+
+fn parse_schedule(text: &str) -> Result<Schedule> {
+    Schedule::parse(text).map_err(|e| Error::invalid("rotation schedule", e.to_string()))
+}
+
+fn next_rotation(row: &RotationRow) -> Result<Option<i64>> {
+    let Some(text) = &row.schedule else {
+        return Ok(None);
+    };
+    let schedule = parse_schedule(text)?;
+    let base = Timestamp(row.last_rotated_at.unwrap_or(row.configured_at));
+    Ok(schedule.next_after(base).map(Timestamp::millis))
+}
+
+fn is_due(row: &RotationRow, now: i64) -> bool {
+    if !row.enabled {
+        return false;
+    }
+    if row.next_retry_at.is_some_and(|at| at > now) {
+        return false;
+    }
+    row.token.is_some() || row.next_rotation_at.is_some_and(|at| at <= now)
+}
+
+fn info(name: &str, row: &RotationRow, now: i64) -> Result<RotationInfo> {
+    let rotator: RotatorConfig = serde_json::from_str(&row.rotator)
+        .map_err(|e| corrupt(format!("rotation configuration of {name:?}: {e}")))?;
+    let state = if !row.enabled {
+        RotationState::Disabled
+    } else if row.last_error.is_some() {
+        RotationState::Failing
+    } else if row.token.is_some() {
+        RotationState::InProgress
+    } else if row.next_rotation_at.is_some_and(|at| at <= now) {
+        RotationState::Overdue
+    } else {
+        RotationState::Scheduled
+    };
+    Ok(RotationInfo {
+        secret_name: name.to_owned(),
+        enabled: row.enabled,
+        schedule: row.schedule.clone(),
+        window: row.window_ms.map(format_duration),
+        rotator,
+        state,
+        last_rotated: row.last_rotated_at.map(Timestamp),
+        next_rotation: row.next_rotation_at.map(Timestamp),
+        token: row.token.clone(),
+        step: row.step.as_deref().and_then(Step::parse),
+        attempts: row.attempts,
+        last_error: row.last_error.clone(),
+        last_error_at: row.last_error_at.map(Timestamp),
+        next_retry: row.next_retry_at.map(Timestamp),
+    })
+}
+
+fn live_secret(conn: &rusqlite::Connection, name: &SecretName) -> Result<SecretRow> {
+    let row =
+        secret_rows::find_by_name(conn, name.as_str())?.ok_or_else(|| Error::SecretNotFound {
+            name: name.to_string(),
+        })?;
+    if let Some(purge_at) = row.purge_at {
+        return Err(Error::SecretDeleted {
+            name: row.name,
+            purge_at: Timestamp(purge_at),
+        });
+    }
+    Ok(row)
+}
+
+/// The rotation row of a secret, or "not configured".
+fn configured(conn: &rusqlite::Connection, secret: &SecretRow) -> Result<RotationRow> {
+    rows::get(conn, secret.id)?.ok_or_else(|| {
+        RotationError::NotConfigured {
+            name: secret.name.clone(),
+        }
+        .into()
+    })
+}
+
+impl Vault {
+    /// Sets (or replaces) a secret's rotation: schedule, window and rotator. Turns
+    /// rotation on. A rotation in progress keeps its token and resumes.
+    pub fn configure_rotation(
+        &mut self,
+        name: &str,
+        settings: &RotationSettings,
+    ) -> Result<RotationInfo> {
+        let name = SecretName::parse(name)?;
+        settings
+            .rotator
+            .validate()
+            .map_err(|reason| RotationError::InvalidConfig { reason })?;
+        let schedule = settings
+            .schedule
+            .as_deref()
+            .map(parse_schedule)
+            .transpose()?;
+        let window_ms = settings
+            .window
+            .as_deref()
+            .map(|w| {
+                parse_duration(w).map_err(|e| Error::invalid("rotation window", e.to_string()))
+            })
+            .transpose()?;
+        if let (Some(schedule), Some(window)) = (&schedule, window_ms) {
+            schedule
+                .check_window(window)
+                .map_err(|e| Error::invalid("rotation window", e.to_string()))?;
+        }
+        let rotator = serde_json::to_string(&settings.rotator)
+            .map_err(|e| Error::invalid("rotator configuration", e.to_string()))?;
+        let event = AuditEvent::new("configure_rotation")
+            .secret(None, name.as_str())
+            .detail(format!(
+                "rotator={} schedule={}",
+                settings.rotator.kind(),
+                schedule
+                    .as_ref()
+                    .map(|s| s.to_string())
+                    .unwrap_or_else(|| "none".into())
+            ));
+        let now = Timestamp::now().millis();
+        let row = self.write(event, |tx, _, event| {
+            let secret = live_secret(tx, &name)?;
+            event.secret_id = Some(secret.id);
+            let existing = rows::get(tx, secret.id)?;
+            let mut row = existing.unwrap_or(RotationRow {
+                secret_id: secret.id,
+                enabled: true,
+                schedule: None,
+                window_ms: None,
+                rotator: String::new(),
+                configured_at: now,
+                last_rotated_at: None,
+                next_rotation_at: None,
+                token: None,
+                step: None,
+                started_at: None,
+                attempts: 0,
+                last_error: None,
+                last_error_at: None,
+                next_retry_at: None,
+            });
+            if row.schedule != schedule.as_ref().map(|s| s.to_string()) {
+                row.configured_at = now;
+            }
+            row.enabled = true;
+            row.schedule = schedule.as_ref().map(|s| s.to_string());
+            row.window_ms = window_ms;
+            row.rotator = rotator;
+            row.next_rotation_at = next_rotation(&row)?;
+            let seq = record_change(tx, now, "secret", secret.id.as_bytes(), "rotation")?;
+            rows::put(tx, &row, seq)?;
+            Ok(row)
+        })?;
+        info(name.as_str(), &row, now)
+    }
+
+    /// Turns scheduled rotation off (as `CancelRotateSecret`). A rotation in progress
+    /// keeps its state and PENDING version: if `set` already ran, the target uses the
+    /// PENDING value, so it is not thrown away; `rotate_secret` resumes it.
+    pub fn cancel_rotation(&mut self, name: &str) -> Result<RotationInfo> {
+        let name = SecretName::parse(name)?;
+        let now = Timestamp::now().millis();
+        let event = AuditEvent::new("cancel_rotation").secret(None, name.as_str());
+        let row = self.write(event, |tx, _, event| {
+            let secret = live_secret(tx, &name)?;
+            event.secret_id = Some(secret.id);
+            let mut row = configured(tx, &secret)?;
+            row.enabled = false;
+            let seq = record_change(tx, now, "secret", secret.id.as_bytes(), "rotation")?;
+            rows::put(tx, &row, seq)?;
+            Ok(row)
+        })?;
+        info(name.as_str(), &row, now)
+    }
+
+    /// A secret's rotation configuration and status.
+    pub fn rotation_info(&mut self, name: &str) -> Result<RotationInfo> {
+        let name = SecretName::parse(name)?;
+        self.require_unlocked()?;
+        let conn = self.store.conn();
+        let secret = live_secret(conn, &name)?;
+        let row = configured(conn, &secret)?;
+        info(name.as_str(), &row, Timestamp::now().millis())
+    }
+
+    /// The rotation status of a secret, if it has one (for `describe`).
+    pub(super) fn rotation_of(
+        conn: &rusqlite::Connection,
+        secret_id: Uuid,
+        name: &str,
+    ) -> Result<Option<RotationInfo>> {
+        rows::get(conn, secret_id)?
+            .map(|row| info(name, &row, Timestamp::now().millis()))
+            .transpose()
+    }
+
+    /// A secret's rotation attempts, newest first.
+    pub fn rotation_history(
+        &mut self,
+        name: &str,
+        limit: u32,
+    ) -> Result<Vec<RotationHistoryEntry>> {
+        let name = SecretName::parse(name)?;
+        self.require_unlocked()?;
+        let conn = self.store.conn();
+        let secret = live_secret(conn, &name)?;
+        rows::history(conn, secret.id, limit.clamp(1, 100))?
+            .into_iter()
+            .map(|h| {
+                Ok(RotationHistoryEntry {
+                    at: Timestamp(h.at),
+                    step: Step::parse(&h.step)
+                        .ok_or_else(|| corrupt(format!("rotation history step {:?}", h.step)))?,
+                    token: h.token,
+                    result: h.result,
+                    version_id: h.version_id,
+                    error: h.error,
+                })
+            })
+            .collect()
+    }
+
+    /// Every secret with rotation, failing and overdue ones first, then by next rotation.
+    pub fn list_rotations(&mut self) -> Result<Vec<RotationInfo>> {
+        self.require_unlocked()?;
+        let now = Timestamp::now().millis();
+        let mut all = rows::all(self.store.conn())?
+            .iter()
+            .map(|(name, row)| info(name, row, now))
+            .collect::<Result<Vec<_>>>()?;
+        all.sort_by(|a, b| {
+            (
+                a.state,
+                a.next_rotation.map(|t| t.0).unwrap_or(i64::MAX),
+                &a.secret_name,
+            )
+                .cmp(&(
+                    b.state,
+                    b.next_rotation.map(|t| t.0).unwrap_or(i64::MAX),
+                    &b.secret_name,
+                ))
+        });
+        Ok(all)
+    }
+
+    /// Rotates a secret now: starts a rotation, or resumes the one in progress.
+    pub fn rotate_secret(&mut self, name: &str) -> Result<RotationOutcome> {
+        self.rotate_secret_until(name, None)
+    }
+
+    /// Like [`rotate_secret`](Self::rotate_secret), but stops after `stop_after` as if the
+    /// process had died there (for tests and `--stop-after`).
+    pub fn rotate_secret_until(
+        &mut self,
+        name: &str,
+        stop_after: Option<Step>,
+    ) -> Result<RotationOutcome> {
+        self.rotate_at(name, stop_after, Timestamp::now())
+    }
+
+    /// Runs a rotation as if the clock said `now` (the scheduler's clock, injectable for
+    /// tests): the rotation date and retry times are reckoned from it.
+    fn rotate_at(
+        &mut self,
+        name: &str,
+        stop_after: Option<Step>,
+        clock: Timestamp,
+    ) -> Result<RotationOutcome> {
+        let name = SecretName::parse(name)?;
+        let now = clock.millis();
+        let event = AuditEvent::new("rotate_secret").secret(None, name.as_str());
+        let (secret_id, config, token, mut step) = self.write(event, |tx, _, event| {
+            let secret = live_secret(tx, &name)?;
+            event.secret_id = Some(secret.id);
+            let mut row = configured(tx, &secret)?;
+            let config: RotatorConfig = serde_json::from_str(&row.rotator)
+                .map_err(|e| corrupt(format!("rotation configuration: {e}")))?;
+            let step = match (&row.token, row.step.as_deref().and_then(Step::parse)) {
+                (Some(token), Some(step)) => {
+                    event.detail = format!("resume at {step}, token {token}");
+                    step
+                }
+                _ => {
+                    row.token = Some(Uuid::new_v4().to_string());
+                    row.step = Some(Step::Create.as_str().to_owned());
+                    row.started_at = Some(now);
+                    row.attempts = 0;
+                    row.last_error = None;
+                    row.last_error_at = None;
+                    row.next_retry_at = None;
+                    event.detail = format!("start, token {}", row.token.as_deref().unwrap_or(""));
+                    Step::Create
+                }
+            };
+            let seq = record_change(tx, now, "secret", secret.id.as_bytes(), "rotation")?;
+            rows::put(tx, &row, seq)?;
+            Ok((secret.id, config, row.token.unwrap_or_default(), step))
+        })?;
+        let mut outcome = RotationOutcome {
+            secret_name: name.to_string(),
+            token: token.clone(),
+            version_id: None,
+            completed: None,
+            finished: false,
+        };
+        loop {
+            let result = self.run_rotation_step(&name, secret_id, &config, &token, step);
+            let version_id = match result {
+                Ok(version_id) => version_id,
+                Err(error) => {
+                    self.record_rotation_failure(
+                        &name, secret_id, &config, &token, step, &error, clock,
+                    );
+                    return Err(error);
+                }
+            };
+            self.record_rotation_step(&name, secret_id, &token, step, version_id, clock)?;
+            outcome.version_id = Some(version_id);
+            outcome.completed = Some(step);
+            match step.next() {
+                None => {
+                    outcome.finished = true;
+                    return Ok(outcome);
+                }
+                Some(_) if stop_after == Some(step) => return Ok(outcome),
+                Some(next) => step = next,
+            }
+        }
+    }
+
+    /// Runs one step outside any transaction; returns the PENDING version's id.
+    fn run_rotation_step(
+        &mut self,
+        name: &SecretName,
+        secret_id: Uuid,
+        config: &RotatorConfig,
+        token: &str,
+        step: Step,
+    ) -> Result<Uuid> {
+        let pending_row = secret_rows::version_by_token(self.store.conn(), secret_id, token)?;
+        let current = match self.get_secret_value(name.as_str(), &VersionSelector::default()) {
+            Ok(read) => Some(read.value),
+            Err(Error::LabelNotFound { .. }) => None,
+            Err(error) => return Err(error),
+        };
+        let failed = |failure: crate::rotation::RotatorFailure| -> Error {
+            if failure.timed_out {
+                let secs = match config {
+                    RotatorConfig::Command { timeout_secs, .. }
+                    | RotatorConfig::Postgres { timeout_secs, .. } => *timeout_secs,
+                    RotatorConfig::Generate { .. } => 0,
+                };
+                RotationError::Timeout {
+                    name: name.to_string(),
+                    rotator: config.kind(),
+                    step,
+                    secs,
+                }
+                .into()
+            } else {
+                RotationError::StepFailed {
+                    name: name.to_string(),
+                    step,
+                    reason: failure.reason,
+                }
+                .into()
+            }
+        };
+        if step == Step::Create {
+            if let Some(existing) = pending_row {
+                // Created by an attempt that stopped before recording it.
+                return Ok(existing.id);
+            }
+            let input = StepInput {
+                step,
+                secret_name: name.as_str(),
+                token,
+                current: current.as_ref(),
+                pending: None,
+                admin: None,
+            };
+            let value = run_step(config, &input).map_err(failed)?.ok_or_else(|| {
+                failed(crate::rotation::RotatorFailure::new(
+                    "create returned no value",
+                ))
+            })?;
+            let written = self.put_secret_value(
+                name.as_str(),
+                PutValue {
+                    value,
+                    labels: vec![StagingLabel::pending()],
+                    client_token: Some(token.to_owned()),
+                },
+            )?;
+            return Ok(written.version_id);
+        }
+        let pending_row = pending_row.ok_or_else(|| RotationError::StepFailed {
+            name: name.to_string(),
+            step,
+            reason: "the PENDING version of this rotation is gone (was it deleted?); cancel the rotation and start again".into(),
+        })?;
+        let pending: SecretValue = self
+            .get_secret_value(name.as_str(), &VersionSelector::Id(pending_row.id))?
+            .value;
+        let admin = match config {
+            RotatorConfig::Postgres {
+                admin_secret: Some(admin),
+                ..
+            } if step == Step::Set => Some(
+                self.get_secret_value(admin, &VersionSelector::default())
+                    .map_err(|e| RotationError::StepFailed {
+                        name: name.to_string(),
+                        step,
+                        reason: format!("cannot read the admin secret {admin:?}: {e}"),
+                    })?
+                    .value,
+            ),
+            _ => None,
+        };
+        let input = StepInput {
+            step,
+            secret_name: name.as_str(),
+            token,
+            current: current.as_ref(),
+            pending: Some(&pending),
+            admin: admin.as_ref(),
+        };
+        run_step(config, &input).map_err(failed)?;
+        Ok(pending_row.id)
+    }
+
+    /// Records a completed step; `finish` also moves the labels, in the same transaction.
+    fn record_rotation_step(
+        &mut self,
+        name: &SecretName,
+        secret_id: Uuid,
+        token: &str,
+        step: Step,
+        version_id: Uuid,
+        clock: Timestamp,
+    ) -> Result<()> {
+        let event = AuditEvent::new(if step == Step::Finish {
+            "rotate_secret_finish"
+        } else {
+            "rotate_secret_step"
+        })
+        .secret(Some(secret_id), name.as_str())
+        .version(version_id)
+        .detail(format!("step={step}"));
+        self.write(event, |tx, _, _| {
+            let now = clock.millis();
+            let mut row =
+                rows::get(tx, secret_id)?.ok_or_else(|| RotationError::NotConfigured {
+                    name: name.to_string(),
+                })?;
+            if row.token.as_deref() != Some(token) {
+                return Err(Error::invalid(
+                    "rotation",
+                    "another process finished or restarted this rotation meanwhile",
+                ));
+            }
+            let seq = record_change(tx, now, "secret", secret_id.as_bytes(), "rotation")?;
+            match step.next() {
+                Some(next) => {
+                    row.step = Some(next.as_str().to_owned());
+                    if step == Step::Create {
+                        // The PENDING label may have been removed by hand since.
+                        secret_rows::set_label(tx, secret_id, StagingLabel::PENDING, version_id)?;
+                    }
+                }
+                None => {
+                    let current =
+                        secret_rows::version_by_label(tx, secret_id, StagingLabel::CURRENT)?;
+                    if let Some(current) = current.filter(|c| c.id != version_id) {
+                        secret_rows::set_label(tx, secret_id, StagingLabel::PREVIOUS, current.id)?;
+                    }
+                    secret_rows::set_label(tx, secret_id, StagingLabel::CURRENT, version_id)?;
+                    secret_rows::remove_label(tx, secret_id, StagingLabel::PENDING)?;
+                    let mut secret =
+                        secret_rows::find_by_name(tx, name.as_str())?.ok_or_else(|| {
+                            Error::SecretNotFound {
+                                name: name.to_string(),
+                            }
+                        })?;
+                    secret.changed_at = now;
+                    secret_rows::update_secret(tx, &secret, seq)?;
+                    row.token = None;
+                    row.step = None;
+                    row.started_at = None;
+                    row.attempts = 0;
+                    row.last_error = None;
+                    row.last_error_at = None;
+                    row.next_retry_at = None;
+                    row.last_rotated_at = Some(now);
+                    row.next_rotation_at = next_rotation(&row)?;
+                    rows::add_history(
+                        tx,
+                        secret_id,
+                        &HistoryRow {
+                            at: now,
+                            token: token.to_owned(),
+                            step: step.as_str().to_owned(),
+                            result: "ok".into(),
+                            version_id: Some(version_id),
+                            error: None,
+                        },
+                    )?;
+                }
+            }
+            rows::put(tx, &row, seq)?;
+            Ok(())
+        })
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    /// Keeps a failure as the secret's rotation status and schedules the retry. Best
+    /// effort: the caller reports the original error whatever happens here.
+    fn record_rotation_failure(
+        &mut self,
+        name: &SecretName,
+        secret_id: Uuid,
+        config: &RotatorConfig,
+        token: &str,
+        step: Step,
+        error: &Error,
+        clock: Timestamp,
+    ) {
+        let mut event = AuditEvent::new("rotate_secret_step")
+            .secret(Some(secret_id), name.as_str())
+            .detail(format!("step={step} rotator={}", config.kind()));
+        event.result = error.code().to_owned();
+        let reason = error.to_string();
+        let _ = self.write(event, |tx, _, _| {
+            let now = clock.millis();
+            let Some(mut row) = rows::get(tx, secret_id)? else {
+                return Ok(());
+            };
+            if row.token.as_deref() != Some(token) {
+                return Ok(());
+            }
+            row.attempts = row.attempts.saturating_add(1);
+            row.last_error = Some(reason.clone());
+            row.last_error_at = Some(now);
+            row.next_retry_at = Some(now + backoff_ms(row.attempts));
+            let seq = record_change(tx, now, "secret", secret_id.as_bytes(), "rotation")?;
+            rows::put(tx, &row, seq)?;
+            rows::add_history(
+                tx,
+                secret_id,
+                &HistoryRow {
+                    at: now,
+                    token: token.to_owned(),
+                    step: step.as_str().to_owned(),
+                    result: error.code().to_owned(),
+                    version_id: None,
+                    error: Some(reason.clone()),
+                },
+            )?;
+            Ok(())
+        });
+    }
+
+    /// Turns on automatic rotation of a key every `period_days` (as KMS: 90 to 2560 days;
+    /// shorter periods are allowed for testing down to 1 day).
+    pub fn enable_key_rotation(&mut self, key: &str, period_days: u32) -> Result<KeyRotationInfo> {
+        if !(1..=2560).contains(&period_days) {
+            return Err(Error::invalid(
+                "rotation period",
+                format!("{period_days} days; use 1 to 2560 days (365 is the default)"),
+            ));
+        }
+        let now = Timestamp::now();
+        let event =
+            AuditEvent::new("enable_key_rotation").detail(format!("period_days={period_days}"));
+        let key_id = self.write(event, |tx, _, event| {
+            let key = super::secrets::resolve_key(tx, key)?;
+            super::secrets::usable(&key)?;
+            event.key_id = Some(key.id);
+            let seq = record_change(tx, now.millis(), "key", key.id.as_bytes(), "rotation")?;
+            rows::put_key_rotation(
+                tx,
+                &KeyRotationRow {
+                    key_id: key.id,
+                    period_days,
+                    enabled_at: now.millis(),
+                    next_rotation_at: now.plus_days(period_days).millis(),
+                },
+                seq,
+            )?;
+            Ok(key.id)
+        })?;
+        self.key_rotation_status(&key_id.to_string())
+    }
+
+    pub fn disable_key_rotation(&mut self, key: &str) -> Result<()> {
+        let event = AuditEvent::new("disable_key_rotation");
+        self.write(event, |tx, _, event| {
+            let key = super::secrets::resolve_key(tx, key)?;
+            event.key_id = Some(key.id);
+            record_change(
+                tx,
+                Timestamp::now().millis(),
+                "key",
+                key.id.as_bytes(),
+                "rotation",
+            )?;
+            rows::delete_key_rotation(tx, key.id)?;
+            Ok(())
+        })
+    }
+
+    /// A key's rotation period, versions and how many data keys each still wraps.
+    pub fn key_rotation_status(&mut self, key: &str) -> Result<KeyRotationInfo> {
+        self.require_unlocked()?;
+        let conn = self.store.conn();
+        let key = super::secrets::resolve_key(conn, key)?;
+        let schedule = rows::key_rotation(conn, key.id)?;
+        let versions = key_rows::key_versions(conn, key.id)?;
+        let newest = versions.last().map(|v| v.version).unwrap_or(0);
+        let mut by_version = Vec::with_capacity(versions.len());
+        for v in &versions {
+            by_version.push((
+                v.version,
+                rows::count_under_key_version(conn, key.id, v.version)?,
+            ));
+        }
+        Ok(KeyRotationInfo {
+            key_id: key.id,
+            period_days: schedule.as_ref().map(|s| s.period_days),
+            next_rotation: schedule.map(|s| Timestamp(s.next_rotation_at)),
+            newest_version: newest,
+            stale_data_keys: rows::count_stale_under_key(conn, key.id, newest)?,
+            data_keys_by_version: by_version,
+        })
+    }
+
+    /// Runs everything due at `now`: secret rotations (new ones and retries), automatic
+    /// key rotations, and re-wrapping of data keys under older key versions. A period
+    /// missed while nothing ran is caught up once, not once per missed period: the next
+    /// date is computed from the rotation that just happened.
+    pub fn run_due(&mut self, now: Timestamp) -> Result<DueReport> {
+        self.require_unlocked()?;
+        let mut report = DueReport::default();
+        // Keys first, so secrets rotated below get data keys under the newest version.
+        for row in rows::all_key_rotations(self.store.conn())? {
+            if row.next_rotation_at > now.millis() {
+                continue;
+            }
+            let key = row.key_id.to_string();
+            match self.rotate_key(&key) {
+                Ok(_) => {
+                    report.keys_rotated.push(row.key_id);
+                    let event = AuditEvent::new("schedule_key_rotation").key(row.key_id);
+                    self.write(event, |tx, _, _| {
+                        let seq = record_change(
+                            tx,
+                            now.millis(),
+                            "key",
+                            row.key_id.as_bytes(),
+                            "rotation",
+                        )?;
+                        rows::put_key_rotation(
+                            tx,
+                            &KeyRotationRow {
+                                next_rotation_at: now.plus_days(row.period_days).millis(),
+                                ..row.clone()
+                            },
+                            seq,
+                        )
+                        .map_err(Error::from)
+                    })?;
+                }
+                Err(error) => report.failed.push(DueFailure {
+                    name: format!("key {key}"),
+                    code: error.code().to_owned(),
+                    message: error.to_string(),
+                }),
+            }
+        }
+        for key in key_rows::all_keys(self.store.conn())? {
+            if key.state != "enabled" {
+                continue;
+            }
+            match self.rewrap_key(
+                &key.id.to_string(),
+                super::rewrap::REWRAP_BATCH,
+                &mut |_| {},
+            ) {
+                Ok(progress) => report.data_keys_rewrapped += progress.done,
+                Err(error) => report.failed.push(DueFailure {
+                    name: format!("key {}", key.id),
+                    code: error.code().to_owned(),
+                    message: error.to_string(),
+                }),
+            }
+        }
+        let due: Vec<String> = rows::all(self.store.conn())?
+            .into_iter()
+            .filter(|(_, row)| is_due(row, now.millis()))
+            .map(|(name, _)| name)
+            .collect();
+        for name in due {
+            match self.rotate_at(&name, None, now) {
+                Ok(_) => report.rotated.push(name),
+                Err(error) => report.failed.push(DueFailure {
+                    name,
+                    code: error.code().to_owned(),
+                    message: error.to_string(),
+                }),
+            }
+        }
+        report.next_due = self.next_due()?;
+        Ok(report)
+    }
+
+    /// When the scheduler next has something to do, if ever.
+    pub fn next_due(&mut self) -> Result<Option<Timestamp>> {
+        let conn = self.store.conn();
+        let secrets = rows::all(conn)?
+            .into_iter()
+            .filter(|(_, r)| r.enabled)
+            .filter_map(
+                |(_, r)| match (r.token.is_some(), r.next_retry_at, r.next_rotation_at) {
+                    (_, Some(retry), _) => Some(retry),
+                    (true, None, _) => Some(0),
+                    (false, None, next) => next,
+                },
+            );
+        let keys = rows::all_key_rotations(conn)?
+            .into_iter()
+            .map(|r| r.next_rotation_at);
+        Ok(secrets.chain(keys).min().map(Timestamp))
+    }
+}

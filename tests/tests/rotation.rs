@@ -1,0 +1,471 @@
+//! Secret rotation and key re-wrapping through the real `coffer` binary: rotate, status,
+//! the schedule view, the headless daemon, and a re-wrap killed with SIGKILL and resumed.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use coffer_system_tests::{exit, Env, Value};
+
+/// Unlocks an agent for the duration of a block of quick commands; locks on drop.
+struct Unlocked<'a>(&'a Env);
+
+impl Drop for Unlocked<'_> {
+    fn drop(&mut self) {
+        let _ = self.0.cmd(["lock"]).run();
+    }
+}
+
+fn unlock(env: &Env) -> Unlocked<'_> {
+    env.coffer(&["unlock", "--timeout", "10m"]).ok();
+    Unlocked(env)
+}
+
+fn script(env: &Env, name: &str, body: &str) -> PathBuf {
+    let path = env.file(name, format!("#!/bin/sh\n{body}\n").as_bytes());
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    path
+}
+
+fn status(env: &Env, name: &str) -> Value {
+    env.coffer(&["secret", "rotation-status", name, "-o", "json"])
+        .ok()
+        .json()
+}
+
+#[test]
+fn rotate_with_generate_moves_current_and_shows_in_describe() {
+    let env = Env::new();
+    env.init();
+    let v1 = env.create("app/token", b"initial-token-value");
+    let run = env
+        .coffer(&[
+            "secret",
+            "rotate",
+            "app/token",
+            "--rotator",
+            "generate",
+            "--password-length",
+            "40",
+            "--schedule",
+            "rate(30 days)",
+            "--window",
+            "2h",
+            "-o",
+            "json",
+        ])
+        .ok();
+    let outcome = run.json();
+    assert_eq!(outcome["finished"], true, "{run}");
+    let v2 = outcome["version_id"].as_str().unwrap().to_owned();
+    assert_eq!(env.labels_of("app/token", &v2), ["CURRENT"]);
+    assert_eq!(env.labels_of("app/token", &v1), ["PREVIOUS"]);
+    assert_eq!(env.get("app/token", &[]).len(), 40);
+    let description = env.describe("app/token");
+    let rotation = &description["rotation"];
+    assert_eq!(rotation["schedule"], "rate(30 days)", "{description:#}");
+    assert_eq!(rotation["window"], "2h");
+    assert_eq!(rotation["state"], "scheduled");
+    assert!(rotation["last_rotated"].is_string());
+    assert!(rotation["next_rotation"].is_string());
+    // People see it too.
+    let table = env
+        .coffer(&["secret", "rotation-status", "app/token"])
+        .ok()
+        .text();
+    assert!(table.contains("next rotation:"), "{table}");
+    assert!(
+        table.contains("finish"),
+        "history shows the finished rotation: {table}"
+    );
+    // Rotating again without flags reuses the saved configuration.
+    env.coffer(&["secret", "rotate", "app/token"]).ok();
+    assert_eq!(env.versions("app/token").len(), 3);
+    // The audit log records the rotation and never the value.
+    let value = env.get("app/token", &[]);
+    let audit = env
+        .coffer(&["audit", "list", "--secret", "app/token", "-o", "json"])
+        .ok();
+    assert!(audit.text().contains("rotate_secret_finish"));
+    assert!(!audit.text().contains(std::str::from_utf8(&value).unwrap()));
+}
+
+#[test]
+fn command_rotator_failure_keeps_current_and_is_reported_then_resumes() {
+    let env = Env::new();
+    env.init();
+    let flag = env.dir.path().join("target-ready");
+    let rotator = script(
+        &env,
+        "rotator.sh",
+        &format!(
+            "input=$(cat)\ncase \"$1\" in\n  create) echo '{{\"value\":\"rotated-by-command\"}}';;\n  test) [ -e {} ] || {{ echo 'target refused the new credentials' >&2; exit 9; }};;\nesac",
+            flag.display()
+        ),
+    );
+    env.create("svc/key", b"kept-while-failing");
+    env.cmd([
+        "secret",
+        "rotate",
+        "svc/key",
+        "--rotator",
+        "command",
+        "--command",
+    ])
+    .arg(&rotator)
+    .args(["--step-timeout", "5"])
+    .run()
+    .fails_all(
+        exit::FAILURE,
+        &["step test", "exited with status 9", "target refused"],
+    );
+    assert_eq!(env.get("svc/key", &[]), b"kept-while-failing");
+    let s = status(&env, "svc/key");
+    assert_eq!(s["rotation"]["state"], "failing", "{s:#}");
+    assert_eq!(s["rotation"]["step"], "test");
+    assert_eq!(s["rotation"]["attempts"], 1);
+    assert!(s["rotation"]["next_retry"].is_string());
+    let pending_token = s["rotation"]["token"].as_str().unwrap().to_owned();
+    // The schedule view puts the failing one first.
+    env.create("calm/key", b"calm");
+    env.coffer(&[
+        "secret",
+        "rotate",
+        "calm/key",
+        "--rotator",
+        "generate",
+        "--schedule",
+        "rate(90 days)",
+    ])
+    .ok();
+    let list = env.coffer(&["rotation", "list", "-o", "json"]).ok().json();
+    let names: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["secret_name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["svc/key", "calm/key"]);
+    let table = env.coffer(&["rotation", "list"]).ok().text();
+    assert!(
+        table.contains("failing") && table.contains("target refused"),
+        "{table}"
+    );
+    // Fixed: the next attempt resumes the same rotation (same token, same PENDING).
+    std::fs::write(&flag, "").unwrap();
+    let outcome = env
+        .coffer(&["secret", "rotate", "svc/key", "-o", "json"])
+        .ok()
+        .json();
+    assert_eq!(outcome["token"], pending_token.as_str());
+    assert_eq!(env.get("svc/key", &[]), b"rotated-by-command");
+    assert_eq!(status(&env, "svc/key")["rotation"]["state"], "scheduled");
+}
+
+#[test]
+fn stopped_after_each_step_then_resumed_without_losing_current() {
+    let env = Env::new();
+    env.init();
+    for step in ["create", "set", "test"] {
+        let name = format!("crash/{step}");
+        env.create(&name, b"original");
+        let run = env
+            .coffer(&[
+                "secret",
+                "rotate",
+                &name,
+                "--rotator",
+                "generate",
+                "--stop-after",
+                step,
+                "-o",
+                "json",
+            ])
+            .ok();
+        let first = run.json();
+        assert_eq!(first["finished"], false, "{run}");
+        assert_eq!(env.get(&name, &[]), b"original");
+        let pending = first["version_id"].as_str().unwrap().to_owned();
+        assert_eq!(env.labels_of(&name, &pending), ["PENDING"]);
+        let second = env
+            .coffer(&["secret", "rotate", &name, "-o", "json"])
+            .ok()
+            .json();
+        assert_eq!(second["version_id"], pending.as_str());
+        assert_eq!(env.labels_of(&name, &pending), ["CURRENT"]);
+    }
+}
+
+#[test]
+fn bad_schedules_and_rotators_are_usage_errors() {
+    let env = Env::new();
+    env.init();
+    env.create("x", b"value");
+    env.coffer(&[
+        "secret",
+        "rotate",
+        "x",
+        "--rotator",
+        "generate",
+        "--schedule",
+        "rate(5 weeks)",
+    ])
+    .fails_all(exit::USAGE, &["not a unit", "rate(30 days)"]);
+    env.coffer(&[
+        "secret",
+        "rotate",
+        "x",
+        "--rotator",
+        "generate",
+        "--schedule",
+        "cron(0 4 * * *)",
+    ])
+    .fails_all(exit::USAGE, &["has 5 fields", "six"]);
+    env.coffer(&["secret", "rotate", "x", "--rotator", "lambda"])
+        .fails_all(
+            exit::USAGE,
+            &["unknown rotator", "generate, command or postgres"],
+        );
+    env.coffer(&["secret", "rotate", "x"])
+        .fails(exit::FAILURE, "no rotation configured");
+    env.coffer(&["secret", "rotate", "x", "--rotator", "command"])
+        .fails(exit::USAGE, "--command");
+    assert!(env.describe("x").get("rotation").is_none());
+}
+
+#[test]
+fn daemon_once_rotates_what_is_due_and_catches_up_once() {
+    let env = Env::new();
+    env.init();
+    env.create("due/a", b"a0");
+    env.create("due/b", b"b0");
+    for name in ["due/a", "due/b"] {
+        env.coffer(&[
+            "secret",
+            "rotate",
+            name,
+            "--rotator",
+            "generate",
+            "--schedule",
+            "rate(1 day)",
+            "--no-rotate-immediately",
+        ])
+        .ok();
+    }
+    env.coffer(&["secret", "cancel-rotate", "due/b"]).ok();
+    let now = env.coffer(&["daemon", "--once", "-o", "json"]).ok().json();
+    assert_eq!(now["rotated"], serde_json::json!([]), "{now:#}");
+    // Ten days later: one rotation of due/a, not ten.
+    let later = time_in_days(10);
+    let report = env
+        .coffer(&["daemon", "--once", "--now", &later, "-o", "json"])
+        .ok()
+        .json();
+    assert_eq!(
+        report["rotated"],
+        serde_json::json!(["due/a"]),
+        "{report:#}"
+    );
+    let again = env
+        .coffer(&["daemon", "--once", "--now", &later, "-o", "json"])
+        .ok()
+        .json();
+    assert_eq!(again["rotated"], serde_json::json!([]), "{again:#}");
+    assert_eq!(env.versions("due/a").len(), 2);
+    assert_eq!(env.versions("due/b").len(), 1);
+    assert_eq!(env.get("due/b", &[]), b"b0");
+}
+
+fn time_in_days(days: i64) -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+        + days * 86_400;
+    // RFC 3339 from Unix seconds (UTC), without a date library.
+    let (d, s) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    let (y, m, dd) = civil_from_days(d);
+    format!(
+        "{y:04}-{m:02}-{dd:02}T{:02}:{:02}:{:02}Z",
+        s / 3600,
+        s % 3600 / 60,
+        s % 60
+    )
+}
+
+/// Howard Hinnant's days-to-civil algorithm.
+fn civil_from_days(z: i64) -> (i64, i64, i64) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+fn stale_count(env: &Env) -> i64 {
+    env.db()
+        .query_row(
+            "SELECT count(*) FROM secret_versions WHERE key_version < (SELECT max(version) FROM key_versions)",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap()
+}
+
+#[test]
+fn rewrap_killed_with_sigkill_resumes_and_every_secret_stays_readable() {
+    let env = Env::new();
+    env.init();
+    const SECRETS: usize = 150;
+    {
+        let _agent = unlock(&env);
+        for i in 0..SECRETS {
+            env.coffer_stdin(
+                &["secret", "create", &format!("many/{i:04}")],
+                format!("value-{i}").as_bytes(),
+            )
+            .ok();
+        }
+        for i in (0..SECRETS).step_by(3) {
+            env.coffer_stdin(
+                &["secret", "put", &format!("many/{i:04}")],
+                format!("value-{i}-b").as_bytes(),
+            )
+            .ok();
+        }
+    }
+    let total = SECRETS + SECRETS.div_ceil(3);
+    let key = env.coffer(&["key", "list", "-o", "json"]).ok().json()[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let ciphertexts = |env: &Env| -> Vec<Vec<u8>> {
+        let db = env.db();
+        let mut stmt = db
+            .prepare("SELECT ciphertext FROM secret_versions ORDER BY id")
+            .unwrap();
+        let rows = stmt.query_map([], |r| r.get(0)).unwrap();
+        rows.collect::<Result<_, _>>().unwrap()
+    };
+    let before = ciphertexts(&env);
+
+    let mut killed_mid_way = false;
+    for _attempt in 0..5 {
+        env.coffer(&["key", "rotate", &key]).ok();
+        assert_eq!(stale_count(&env) as usize, total);
+        env.coffer(&["key", "retire-version", &key, "1"])
+            .fails(exit::CONFLICT, "coffer key rewrap");
+        let mut child = env
+            .cmd(["--no-agent", "key", "rewrap", &key, "--batch-size", "1"])
+            .spawn();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let progressed = child.stderr().matches("re-wrapped").count();
+            if progressed >= 10
+                || child.child.try_wait().unwrap().is_some()
+                || Instant::now() > deadline
+            {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        if child.child.try_wait().unwrap().is_none() {
+            child.sigkill();
+            child.wait();
+            let stale = stale_count(&env) as usize;
+            if stale > 0 && stale < total {
+                killed_mid_way = true;
+                break;
+            }
+        } else {
+            child.wait();
+        }
+    }
+    assert!(killed_mid_way, "the re-wrap was never caught mid-way");
+    env.db()
+        .query_row("PRAGMA integrity_check", [], |r| r.get::<_, String>(0))
+        .map(|r| assert_eq!(r, "ok"))
+        .unwrap();
+    // Everything reads mid-way: some data keys under the old version, some under the new.
+    for i in (0..SECRETS).step_by(7) {
+        let expected = if i % 3 == 0 {
+            format!("value-{i}-b")
+        } else {
+            format!("value-{i}")
+        };
+        assert_eq!(env.get(&format!("many/{i:04}"), &[]), expected.as_bytes());
+    }
+    // Resume: the rest is done, and the values' ciphertexts were never touched.
+    let run = env.coffer(&["key", "rewrap", &key, "-o", "json"]).ok();
+    let resumed = run.json();
+    assert_eq!(resumed["remaining"], 0, "{run}");
+    assert!(
+        resumed["rewrapped"].as_u64().unwrap() < total as u64,
+        "{run}"
+    );
+    assert_eq!(stale_count(&env), 0);
+    assert_eq!(ciphertexts(&env), before);
+    let status = env
+        .coffer(&["key", "rotation-status", &key, "-o", "json"])
+        .ok()
+        .json();
+    assert_eq!(status["stale_data_keys"], 0, "{status:#}");
+    // Retire every old version, then read every secret, CURRENT and PREVIOUS.
+    let newest = status["newest_version"].as_u64().unwrap();
+    for version in 1..newest {
+        env.coffer(&["key", "retire-version", &key, &version.to_string()])
+            .ok();
+    }
+    env.coffer(&["key", "retire-version", &key, &newest.to_string()])
+        .fails(exit::USAGE, "newest");
+    let _agent = unlock(&env);
+    for i in 0..SECRETS {
+        let name = format!("many/{i:04}");
+        if i % 3 == 0 {
+            assert_eq!(env.get(&name, &[]), format!("value-{i}-b").as_bytes());
+            assert_eq!(
+                env.get(&name, &["--label", "PREVIOUS"]),
+                format!("value-{i}").as_bytes()
+            );
+        } else {
+            assert_eq!(env.get(&name, &[]), format!("value-{i}").as_bytes());
+        }
+    }
+    env.coffer(&["audit", "verify"]).ok();
+}
+
+#[test]
+fn automatic_key_rotation_by_the_daemon() {
+    let env = Env::new();
+    env.init();
+    env.create("k/one", b"one");
+    let key = env.coffer(&["key", "list", "-o", "json"]).ok().json()[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    env.coffer(&["key", "enable-rotation", &key, "--period-days", "30"])
+        .ok();
+    let later = time_in_days(31);
+    let report = env
+        .coffer(&["daemon", "--once", "--now", &later, "-o", "json"])
+        .ok()
+        .json();
+    assert_eq!(
+        report["keys_rotated"].as_array().unwrap().len(),
+        1,
+        "{report:#}"
+    );
+    assert_eq!(report["data_keys_rewrapped"], 1);
+    let status = env
+        .coffer(&["key", "rotation-status", &key, "-o", "json"])
+        .ok()
+        .json();
+    assert_eq!(status["newest_version"], 2);
+    assert_eq!(status["stale_data_keys"], 0);
+    assert_eq!(env.get("k/one", &[]), b"one");
+}
