@@ -3,8 +3,12 @@
 # already there. Sourced by the README's two commands and by CI; safe to run twice.
 set -euo pipefail
 
-COFFER_BUILD_PACKAGES=(build-essential pkg-config libtss2-dev)
+COFFER_BUILD_PACKAGES=(build-essential pkg-config libtss2-dev nodejs npm)
 COFFER_TPM_PACKAGES=(swtpm swtpm-tools tpm2-tools)
+# The desktop app (Tauri 2 on WebKitGTK).
+COFFER_APP_PACKAGES=(libwebkit2gtk-4.1-dev libgtk-3-dev libayatana-appindicator3-dev librsvg2-dev libsoup-3.0-dev)
+# Only for tests: a real PostgreSQL for the rotator, a display and WebDriver for the app.
+COFFER_TEST_PACKAGES=(postgresql xvfb xauth webkit2gtk-driver xclip python3 util-linux)
 
 coffer_install_packages() {
     local missing=()
@@ -16,6 +20,15 @@ coffer_install_packages() {
     done
     if [ "${#missing[@]}" -eq 0 ]; then
         return 0
+    fi
+    # The machine may already have a newer Node.js than Debian's; keep it.
+    if command -v node >/dev/null && command -v npm >/dev/null; then
+        local keep=()
+        for package in "${missing[@]}"; do
+            case "$package" in nodejs | npm) ;; *) keep+=("$package") ;; esac
+        done
+        missing=("${keep[@]}")
+        [ "${#missing[@]}" -eq 0 ] && return 0
     fi
     echo "Installing Debian packages: ${missing[*]}" >&2
     local sudo=()
@@ -40,4 +53,9 @@ coffer_require_cargo() {
             return 1
         fi
     fi
+}
+
+# Builds the web UI the app embeds (tauri's build script needs ui/dist to exist).
+coffer_build_ui() {
+    (cd ui && npm ci --no-audit --no-fund --loglevel=error && npm run build --silent)
 }

@@ -1,16 +1,20 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it: installs what is missing, checks formatting and
 # lints, builds everything, then runs unit, property and system tests (each system test
-# starts its own swtpm on 127.0.0.1).
+# starts its own swtpm on 127.0.0.1), the UI's component tests, the end-to-end tests of
+# the real app under Xvfb, and the demo launcher's self-test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source packaging/debian-deps.sh
-coffer_install_packages "${COFFER_BUILD_PACKAGES[@]}" "${COFFER_TPM_PACKAGES[@]}"
+coffer_install_packages "${COFFER_BUILD_PACKAGES[@]}" "${COFFER_TPM_PACKAGES[@]}" \
+    "${COFFER_APP_PACKAGES[@]}" "${COFFER_TEST_PACKAGES[@]}"
 coffer_require_cargo
 
 export TSS2_LOG=all+NONE
 export CARGO_TERM_COLOR=never
 
+echo "== web UI build"
+coffer_build_ui
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy"
@@ -19,5 +23,9 @@ echo "== cargo build"
 cargo build --workspace --locked
 echo "== cargo test"
 cargo test --workspace --locked --no-fail-fast
+echo "== UI component tests"
+(cd ui && npm test --silent)
+echo "== end-to-end tests in the real app"
+tests/e2e/run.sh
 echo "== demo self-test (the README's first command, non-interactively)"
 COFFER_BUILD_PROFILE=dev packaging/demo.sh --self-test

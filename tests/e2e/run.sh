@@ -39,7 +39,8 @@ if ((${#missing[@]})); then
 fi
 
 log "installing npm packages"
-(cd "$ROOT/ui" && npm ci --no-audit --no-fund --loglevel=error)
+# npm ci trips over @tauri-apps/cli's optional per-platform packages with some npm versions.
+(cd "$ROOT/ui" && { npm ci --no-audit --no-fund --loglevel=silent || npm install --no-audit --no-fund --loglevel=error; })
 (cd "$E2E" && npm ci --no-audit --no-fund --loglevel=error)
 
 if ! command -v tauri-driver >/dev/null 2>&1 && [ ! -x "$HOME/.cargo/bin/tauri-driver" ]; then

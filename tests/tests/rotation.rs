@@ -469,3 +469,289 @@ fn automatic_key_rotation_by_the_daemon() {
     assert_eq!(status["stale_data_keys"], 0);
     assert_eq!(env.get("k/one", &[]), b"one");
 }
+
+// ---- PostgreSQL, through the CLI -----------------------------------------------------
+
+/// A throwaway PostgreSQL cluster (initdb in a temp dir, a free port on 127.0.0.1),
+/// run as the `postgres` user when the tests run as root.
+struct PgServer {
+    dir: tempfile::TempDir,
+    bin: PathBuf,
+    port: u16,
+    as_postgres: bool,
+}
+
+const PG_ADMIN: &str = "coffer_admin";
+const PG_ADMIN_PASSWORD: &str = "pg-admin-Hq8w";
+
+impl PgServer {
+    fn start() -> Option<PgServer> {
+        let bin = std::fs::read_dir("/usr/lib/postgresql")
+            .ok()
+            .and_then(|dirs| {
+                let mut bins: Vec<PathBuf> = dirs
+                    .filter_map(|e| e.ok())
+                    .map(|e| e.path().join("bin"))
+                    .filter(|b| b.join("initdb").is_file())
+                    .collect();
+                bins.sort();
+                bins.pop()
+            });
+        let Some(bin) = bin else {
+            eprintln!("\n\n*** SKIPPING the PostgreSQL CLI test: no /usr/lib/postgresql/*/bin/initdb (apt-get install -y postgresql) ***\n");
+            return None;
+        };
+        // SAFETY: geteuid has no preconditions.
+        let as_postgres = unsafe { libc::geteuid() } == 0;
+        let dir = tempfile::Builder::new()
+            .prefix("coffer-pg-")
+            .tempdir()
+            .unwrap();
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let pwfile = dir.path().join("admin-pw");
+        std::fs::write(&pwfile, PG_ADMIN_PASSWORD).unwrap();
+        if as_postgres {
+            let ok = std::process::Command::new("chown")
+                .arg("postgres:")
+                .arg(dir.path())
+                .arg(&pwfile)
+                .status()
+                .unwrap()
+                .success();
+            assert!(ok, "chown to postgres failed");
+        }
+        let server = PgServer {
+            port: coffer_system_tests::free_port(),
+            dir,
+            bin,
+            as_postgres,
+        };
+        let data = server.data();
+        server.tool(
+            "initdb",
+            &[
+                "-D",
+                &data,
+                "-U",
+                PG_ADMIN,
+                "--pwfile",
+                pwfile.to_str().unwrap(),
+                "-A",
+                "scram-sha-256",
+                "--no-sync",
+            ],
+        );
+        let options = format!(
+            "-p {} -k {data} -c listen_addresses=127.0.0.1 -c fsync=off",
+            server.port
+        );
+        let log = format!("{data}/server.log");
+        server.tool(
+            "pg_ctl",
+            &["-D", &data, "-o", &options, "-l", &log, "-w", "start"],
+        );
+        Some(server)
+    }
+
+    fn data(&self) -> String {
+        self.dir.path().join("data").to_str().unwrap().to_owned()
+    }
+
+    fn tool(&self, tool: &str, args: &[&str]) {
+        let mut command = if self.as_postgres {
+            let mut c = std::process::Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(self.bin.join(tool));
+            c
+        } else {
+            std::process::Command::new(self.bin.join(tool))
+        };
+        let output = command.args(args).output().unwrap();
+        assert!(
+            output.status.success(),
+            "{tool} failed: {}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+
+    /// Runs SQL as `user` with `password` (given to psql in a 0600 passfile, not its
+    /// environment or arguments); true if it logged in and succeeded.
+    fn psql(&self, user: &str, password: &str, sql: &str) -> bool {
+        let passfile = self
+            .dir
+            .path()
+            .join(format!("pass-{}", coffer_system_tests::random_hex(6)));
+        std::fs::write(
+            &passfile,
+            format!(
+                "127.0.0.1:{}:*:{user}:{}\n",
+                self.port,
+                // .pgpass escapes colons and backslashes with a backslash.
+                password.replace('\\', "\\\\").replace(':', "\\:")
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(&passfile, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let ok = std::process::Command::new(self.bin.join("psql"))
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-U",
+                user,
+                "-d",
+                "postgres",
+                "-w",
+                "-X",
+                "-q",
+                "-c",
+                sql,
+            ])
+            .env("PGPASSFILE", &passfile)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .unwrap()
+            .success();
+        let _ = std::fs::remove_file(passfile);
+        ok
+    }
+
+    fn secret(&self, user: &str, password: &str) -> Vec<u8> {
+        serde_json::json!({
+            "host": "127.0.0.1", "port": self.port, "username": user,
+            "password": password, "dbname": "postgres",
+        })
+        .to_string()
+        .into_bytes()
+    }
+}
+
+impl Drop for PgServer {
+    fn drop(&mut self) {
+        let data = self.data();
+        let mut command = if self.as_postgres {
+            let mut c = std::process::Command::new("runuser");
+            c.args(["-u", "postgres", "--"])
+                .arg(self.bin.join("pg_ctl"));
+            c
+        } else {
+            std::process::Command::new(self.bin.join("pg_ctl"))
+        };
+        let _ = command
+            .args(["-D", &data, "-m", "immediate", "-w", "stop"])
+            .output();
+    }
+}
+
+fn password_in(json: &[u8]) -> String {
+    let value: Value = serde_json::from_slice(json).unwrap();
+    value["password"].as_str().unwrap().to_owned()
+}
+
+#[test]
+fn postgres_rotator_through_the_cli() {
+    let Some(pg) = PgServer::start() else { return };
+    assert!(pg.psql(
+        PG_ADMIN,
+        PG_ADMIN_PASSWORD,
+        "CREATE ROLE app LOGIN PASSWORD 'app-old-Vn4p'"
+    ));
+    let env = Env::new();
+    env.init();
+    env.sensitive("app-old-Vn4p");
+    env.create("db/app", &pg.secret("app", "app-old-Vn4p"));
+    env.coffer(&[
+        "secret",
+        "rotate",
+        "db/app",
+        "--rotator",
+        "postgres",
+        "--schedule",
+        "rate(30 days)",
+    ])
+    .ok();
+    let new_password = password_in(&env.get("db/app", &[]));
+    env.sensitive(&new_password);
+    assert!(
+        pg.psql("app", &new_password, "SELECT 1"),
+        "the new password does not work"
+    );
+    assert!(
+        !pg.psql("app", "app-old-Vn4p", "SELECT 1"),
+        "the old password still works"
+    );
+    assert_eq!(
+        password_in(&env.get("db/app", &["--label", "PREVIOUS"])),
+        "app-old-Vn4p"
+    );
+
+    // A failure at test leaves CURRENT as it was, and the rotation resumes after.
+    env.coffer(&["secret", "rotate", "db/app", "--stop-after", "set"])
+        .ok();
+    assert!(pg.psql(PG_ADMIN, PG_ADMIN_PASSWORD, "ALTER ROLE app NOLOGIN"));
+    env.coffer(&["secret", "rotate", "db/app"]).fails_all(
+        exit::FAILURE,
+        &[
+            "step test",
+            "not permitted to log in",
+            "CURRENT is unchanged",
+        ],
+    );
+    assert_eq!(password_in(&env.get("db/app", &[])), new_password);
+    let status = status(&env, "db/app");
+    assert_eq!(status["rotation"]["state"], "failing", "{status:#}");
+    assert!(pg.psql(PG_ADMIN, PG_ADMIN_PASSWORD, "ALTER ROLE app LOGIN"));
+    env.coffer(&["secret", "rotate", "db/app"]).ok();
+    let third = password_in(&env.get("db/app", &[]));
+    assert!(pg.psql("app", &third, "SELECT 1"));
+    assert!(!pg.psql("app", &new_password, "SELECT 1"));
+}
+
+#[test]
+fn the_daemon_keeps_running_and_finishes_an_interrupted_rotation() {
+    let env = Env::new();
+    env.init();
+    env.create("bg/key", b"before");
+    let stopped = env
+        .coffer(&[
+            "secret",
+            "rotate",
+            "bg/key",
+            "--rotator",
+            "generate",
+            "--stop-after",
+            "set",
+            "-o",
+            "json",
+        ])
+        .ok()
+        .json();
+    let pending = stopped["version_id"].as_str().unwrap().to_owned();
+    let mut daemon = env.cmd(["daemon", "--max-sleep", "1s"]).spawn();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while env.labels_of("bg/key", &pending) != ["CURRENT"] {
+        assert!(
+            Instant::now() < deadline,
+            "the daemon did not finish the rotation: {}",
+            daemon.stderr()
+        );
+        assert!(
+            daemon.child.try_wait().unwrap().is_none(),
+            "the daemon exited: {}",
+            daemon.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // Still running after its pass; stopped by us.
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(
+        daemon.child.try_wait().unwrap().is_none(),
+        "{}",
+        daemon.stderr()
+    );
+    daemon.sigkill();
+    daemon.wait();
+    assert_ne!(env.get("bg/key", &[]), b"before");
+}

@@ -332,8 +332,10 @@ pub enum RotationError {
     },
     #[error("secret {name:?} has no rotation configured; set one with `coffer secret rotate {name} --rotator generate|command|postgres`")]
     NotConfigured { name: String },
-    #[error("the rotator configuration is not valid: {reason}")]
+    #[error("the rotation configuration is not valid: {reason}")]
     InvalidConfig { reason: String },
+    #[error("the rotation configuration of secret {name:?} was changed outside Coffer (its MAC does not match), so it is not run; check it and set it again with `coffer secret rotate {name} --rotator …`")]
+    ConfigTampered { name: String },
 }
 
 impl RotationError {
@@ -343,6 +345,7 @@ impl RotationError {
             RotationError::Timeout { .. } => "rotator_timeout",
             RotationError::NotConfigured { .. } => "rotation_not_configured",
             RotationError::InvalidConfig { .. } => "invalid_argument",
+            RotationError::ConfigTampered { .. } => "tampered",
         }
     }
 }

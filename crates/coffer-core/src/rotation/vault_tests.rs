@@ -825,3 +825,72 @@ fn postgres_rotator_against_a_real_server() {
     assert!(pg.connect("svc", "svc-old-pass").is_err());
     pg.connect("svc_clone", &password).unwrap();
 }
+
+#[test]
+fn an_idle_scheduler_pass_writes_nothing() {
+    let mut f = fixture();
+    create(&mut f.vault, "idle", "x");
+    f.vault
+        .configure_rotation(
+            "idle",
+            &settings(
+                RotatorConfig::named("generate").unwrap(),
+                Some("rate(10 days)"),
+            ),
+        )
+        .unwrap();
+    f.vault.flush_audit().unwrap();
+    let count = |f: &Fixture| -> i64 {
+        f.db()
+            .query_row("SELECT count(*) FROM audit_log", [], |r| r.get(0))
+            .unwrap()
+    };
+    let before = count(&f);
+    for _ in 0..3 {
+        let report = f.vault.run_due(Timestamp::now()).unwrap();
+        assert!(report.rotated.is_empty() && report.failed.is_empty());
+    }
+    f.vault.flush_audit().unwrap();
+    assert_eq!(count(&f), before);
+}
+
+#[test]
+fn an_edited_rotator_configuration_is_refused_not_run() {
+    let mut f = fixture();
+    let marker = f.dir.path().join("evil-ran");
+    let evil = f.script(
+        "evil",
+        &format!("cat > {}; echo '{{\"value\":\"x\"}}'", marker.display()),
+    );
+    create(&mut f.vault, "guarded", "the-value");
+    f.vault
+        .configure_rotation(
+            "guarded",
+            &settings(RotatorConfig::named("generate").unwrap(), None),
+        )
+        .unwrap();
+    // Someone with write access to the file, but no audit key, swaps the rotator.
+    let json = serde_json::to_string(&command(evil, 5)).unwrap();
+    f.db()
+        .execute("UPDATE secret_rotation SET rotator = ?1", [json])
+        .unwrap();
+    let err = f.vault.rotate_secret("guarded").unwrap_err();
+    assert!(
+        matches!(err, Error::Rotation(RotationError::ConfigTampered { .. })),
+        "{err}"
+    );
+    assert_eq!(err.code(), "tampered");
+    assert!(
+        !marker.exists(),
+        "the swapped rotator ran and saw the value"
+    );
+    assert_eq!(f.current("guarded").1, "the-value");
+    // Setting it again through Coffer makes it usable again.
+    f.vault
+        .configure_rotation(
+            "guarded",
+            &settings(RotatorConfig::named("generate").unwrap(), None),
+        )
+        .unwrap();
+    f.vault.rotate_secret("guarded").unwrap();
+}

@@ -14,6 +14,8 @@ pub struct RotationRow {
     pub schedule: Option<String>,
     pub window_ms: Option<i64>,
     pub rotator: String,
+    /// HMAC of the rotator configuration under the vault's audit key.
+    pub rotator_mac: Vec<u8>,
     pub configured_at: i64,
     pub last_rotated_at: Option<i64>,
     pub next_rotation_at: Option<i64>,
@@ -28,7 +30,7 @@ pub struct RotationRow {
 
 const COLUMNS: &str = "secret_id, enabled, schedule, window_ms, rotator, configured_at,
     last_rotated_at, next_rotation_at, token, step, started_at, attempts, last_error,
-    last_error_at, next_retry_at";
+    last_error_at, next_retry_at, rotator_mac";
 
 fn from_row(row: &Row<'_>) -> rusqlite::Result<RotationRow> {
     Ok(RotationRow {
@@ -47,6 +49,7 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<RotationRow> {
         last_error: row.get(12)?,
         last_error_at: row.get(13)?,
         next_retry_at: row.get(14)?,
+        rotator_mac: row.get(15)?,
     })
 }
 
@@ -63,7 +66,7 @@ pub fn get(conn: &Connection, secret_id: Uuid) -> Result<Option<RotationRow>, St
 pub fn put(tx: &Transaction<'_>, row: &RotationRow, change_seq: i64) -> Result<(), StoreError> {
     tx.prepare_cached(&format!(
         "INSERT OR REPLACE INTO secret_rotation ({COLUMNS}, change_seq)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)"
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)"
     ))?
     .execute(params![
         row.secret_id,
@@ -81,6 +84,7 @@ pub fn put(tx: &Transaction<'_>, row: &RotationRow, change_seq: i64) -> Result<(
         row.last_error,
         row.last_error_at,
         row.next_retry_at,
+        row.rotator_mac,
         change_seq
     ])?;
     Ok(())
@@ -118,6 +122,7 @@ pub fn all(conn: &Connection) -> Result<Vec<(String, RotationRow)>, StoreError> 
                 last_error: r.get(13)?,
                 last_error_at: r.get(14)?,
                 next_retry_at: r.get(15)?,
+                rotator_mac: r.get(16)?,
             },
         ))
     })?;

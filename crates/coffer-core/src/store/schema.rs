@@ -204,6 +204,12 @@ const MIGRATIONS: &[&str] = &[
         change_seq       INTEGER NOT NULL
     ) STRICT;
     "#,
+    // 4: a MAC of each rotator configuration (which executable gets the values) under the
+    // vault's audit key, so a row edited outside Coffer is refused rather than run. Rows
+    // from before have none and must be set again.
+    r#"
+    ALTER TABLE secret_rotation ADD COLUMN rotator_mac BLOB NOT NULL DEFAULT x'';
+    "#,
 ];
 
 /// The schema version this build writes.

@@ -9,11 +9,15 @@
 //! PENDING; a resumed rotation finds that version by its token instead of making another.
 //! Only `finish` moves CURRENT (PREVIOUS follows) and drops PENDING, atomically.
 
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
 use uuid::Uuid;
 
 use super::audit::AuditEvent;
 use super::error::{Error, Result};
+use super::keyring::AuditKey;
 use super::{PutValue, Vault};
+use crate::crypto::Aad;
 use crate::model::{SecretValue, Timestamp, VersionSelector};
 use crate::names::{SecretName, StagingLabel};
 use crate::rotation::{
@@ -54,6 +58,40 @@ pub struct KeyRotationInfo {
     pub data_keys_by_version: Vec<(u32, u64)>,
     /// Data keys not yet under the newest version.
     pub stale_data_keys: u64,
+}
+
+/// The MAC that binds a rotator configuration to its secret and vault: whoever can edit
+/// the file but has no audit key cannot point a rotation at another executable.
+fn rotator_mac(key: &AuditKey, vault_id: Uuid, secret_id: Uuid, rotator: &str) -> Vec<u8> {
+    let aad = Aad::new("coffer.rotation-config.v1")
+        .with(vault_id.as_bytes())
+        .with(secret_id.as_bytes())
+        .with(rotator.as_bytes());
+    match <Hmac<Sha256> as Mac>::new_from_slice(key.0.as_ref()) {
+        Ok(mut hmac) => {
+            hmac.update(aad.as_bytes());
+            hmac.finalize().into_bytes().to_vec()
+        }
+        // HMAC takes keys of any length; kept total without an unwrap.
+        Err(_) => Vec::new(),
+    }
+}
+
+fn check_rotator_mac(
+    key: &AuditKey,
+    vault_id: Uuid,
+    row: &RotationRow,
+    name: &SecretName,
+) -> Result<()> {
+    use subtle::ConstantTimeEq;
+    let expected = rotator_mac(key, vault_id, row.secret_id, &row.rotator);
+    if expected.is_empty() || !bool::from(expected.ct_eq(&row.rotator_mac)) {
+        return Err(RotationError::ConfigTampered {
+            name: name.to_string(),
+        }
+        .into());
+    }
+    Ok(())
 }
 
 fn corrupt(detail: String) -> Error {
@@ -182,7 +220,8 @@ impl Vault {
                     .unwrap_or_else(|| "none".into())
             ));
         let now = Timestamp::now().millis();
-        let row = self.write(event, |tx, _, event| {
+        let vault_id = self.vault_id;
+        let row = self.write(event, |tx, keyring, event| {
             let secret = live_secret(tx, &name)?;
             event.secret_id = Some(secret.id);
             let existing = rows::get(tx, secret.id)?;
@@ -192,6 +231,7 @@ impl Vault {
                 schedule: None,
                 window_ms: None,
                 rotator: String::new(),
+                rotator_mac: Vec::new(),
                 configured_at: now,
                 last_rotated_at: None,
                 next_rotation_at: None,
@@ -209,6 +249,7 @@ impl Vault {
             row.enabled = true;
             row.schedule = schedule.as_ref().map(|s| s.to_string());
             row.window_ms = window_ms;
+            row.rotator_mac = rotator_mac(keyring.audit_key(), vault_id, secret.id, &rotator);
             row.rotator = rotator;
             row.next_rotation_at = next_rotation(&row)?;
             let seq = record_change(tx, now, "secret", secret.id.as_bytes(), "rotation")?;
@@ -333,10 +374,12 @@ impl Vault {
         let name = SecretName::parse(name)?;
         let now = clock.millis();
         let event = AuditEvent::new("rotate_secret").secret(None, name.as_str());
-        let (secret_id, config, token, mut step) = self.write(event, |tx, _, event| {
+        let vault_id = self.vault_id;
+        let (secret_id, config, token, mut step) = self.write(event, |tx, keyring, event| {
             let secret = live_secret(tx, &name)?;
             event.secret_id = Some(secret.id);
             let mut row = configured(tx, &secret)?;
+            check_rotator_mac(keyring.audit_key(), vault_id, &row, &name)?;
             let config: RotatorConfig = serde_json::from_str(&row.rotator)
                 .map_err(|e| corrupt(format!("rotation configuration: {e}")))?;
             let step = match (&row.token, row.step.as_deref().and_then(Step::parse)) {
@@ -743,6 +786,16 @@ impl Vault {
         }
         for key in key_rows::all_keys(self.store.conn())? {
             if key.state != "enabled" {
+                continue;
+            }
+            // Only keys with data keys under an older version: an idle pass writes nothing.
+            let conn = self.store.conn();
+            let newest = key_rows::newest_key_version(conn, key.id)?.map(|v| v.version);
+            let stale = match newest {
+                Some(newest) => rows::count_stale_under_key(conn, key.id, newest)?,
+                None => 0,
+            };
+            if stale == 0 {
                 continue;
             }
             match self.rewrap_key(
