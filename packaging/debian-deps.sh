@@ -57,5 +57,5 @@ coffer_require_cargo() {
 
 # Builds the web UI the app embeds (tauri's build script needs ui/dist to exist).
 coffer_build_ui() {
-    (cd ui && npm ci --no-audit --no-fund --loglevel=error && npm run build --silent)
+    (cd ui && npm install --no-audit --no-fund --loglevel=error && npm run build --silent)
 }

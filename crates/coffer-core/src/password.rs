@@ -13,7 +13,10 @@ const DIGITS: &str = "0123456789";
 /// The punctuation set Secrets Manager uses.
 const PUNCTUATION: &str = "!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~";
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Also the stored configuration of the `generate` and `postgres` rotators, so missing
+/// fields take their defaults.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct PasswordOptions {
     /// 1 to 4096 characters; 32 by default.
     pub length: usize,

@@ -60,56 +60,6 @@ impl std::fmt::Display for Step {
     }
 }
 
-/// Password options for the `generate` and `postgres` rotators, as stored in the config.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct GenerateOptions {
-    pub length: usize,
-    pub exclude_characters: String,
-    pub exclude_numbers: bool,
-    pub exclude_punctuation: bool,
-    pub exclude_uppercase: bool,
-    pub exclude_lowercase: bool,
-    pub include_space: bool,
-    pub require_each_included_type: bool,
-}
-
-impl Default for GenerateOptions {
-    fn default() -> Self {
-        GenerateOptions::from(&PasswordOptions::default())
-    }
-}
-
-impl From<&PasswordOptions> for GenerateOptions {
-    fn from(o: &PasswordOptions) -> Self {
-        GenerateOptions {
-            length: o.length,
-            exclude_characters: o.exclude_characters.clone(),
-            exclude_numbers: o.exclude_numbers,
-            exclude_punctuation: o.exclude_punctuation,
-            exclude_uppercase: o.exclude_uppercase,
-            exclude_lowercase: o.exclude_lowercase,
-            include_space: o.include_space,
-            require_each_included_type: o.require_each_included_type,
-        }
-    }
-}
-
-impl From<&GenerateOptions> for PasswordOptions {
-    fn from(o: &GenerateOptions) -> Self {
-        PasswordOptions {
-            length: o.length,
-            exclude_characters: o.exclude_characters.clone(),
-            exclude_numbers: o.exclude_numbers,
-            exclude_punctuation: o.exclude_punctuation,
-            exclude_uppercase: o.exclude_uppercase,
-            exclude_lowercase: o.exclude_lowercase,
-            include_space: o.include_space,
-            require_each_included_type: o.require_each_included_type,
-        }
-    }
-}
-
 /// The two strategies of the PostgreSQL rotator, as in Secrets Manager.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -137,7 +87,7 @@ pub enum RotatorConfig {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         field: Option<String>,
         #[serde(default)]
-        password: GenerateOptions,
+        password: PasswordOptions,
     },
     /// An executable called once per step as `PATH ARGS… STEP SECRET_NAME TOKEN`, with the
     /// values as JSON on stdin and the new value as JSON on stdout.
@@ -158,7 +108,7 @@ pub enum RotatorConfig {
         #[serde(default = "default_timeout")]
         timeout_secs: u64,
         #[serde(default)]
-        password: GenerateOptions,
+        password: PasswordOptions,
     },
 }
 
@@ -176,7 +126,7 @@ impl RotatorConfig {
         match kind {
             "generate" => Ok(RotatorConfig::Generate {
                 field: None,
-                password: GenerateOptions::default(),
+                password: PasswordOptions::default(),
             }),
             "command" => Ok(RotatorConfig::Command {
                 path: String::new(),
@@ -187,7 +137,7 @@ impl RotatorConfig {
                 strategy: PgStrategy::SingleUser,
                 admin_secret: None,
                 timeout_secs: DEFAULT_STEP_TIMEOUT_SECS,
-                password: GenerateOptions::default(),
+                password: PasswordOptions::default(),
             }),
             other => Err(format!(
                 "unknown rotator {other:?}: use generate, command or postgres"

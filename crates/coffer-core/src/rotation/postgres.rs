@@ -129,7 +129,7 @@ pub(super) fn run_step(
     let current = json_object(input.current, "the PostgreSQL rotator")?;
     let current_creds = Credentials::from_json(&current, "rotated")?;
     if input.step == Step::Create {
-        let mut options: PasswordOptions = password.into();
+        let mut options: PasswordOptions = password.clone();
         // Characters that trip up connection strings and shells, as Secrets Manager does.
         options.exclude_characters.push_str("/@\"'\\");
         let new_password = crate::password::generate_password(&options)

@@ -50,9 +50,7 @@ pub fn run_step(
 ) -> Result<Option<SecretValue>, RotatorFailure> {
     match config {
         RotatorConfig::Generate { field, password } => match input.step {
-            Step::Create => {
-                generate_value(input.current, field.as_deref(), &password.into()).map(Some)
-            }
+            Step::Create => generate_value(input.current, field.as_deref(), password).map(Some),
             _ => Ok(None),
         },
         RotatorConfig::Command {

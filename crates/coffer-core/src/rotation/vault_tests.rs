@@ -806,7 +806,7 @@ fn postgres_rotator_against_a_real_server() {
                     strategy: PgStrategy::AlternatingUsers,
                     admin_secret: Some("db/admin".into()),
                     timeout_secs: 10,
-                    password: GenerateOptions::default(),
+                    password: crate::password::PasswordOptions::default(),
                 },
                 None,
             ),
