@@ -29,7 +29,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .unwrap_or(100_000);
     let tpm = TpmBackend::select(&data_dir());
     if tpm.tcti.is_empty() {
-        return Err(tpm.problem.unwrap_or_default().into());
+        return Err(tpm.problem.clone().unwrap_or_default().into());
     }
     let path = coffer_core::default_vault_path();
     if let Some(dir) = path.parent() {
