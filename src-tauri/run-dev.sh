@@ -27,7 +27,7 @@ fi
 if ((BUILD)); then
   echo "==> installing npm packages"
   # npm ci trips over @tauri-apps/cli's optional per-platform packages with some npm versions.
-(cd "$ROOT/ui" && { npm ci --no-audit --no-fund --loglevel=silent || npm install --no-audit --no-fund --loglevel=error; })
+  (cd "$ROOT/ui" && { npm ci --no-audit --no-fund --loglevel=silent || npm install --no-audit --no-fund --loglevel=error; })
   echo "==> building the app (debug)"
   (cd "$ROOT/src-tauri" && "$ROOT/ui/node_modules/.bin/tauri" build --debug --no-bundle --ci)
 fi

@@ -37,9 +37,16 @@ export async function waitForTestId(browser, id, timeout = 20_000) {
 }
 
 export async function click(browser, id) {
-  const el = await waitForTestId(browser, id);
-  await el.click();
-  return el;
+  // The UI re-renders often; a reference can go stale between finding and clicking it.
+  for (let attempt = 0; ; attempt++) {
+    const el = await waitForTestId(browser, id);
+    try {
+      await el.click();
+      return el;
+    } catch (error) {
+      if (attempt >= 2 || !/stale/i.test(String(error))) throw error;
+    }
+  }
 }
 
 /** Types into an input found by CSS selector (clearing it first). */
@@ -52,13 +59,19 @@ export async function type(browser, selector, text) {
 }
 
 export async function text(browser, id) {
-  return (await waitForTestId(browser, id)).getText();
+  await waitForTestId(browser, id);
+  // Read in the page: immune to stale references after a re-render.
+  return browser.execute(
+    (sel) => (document.querySelector(sel) ? document.querySelector(sel).innerText : ''),
+    `[data-testid="${id}"]`,
+  );
 }
 
 export async function screenshot(browser, name) {
   if (!SCREENSHOTS) return;
   mkdirSync(SCREENSHOTS, { recursive: true });
-  // Let transitions and fonts settle.
+  // No toasts in the pictures; let transitions and fonts settle.
+  await browser.execute(() => document.querySelectorAll('[data-testid="toast"] button').forEach((b) => b.click()));
   await browser.pause(300);
   await browser.saveScreenshot(join(SCREENSHOTS, `${name}.png`));
 }

@@ -98,8 +98,8 @@ run_suite() { # $1: name, $2...: command
   # device or COFFER_TCTI, so the app starts its own software TPM under $home.
   env -u COFFER_TCTI -u COFFER_VAULT \
     HOME="$home" XDG_DATA_HOME="$home/.local/share" XDG_CONFIG_HOME="$home/.config" \
-    XDG_RUNTIME_DIR="$home/runtime" NO_AT_BRIDGE=1 WEBKIT_DISABLE_COMPOSITING_MODE=1 \
-    LIBGL_ALWAYS_SOFTWARE=1 ${COFFER_E2E_ENV:-} \
+    XDG_RUNTIME_DIR="$home/runtime" NO_AT_BRIDGE=1 \
+    ${COFFER_E2E_ENV:-} \
     "$TAURI_DRIVER" --port "$port" --native-port "$native" --native-driver "$NATIVE_DRIVER" \
     >"$WORK/$name-driver.log" 2>&1 &
   local driver=$!

@@ -37,6 +37,7 @@ const haveXclip = (() => {
 })();
 
 async function createSecret({ name, description = '', value, json, tags = {} }) {
+  await dismissToasts();
   await click(browser, 'new-secret');
   await waitForTestId(browser, 'secret-editor');
   await type(browser, '#secret-name', name);
@@ -63,6 +64,11 @@ async function createSecret({ name, description = '', value, json, tags = {} }) 
   };
 }
 
+/** Closes any toast, so none covers a button the test is about to click. */
+async function dismissToasts() {
+  for (const close of await browser.$$('[data-testid="toast"] button')) await close.click().catch(() => {});
+}
+
 async function selectSecret(name) {
   const row = await browser.$(`[data-testid="secret-row"][data-name="${name}"]`);
   await row.waitForDisplayed({ timeout: 10_000 });
@@ -74,10 +80,17 @@ async function search(value) {
   await type(browser, '[data-testid="search"]', value);
 }
 
+/** Empties an input the way a user does (clearValue fires no input event). */
+async function clearInput(id) {
+  const el = await byTestId(browser, id);
+  await el.click();
+  await browser.keys(['Control', 'a']);
+  await browser.keys('Backspace');
+  await until(browser, async () => (await el.getValue()) === '', `${id} did not clear`);
+}
+
 async function clearSearch() {
-  const el = await byTestId(browser, 'search');
-  await el.clearValue();
-  await until(browser, async () => (await el.getValue()) === '', 'search did not clear');
+  await clearInput('search');
 }
 
 async function unlockWith(pin) {
@@ -110,11 +123,10 @@ test('first run: PIN, recovery code shown once and confirmed, software TPM badge
   await type(browser, '#pin2', PIN);
   await (await browser.$('button=Create vault')).click();
   const codeEl = await waitForTestId(browser, 'recovery-code', 60_000);
-  const groups = (await codeEl.getText())
-    .split('\n')
-    .map((line) => line.trim())
-    .filter((line) => /^[A-Z2-7]{6}$/.test(line));
-  assert.equal(groups.length, 6, `expected six groups, got ${JSON.stringify(await codeEl.getText())}`);
+  const groups = [];
+  for (const el of await codeEl.$$('[data-group]')) groups.push(await el.getAttribute('data-group'));
+  assert.equal(groups.length, 6, `expected six groups, got ${JSON.stringify(groups)}`);
+  assert.ok(groups.every((g) => /^[A-Z2-7]{6}$/.test(g)), `odd groups ${JSON.stringify(groups)}`);
   await screenshot(browser, 'recovery-code');
   await (await browser.$('button=I have written it down')).click();
 
@@ -189,7 +201,7 @@ test('search as you type and filter by tag', async () => {
   await clearSearch();
   await type(browser, '[data-testid="tag-filter"]', 'env=prod');
   await until(browser, async () => (await rowNames(browser)).length === 3, 'tag filter env=prod should give 3');
-  await (await byTestId(browser, 'tag-filter')).clearValue();
+  await clearInput('tag-filter');
   await until(browser, async () => (await rowNames(browser)).length === 6, 'clearing the tag filter');
 });
 
@@ -265,7 +277,16 @@ test('keys: create a key with an alias', async () => {
   await type(browser, '#key-description', 'Payments team');
   await type(browser, '#key-alias', 'alias/payments');
   await (await browser.$('button=Create key')).click();
-  await until(browser, async () => (await text(browser, 'keys-table')).includes('alias/payments'), 'key not listed');
+  await until(
+    browser,
+    async () => (await text(browser, 'keys-table')).includes('alias/payments'),
+    'key not listed',
+    30_000,
+  ).catch(async (e) => {
+    await screenshot(browser, 'keys-failure');
+    const shown = await browser.$('.field-error');
+    throw new Error(`${e.message}: ${(await shown.isExisting()) ? await shown.getText() : 'no error shown'}`);
+  });
   await screenshot(browser, 'keys');
 });
 
@@ -307,7 +328,7 @@ test('lock, then unlock with a wrong PIN (attempts left shown) and the right one
   assert.match(error, /Wrong PIN/);
   assert.match(error, /attempts? left|refuses/);
   await unlockWith(PIN);
-  await waitForTestId(browser, 'secret-list', 30_000);
+  await waitForTestId(browser, 'lock-button', 30_000);
 });
 
 test('auto-lock after the idle time, with the reason on the unlock screen', async () => {
@@ -329,6 +350,7 @@ test('a restart opens the same vault on the same software TPM', async () => {
   browser = await launch();
   await (await browser.$('#unlock-pin')).waitForDisplayed({ timeout: 60_000 });
   await unlockWith(PIN);
+  await goTo('secrets');
   await waitForTestId(browser, 'secret-list', 30_000);
   await until(browser, async () => (await rowNames(browser)).length === 6, 'secrets missing after restart');
 });

@@ -20,6 +20,21 @@ export function formatDate(iso: string | null | undefined): string {
   return Number.isNaN(date.getTime()) ? iso : dateFormat.format(date);
 }
 
+const shortFormat = new Intl.DateTimeFormat(undefined, {
+  month: 'short',
+  day: 'numeric',
+  hour: '2-digit',
+  minute: '2-digit',
+});
+
+/** Date and time without the year when it is this year (for narrow tables). */
+export function formatShortDate(iso: string | null | undefined, now = new Date()): string {
+  if (!iso) return '—';
+  const date = new Date(iso);
+  if (Number.isNaN(date.getTime())) return iso;
+  return date.getFullYear() === now.getFullYear() ? shortFormat.format(date) : formatDate(iso);
+}
+
 export function formatDay(iso: string | null | undefined): string {
   if (!iso) return '—';
   const date = new Date(iso);
