@@ -37,6 +37,7 @@ pub fn run() {
                 tpm,
             ));
             idle::spawn_watcher(app.handle().clone(), Arc::clone(&session));
+            session.serve_cli();
             app.manage(session);
             Ok(())
         })

@@ -18,7 +18,8 @@ pub struct Session {
     pub settings_path: PathBuf,
     pub tpm: TpmBackend,
     pub clipboard: Clipboard,
-    vault: Mutex<Option<Vault>>,
+    /// Shared with the agent socket, which serves the CLI while the app is unlocked.
+    vault: Arc<Mutex<Option<Vault>>>,
     settings: Mutex<Settings>,
     last_activity: Mutex<Instant>,
 }
@@ -37,7 +38,7 @@ impl Session {
             settings_path,
             tpm,
             clipboard: Clipboard::default(),
-            vault: Mutex::new(None),
+            vault: Arc::new(Mutex::new(None)),
             settings: Mutex::new(settings),
             last_activity: Mutex::new(Instant::now()),
         }
@@ -54,6 +55,31 @@ impl Session {
             return Err(AppError::new("tpm_unreachable", message));
         }
         Ok(&self.tpm.tcti)
+    }
+
+    /// Serves the CLI over the agent socket for as long as the app runs: while the app is
+    /// unlocked `coffer` commands use its keys (no PIN); while it is locked they are told so
+    /// and unseal the keys themselves. Not started if another agent already serves this vault.
+    pub fn serve_cli(&self) {
+        let server = match coffer_core::agent::AgentServer::bind(
+            &self.vault_path,
+            Arc::clone(&self.vault),
+        ) {
+            Ok(server) => server,
+            Err(error) => {
+                eprintln!("coffer: not serving the CLI: {error}");
+                return;
+            }
+        };
+        std::thread::spawn(move || {
+            let options = coffer_core::agent::ServeOptions {
+                idle_lock: None,
+                exit_when_locked: false,
+            };
+            if let Err(error) = server.serve(options) {
+                eprintln!("coffer: the CLI socket stopped: {error}");
+            }
+        });
     }
 
     pub fn vault_guard(&self) -> AppResult<MutexGuard<'_, Option<Vault>>> {

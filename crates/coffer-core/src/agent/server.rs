@@ -173,18 +173,22 @@ fn handle_connection(
             match guard.as_mut().filter(|v| v.is_unlocked()) {
                 None => Reply::Error {
                     code: "locked".to_owned(),
-                    message: "the agent's vault is locked; unlock it again with `coffer unlock`"
+                    message: "the agent's vault is locked; unlock it in the Coffer app or with `coffer unlock`"
                         .to_owned(),
                 },
                 Some(v) => {
-                    v.set_actor(peer.actor());
-                    match service::execute(v, request) {
+                    // Name the client in the audit log for this request only: the vault
+                    // may belong to an app whose own actions must stay its own.
+                    let own = v.set_actor(peer.actor());
+                    let reply = match service::execute(v, request) {
                         Ok(response) => Reply::Ok(response),
                         Err(error) => Reply::Error {
                             code: error.code().to_owned(),
                             message: error.to_string(),
                         },
-                    }
+                    };
+                    v.set_actor(own);
+                    reply
                 }
             }
         };

@@ -89,8 +89,9 @@ impl Vault {
 
     /// Sets who the audit log names for the following operations (the agent acts for
     /// its clients).
-    pub fn set_actor(&mut self, actor: Actor) {
-        self.actor = actor;
+    /// Returns the actor it replaces, so a server can restore it after a request.
+    pub fn set_actor(&mut self, actor: Actor) -> Actor {
+        std::mem::replace(&mut self.actor, actor)
     }
 
     /// Forgets every key: they are wiped from memory. Pending read audits are written first.
