@@ -31,9 +31,17 @@ export async function launch() {
 export const byTestId = (browser, id) => browser.$(`[data-testid="${id}"]`);
 
 export async function waitForTestId(browser, id, timeout = 20_000) {
-  const el = await byTestId(browser, id);
-  await el.waitForDisplayed({ timeout, timeoutMsg: `[data-testid="${id}"] did not appear within ${timeout} ms` });
-  return el;
+  // A screen change (lock, unlock) can replace the element while it is being looked up.
+  for (let attempt = 0; ; attempt++) {
+    try {
+      const el = await byTestId(browser, id);
+      await el.waitForDisplayed({ timeout, timeoutMsg: `[data-testid="${id}"] did not appear within ${timeout} ms` });
+      return el;
+    } catch (error) {
+      if (attempt >= 3 || !/stale/i.test(String(error))) throw error;
+      await browser.pause(200);
+    }
+  }
 }
 
 export async function click(browser, id) {
