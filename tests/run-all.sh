@@ -32,5 +32,5 @@ if ! tests/e2e/run.sh; then
     echo "== end-to-end tests failed; running them once more to rule out a timing flake"
     tests/e2e/run.sh --no-build
 fi
-echo "== demo self-test (the README's first command, non-interactively)"
+echo "== CLI demo self-test (packaging/demo.sh, non-interactively)"
 COFFER_BUILD_PROFILE=dev packaging/demo.sh --self-test
