@@ -99,11 +99,12 @@ fn command_rotator_failure_keeps_current_and_is_reported_then_resumes() {
         &env,
         "rotator.sh",
         &format!(
-            "input=$(cat)\ncase \"$1\" in\n  create) echo '{{\"value\":\"rotated-by-command\"}}';;\n  test) [ -e {} ] || {{ echo 'target refused the new credentials' >&2; exit 9; }};;\nesac",
+            "input=$(cat)\ncase \"$1\" in\n  create) echo '{{\"value\":\"rotated-by-command\"}}';;\n  test) [ -e {} ] || {{ echo \"$input\" >&2; echo '{{\"error\":\"target refused the new credentials\"}}'; exit 9; }};;\nesac",
             flag.display()
         ),
     );
     env.create("svc/key", b"kept-while-failing");
+    env.sensitive(b"kept-while-failing");
     env.cmd([
         "secret",
         "rotate",
@@ -125,6 +126,21 @@ fn command_rotator_failure_keeps_current_and_is_reported_then_resumes() {
     assert_eq!(s["rotation"]["step"], "test");
     assert_eq!(s["rotation"]["attempts"], 1);
     assert!(s["rotation"]["next_retry"].is_string());
+    // The script echoed its input (with the CURRENT value) to stderr: none of it is kept,
+    // neither in the status nor anywhere in the vault's files.
+    assert!(!s.to_string().contains("kept-while-failing"), "{s:#}");
+    let vault_dir = env.vault.parent().unwrap();
+    for entry in std::fs::read_dir(vault_dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_file() {
+            let bytes = std::fs::read(&path).unwrap();
+            assert!(
+                !bytes.windows(18).any(|w| w == b"kept-while-failing"),
+                "the value reached {} in plaintext",
+                path.display()
+            );
+        }
+    }
     let pending_token = s["rotation"]["token"].as_str().unwrap().to_owned();
     // The schedule view puts the failing one first.
     env.create("calm/key", b"calm");

@@ -119,7 +119,7 @@ fn wipe(value: &mut Value) {
     }
 }
 
-/// Most bytes read from a rotator's stdout or stderr.
+/// Most bytes read from a rotator's stdout.
 const MAX_OUTPUT: u64 = 1024 * 1024;
 
 fn run_command(
@@ -148,14 +148,13 @@ fn run_command(
         .arg(input.token)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
+        .stderr(Stdio::null())
         .spawn()
         .map_err(|e| {
             RotatorFailure::new(format!("cannot start the rotator command {path:?}: {e}"))
         })?;
     let stdin = child.stdin.take();
     let stdout = child.stdout.take();
-    let stderr = child.stderr.take();
     // Writing and reading happen on threads so a child that never reads its stdin, or
     // writes a lot, cannot block us past the timeout.
     let request_bytes = Zeroizing::new(request.as_bytes().to_vec());
@@ -164,17 +163,13 @@ fn run_command(
             let _ = stdin.write_all(&request_bytes);
         }
     });
-    let read = |pipe: Option<Box<dyn Read + Send>>| {
-        std::thread::spawn(move || {
-            let mut buf = Zeroizing::new(Vec::new());
-            if let Some(pipe) = pipe {
-                let _ = pipe.take(MAX_OUTPUT).read_to_end(&mut buf);
-            }
-            buf
-        })
-    };
-    let out_reader = read(stdout.map(|p| Box::new(p) as Box<dyn Read + Send>));
-    let err_reader = read(stderr.map(|p| Box::new(p) as Box<dyn Read + Send>));
+    let out_reader = std::thread::spawn(move || {
+        let mut buf = Zeroizing::new(Vec::new());
+        if let Some(pipe) = stdout {
+            let _ = pipe.take(MAX_OUTPUT).read_to_end(&mut buf);
+        }
+        buf
+    });
 
     let deadline = Instant::now() + timeout;
     let status = loop {
@@ -211,29 +206,38 @@ fn run_command(
     };
     let _ = writer.join();
     let stdout = out_reader.join().unwrap_or_default();
-    let stderr = err_reader.join().unwrap_or_default();
     if !status.success() {
-        let last_line = String::from_utf8_lossy(&stderr)
-            .lines()
-            .rev()
-            .find(|l| !l.trim().is_empty())
-            .map(|l| l.chars().take(300).collect::<String>())
-            .unwrap_or_default();
         let how = match status.code() {
             Some(code) => format!("exited with status {code}"),
             None => "was killed by a signal".to_owned(),
         };
-        return Err(RotatorFailure::new(format!(
-            "the rotator command {path:?} {how} at step {}{}",
-            input.step,
-            if last_line.is_empty() {
-                String::new()
-            } else {
-                format!(" (its last error line: {last_line})")
-            }
-        )));
+        // The one channel for a reason is a JSON `error` on stdout. Stderr is discarded,
+        // never quoted: a script that echoes its input there would otherwise put a value
+        // into the rotation status, which is stored and shown in plaintext.
+        return Err(match reported_error(&stdout) {
+            Some(reason) => RotatorFailure::new(format!(
+                "the rotator command {path:?} {how} at step {}: {reason}",
+                input.step
+            )),
+            None => RotatorFailure::new(format!(
+                "the rotator command {path:?} {how} at step {} without a reason (print {{\"error\": \"…\"}} on stdout to give one; stderr is discarded because it could hold values)",
+                input.step
+            )),
+        });
     }
     parse_reply(path, input.step, &stdout)
+}
+
+/// The reason a rotator gave as `{"error": "…"}` on stdout, shortened for the status.
+fn reported_error(stdout: &[u8]) -> Option<String> {
+    let text = std::str::from_utf8(stdout).ok()?.trim();
+    let mut reply: Value = serde_json::from_str(text).ok()?;
+    let reason = reply
+        .get("error")
+        .and_then(Value::as_str)
+        .map(|e| e.chars().take(300).collect());
+    wipe(&mut reply);
+    reason
 }
 
 fn parse_reply(
@@ -263,8 +267,7 @@ fn parse_reply(
                 "the rotator command {path:?} printed JSON that is not an object at step {step}"
             )));
         };
-        if let Some(error) = map.get("error").and_then(Value::as_str) {
-            let error: String = error.chars().take(300).collect();
+        if let Some(error) = reported_error(stdout) {
             return Err(RotatorFailure::new(format!(
                 "the rotator command {path:?} reported an error at step {step}: {error}"
             )));
@@ -351,8 +354,13 @@ mod tests {
         let cases = [
             (
                 "echo 'boom: target refused' >&2; exit 7",
-                "exited with status 7",
-                "target refused",
+                "exited with status 7 at step create without a reason",
+                "",
+            ),
+            (
+                "echo '{\"error\":\"target refused\"}'; exit 7",
+                "exited with status 7 at step create: target refused",
+                "",
             ),
             ("echo not-json", "not JSON", "value"),
             ("echo '[1]'", "not an object", "[1]"),
@@ -386,6 +394,25 @@ mod tests {
         )
         .unwrap()
         .is_none());
+    }
+
+    #[test]
+    fn stderr_is_never_quoted_in_a_failure() {
+        // A careless script echoes the value it was handed to stderr, then fails: the
+        // reason (stored as the rotation status) must not carry it.
+        let dir = tempfile::tempdir().unwrap();
+        let path = script(
+            dir.path(),
+            "cat >&2; echo 'current was hunter2-secret' >&2; exit 1",
+        );
+        let current = SecretValue::text("hunter2-secret");
+        let err = run_step(&command(path, 5), &input(Step::Create, Some(&current))).unwrap_err();
+        assert!(
+            err.reason.contains("exited with status 1"),
+            "{}",
+            err.reason
+        );
+        assert!(!err.reason.contains("hunter2"), "{}", err.reason);
     }
 
     #[test]
