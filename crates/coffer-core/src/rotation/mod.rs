@@ -156,6 +156,7 @@ impl RotatorConfig {
                         "the command rotator needs the executable to run (--command PATH)".into(),
                     );
                 }
+                check_executable(path)?;
                 if !(1..=3600).contains(timeout_secs) {
                     return Err("the step timeout must be 1 to 3600 seconds".into());
                 }
@@ -172,6 +173,11 @@ impl RotatorConfig {
                 if !(1..=3600).contains(timeout_secs) {
                     return Err("the step timeout must be 1 to 3600 seconds".into());
                 }
+                if let Some(admin) = admin_secret {
+                    crate::names::SecretName::parse(admin).map_err(|e| {
+                        format!("the admin secret's name {admin:?} is not valid: {e}")
+                    })?;
+                }
             }
             RotatorConfig::Generate { field, .. } => {
                 if field.as_deref() == Some("") {
@@ -179,8 +185,35 @@ impl RotatorConfig {
                 }
             }
         }
+        if let RotatorConfig::Generate { password, .. } | RotatorConfig::Postgres { password, .. } =
+            self
+        {
+            // The generator is the authority on its options; a throw-away password now
+            // beats a rotation that fails months later on the first scheduled run.
+            crate::password::generate_password(password)
+                .map_err(|e| format!("the password options are not valid: {e}"))?;
+        }
         Ok(())
     }
+}
+
+/// A command rotator runs without a shell or working directory of its own, so its path
+/// must be absolute and name an executable file now, not at the first scheduled run.
+fn check_executable(path: &str) -> Result<(), String> {
+    use std::os::unix::fs::PermissionsExt;
+    if !std::path::Path::new(path).is_absolute() {
+        return Err(format!(
+            "the rotator command {path:?} is not an absolute path; give the full path, like /usr/local/bin/rotate-db"
+        ));
+    }
+    let metadata = std::fs::metadata(path)
+        .map_err(|e| format!("the rotator command {path:?} cannot be used: {e}"))?;
+    if !metadata.is_file() || metadata.permissions().mode() & 0o111 == 0 {
+        return Err(format!(
+            "the rotator command {path:?} is not an executable file (chmod +x it, or name another)"
+        ));
+    }
+    Ok(())
 }
 
 /// What a caller sets up with `configure_rotation` (and `coffer secret rotate --schedule`).
@@ -267,13 +300,13 @@ pub struct RotationOutcome {
 /// Why a rotation step failed (the secret's CURRENT is untouched).
 #[derive(Debug, thiserror::Error)]
 pub enum RotationError {
-    #[error("rotation of secret {name:?} failed at step {step}: {reason}; CURRENT is unchanged and the rotation resumes with the same PENDING version (`coffer secret rotation-status {name}`)")]
+    #[error("rotation of secret {name:?} failed at step {step}: {reason}; CURRENT is unchanged and the next attempt resumes with the same PENDING version")]
     StepFailed {
         name: String,
         step: Step,
         reason: String,
     },
-    #[error("the {rotator} rotator did not finish step {step} of secret {name:?} within {secs} s and was stopped; CURRENT is unchanged (raise the timeout with --step-timeout)")]
+    #[error("the {rotator} rotator did not finish step {step} of secret {name:?} within {secs} s and was stopped; CURRENT is unchanged (if the target is just slow, raise the rotator's step timeout)")]
     Timeout {
         name: String,
         rotator: &'static str,

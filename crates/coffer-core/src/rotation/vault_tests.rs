@@ -218,7 +218,7 @@ fn failures_are_kept_retried_with_backoff_and_resumed() {
     let script = f.script(
         "flaky",
         &format!(
-            "cat > /dev/null; case \"$1\" in create) echo '{{\"value\":\"next\"}}';; test) [ -e {} ] || {{ echo 'login with new password refused' >&2; exit 4; }};; esac",
+            "cat > /dev/null; case \"$1\" in create) echo '{{\"value\":\"next\"}}';; test) [ -e {} ] || {{ echo '{{\"error\":\"login with new password refused\"}}'; exit 4; }};; esac",
             flag.display()
         ),
     );
@@ -352,6 +352,79 @@ fn bad_configurations_are_refused_before_anything_runs() {
     window.window = Some("3h".into());
     let err = f.vault.configure_rotation("cfg", &window).unwrap_err();
     assert!(err.to_string().contains("shorter than"), "{err}");
+    // A command must be an absolute path to an executable file, checked now.
+    let relative = settings(command("rotate.sh".into(), 5), None);
+    let err = f.vault.configure_rotation("cfg", &relative).unwrap_err();
+    assert!(err.to_string().contains("not an absolute path"), "{err}");
+    let missing = settings(command("/nonexistent/rotate.sh".into(), 5), None);
+    let err = f.vault.configure_rotation("cfg", &missing).unwrap_err();
+    assert!(err.to_string().contains("cannot be used"), "{err}");
+    let plain = f.dir.path().join("not-executable");
+    std::fs::write(&plain, "#!/bin/sh\n").unwrap();
+    let not_exec = settings(command(plain.display().to_string(), 5), None);
+    let err = f.vault.configure_rotation("cfg", &not_exec).unwrap_err();
+    assert!(err.to_string().contains("not an executable file"), "{err}");
+    // Password options the generator cannot satisfy are refused before the first run.
+    let mut generate = RotatorConfig::named("generate").unwrap();
+    if let RotatorConfig::Generate { password, .. } = &mut generate {
+        password.length = 0;
+    }
+    let err = f
+        .vault
+        .configure_rotation("cfg", &settings(generate, None))
+        .unwrap_err();
+    assert!(err.to_string().contains("password options"), "{err}");
+    let mut postgres = RotatorConfig::named("postgres").unwrap();
+    if let RotatorConfig::Postgres { admin_secret, .. } = &mut postgres {
+        *admin_secret = Some("bad name with spaces".into());
+    }
+    let err = f
+        .vault
+        .configure_rotation("cfg", &settings(postgres, None))
+        .unwrap_err();
+    assert!(err.to_string().contains("admin secret"), "{err}");
+    // None of it was saved.
+    let err = f.vault.rotation_info("cfg").unwrap_err();
+    assert!(
+        matches!(err, Error::Rotation(RotationError::NotConfigured { .. })),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_schedule_preview_applies_the_rules_of_configure() {
+    use crate::vault::rotation::preview_schedule;
+    let from = Timestamp(1_767_225_600_000); // 2026-01-01T00:00:00Z, a Thursday
+    let preview = preview_schedule("rate( 12  hours )", None, from, 3).unwrap();
+    assert_eq!(preview.schedule, "rate(12 hours)");
+    let next: Vec<String> = preview.next.iter().map(|t| t.rfc3339()).collect();
+    assert_eq!(
+        next,
+        [
+            "2026-01-01T12:00:00Z",
+            "2026-01-02T00:00:00Z",
+            "2026-01-02T12:00:00Z"
+        ]
+    );
+    let preview = preview_schedule("cron(0 4 ? * SUN *)", Some("90m"), from, 2).unwrap();
+    assert_eq!(preview.window.as_deref(), Some("1h30m"));
+    let next: Vec<String> = preview.next.iter().map(|t| t.rfc3339()).collect();
+    assert_eq!(next, ["2026-01-04T04:00:00Z", "2026-01-11T04:00:00Z"]);
+    // A schedule that ends lists only what is left.
+    let preview = preview_schedule("cron(0 4 1 1 ? 2026)", None, from, 5).unwrap();
+    assert_eq!(preview.next.len(), 1);
+    // Errors name their field, as configure_rotation's do.
+    for (schedule, window, field) in [
+        ("rate(30 weeks)", None, "rotation schedule"),
+        ("cron(0 4 * * * *)", None, "rotation schedule"),
+        ("rate(2 hours)", Some("3h"), "rotation window"),
+        ("rate(2 days)", Some("soon"), "rotation window"),
+    ] {
+        match preview_schedule(schedule, window, from, 3) {
+            Err(Error::InvalidArgument { what, .. }) => assert_eq!(what, field, "{schedule}"),
+            other => panic!("{schedule}: {other:?}"),
+        }
+    }
 }
 
 #[test]

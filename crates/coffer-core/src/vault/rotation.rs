@@ -102,6 +102,62 @@ fn parse_schedule(text: &str) -> Result<Schedule> {
     Schedule::parse(text).map_err(|e| Error::invalid("rotation schedule", e.to_string()))
 }
 
+/// A schedule and window as `configure_rotation` takes them, each error naming its field.
+fn checked_timing(
+    schedule: Option<&str>,
+    window: Option<&str>,
+) -> Result<(Option<Schedule>, Option<i64>)> {
+    let schedule = schedule.map(parse_schedule).transpose()?;
+    let window_ms = window
+        .map(|w| parse_duration(w).map_err(|e| Error::invalid("rotation window", e.to_string())))
+        .transpose()?;
+    if let (Some(schedule), Some(window)) = (&schedule, window_ms) {
+        schedule
+            .check_window(window)
+            .map_err(|e| Error::invalid("rotation window", e.to_string()))?;
+    }
+    Ok((schedule, window_ms))
+}
+
+/// What a schedule would do if it were saved at `from`, so that a form can check an
+/// expression as it is typed with exactly the rules `configure_rotation` applies.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct SchedulePreview {
+    /// The schedule as Coffer writes it back.
+    pub schedule: String,
+    pub window: Option<String>,
+    /// The next rotation times, soonest first (fewer if the schedule ends).
+    pub next: Vec<Timestamp>,
+}
+
+/// Checks `schedule` (and `window`) and lists up to `count` (1 to 10) rotation times
+/// after `from`. Needs no vault: nothing here is secret.
+pub fn preview_schedule(
+    schedule: &str,
+    window: Option<&str>,
+    from: Timestamp,
+    count: usize,
+) -> Result<SchedulePreview> {
+    let (parsed, window_ms) = checked_timing(Some(schedule), window)?;
+    let parsed = parsed.ok_or_else(|| Error::invalid("rotation schedule", "it is empty"))?;
+    let mut next = Vec::new();
+    let mut after = from;
+    while next.len() < count.clamp(1, 10) {
+        match parsed.next_after(after) {
+            Some(at) => {
+                next.push(at);
+                after = at;
+            }
+            None => break,
+        }
+    }
+    Ok(SchedulePreview {
+        schedule: parsed.to_string(),
+        window: window_ms.map(format_duration),
+        next,
+    })
+}
+
 fn next_rotation(row: &RotationRow) -> Result<Option<i64>> {
     let Some(text) = &row.schedule else {
         return Ok(None);
@@ -190,23 +246,8 @@ impl Vault {
             .rotator
             .validate()
             .map_err(|reason| RotationError::InvalidConfig { reason })?;
-        let schedule = settings
-            .schedule
-            .as_deref()
-            .map(parse_schedule)
-            .transpose()?;
-        let window_ms = settings
-            .window
-            .as_deref()
-            .map(|w| {
-                parse_duration(w).map_err(|e| Error::invalid("rotation window", e.to_string()))
-            })
-            .transpose()?;
-        if let (Some(schedule), Some(window)) = (&schedule, window_ms) {
-            schedule
-                .check_window(window)
-                .map_err(|e| Error::invalid("rotation window", e.to_string()))?;
-        }
+        let (schedule, window_ms) =
+            checked_timing(settings.schedule.as_deref(), settings.window.as_deref())?;
         let rotator = serde_json::to_string(&settings.rotator)
             .map_err(|e| Error::invalid("rotator configuration", e.to_string()))?;
         let event = AuditEvent::new("configure_rotation")
