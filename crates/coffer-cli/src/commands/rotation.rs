@@ -9,6 +9,7 @@ use coffer_core::rotation::{
     Step,
 };
 use coffer_core::service::{Request, Response};
+use coffer_core::vault::rewrap::drive_rewrap;
 use coffer_core::Timestamp;
 use serde_json::json;
 
@@ -356,40 +357,36 @@ pub fn run_key(
 ) -> Result<(), Failure> {
     match command {
         KeyRotationCommand::Rewrap { key, batch_size } => {
-            let mut done_total = 0u64;
-            loop {
-                let progress = match backend.call(Request::RewrapKeyBatch {
+            let progress = drive_rewrap(
+                || match backend.call(Request::RewrapKeyBatch {
                     key: key.clone(),
                     batch: batch_size,
                 })? {
-                    Response::Rewrap(p) => p,
-                    other => return Err(unexpected(other)),
-                };
-                done_total += progress.done;
-                let all = done_total + progress.remaining;
-                let percent = (done_total * 100).checked_div(all).unwrap_or(100);
-                eprintln!(
-                    "coffer: re-wrapped {done_total} of {all} data keys under version {} ({percent}%)",
-                    progress.to_version
-                );
-                if progress.remaining == 0 || progress.done == 0 {
-                    let body = json!({
-                        "key_id": progress.key_id,
-                        "to_version": progress.to_version,
-                        "rewrapped": done_total,
-                        "remaining": progress.remaining,
-                    });
-                    return render(env.output, &body, |_, out| {
-                        writeln!(
-                            out,
-                            "Every data key of key {} is wrapped under version {} ({done_total} re-wrapped now); older versions wrapping none can be retired.",
-                            progress.key_id, progress.to_version
-                        )
-                    });
-                }
-                // Lets other writers in between two batches.
-                std::thread::sleep(coffer_core::vault::rewrap::REWRAP_PAUSE);
-            }
+                    Response::Rewrap(p) => Ok(p),
+                    other => Err(unexpected(other)),
+                },
+                &mut |p| {
+                    let all = p.done + p.remaining;
+                    let percent = (p.done * 100).checked_div(all).unwrap_or(100);
+                    eprintln!(
+                        "coffer: re-wrapped {} of {all} data keys under version {} ({percent}%)",
+                        p.done, p.to_version
+                    );
+                },
+            )?;
+            let body = json!({
+                "key_id": progress.key_id,
+                "to_version": progress.to_version,
+                "rewrapped": progress.done,
+                "remaining": progress.remaining,
+            });
+            render(env.output, &body, |_, out| {
+                writeln!(
+                    out,
+                    "Every data key of key {} is wrapped under version {} ({} re-wrapped now); older versions wrapping none can be retired.",
+                    progress.key_id, progress.to_version, progress.done
+                )
+            })
         }
         KeyRotationCommand::RetireVersion { key, version } => done(
             env,

@@ -95,6 +95,30 @@ pub(super) fn rewrap_secret(
     Ok(stale.len())
 }
 
+/// Runs re-wrap batches until none is left: adds them up, reports after each, and
+/// pauses between two so that other writers get the write lock. Where a batch runs is
+/// the caller's: in this process, through the agent, or in the app, which lets go of
+/// the vault between batches.
+pub fn drive_rewrap<E>(
+    mut batch: impl FnMut() -> std::result::Result<RewrapProgress, E>,
+    progress: &mut dyn FnMut(&RewrapProgress),
+) -> std::result::Result<RewrapProgress, E> {
+    let mut total: Option<RewrapProgress> = None;
+    loop {
+        let step = batch()?;
+        let sum = RewrapProgress {
+            done: total.map_or(0, |t| t.done) + step.done,
+            ..step
+        };
+        progress(&sum);
+        total = Some(sum);
+        if step.remaining == 0 || step.done == 0 {
+            return Ok(sum);
+        }
+        std::thread::sleep(REWRAP_PAUSE);
+    }
+}
+
 impl Vault {
     /// Re-wraps up to `batch` data keys of `key` under its newest version, in one
     /// transaction; `done` is how many, `remaining` how many are still under older ones.
@@ -146,24 +170,7 @@ impl Vault {
         batch: u32,
         progress: &mut dyn FnMut(&RewrapProgress),
     ) -> Result<RewrapProgress> {
-        let mut total = RewrapProgress {
-            key_id: Uuid::nil(),
-            to_version: 0,
-            done: 0,
-            remaining: 0,
-        };
-        loop {
-            let step = self.rewrap_key_batch(key, batch)?;
-            total.key_id = step.key_id;
-            total.to_version = step.to_version;
-            total.done += step.done;
-            total.remaining = step.remaining;
-            progress(&total);
-            if step.remaining == 0 || step.done == 0 {
-                return Ok(total);
-            }
-            std::thread::sleep(REWRAP_PAUSE);
-        }
+        drive_rewrap(|| self.rewrap_key_batch(key, batch), progress)
     }
 
     /// Deletes an old key version's sealed KEK and its recovery wrapping, once no data
