@@ -148,8 +148,11 @@ fn paging_by_last_change_visits_every_secret_once() {
         })
         .collect();
     f.vault.import_secrets(&requests).unwrap();
-    // Touch a few so that change order differs from name order.
+    // Touch a few so that change order differs from name order. Change times are in
+    // milliseconds and a put on a fast disk takes less, so space them out: two in the
+    // same millisecond would tie and come back in name order.
     for name in ["s05", "s30", "s11"] {
+        std::thread::sleep(std::time::Duration::from_millis(3));
         f.vault
             .put_secret_value(name, PutValue::new(SecretValue::text("w")))
             .unwrap();
