@@ -593,6 +593,36 @@ fn moving_a_secret_to_another_key_rewraps_its_versions() {
 }
 
 #[test]
+fn a_pass_can_leave_the_rewrap_to_its_caller() {
+    use crate::vault::rotation::DueRewrap;
+    let mut f = fixture();
+    create(&mut f.vault, "deferred/a", "a");
+    create(&mut f.vault, "deferred/b", "b");
+    let other = f.vault.create_key("idle key", None).unwrap();
+    let key = f.vault.list_keys().unwrap()[0].id.to_string();
+    assert!(f.vault.keys_to_rewrap().unwrap().is_empty());
+    f.vault.rotate_key(&key).unwrap();
+    f.vault.rotate_key(&other.id.to_string()).unwrap();
+    // Only the key with data keys under an older version needs a re-wrap.
+    let pending = f.vault.keys_to_rewrap().unwrap();
+    assert_eq!(pending.len(), 1);
+    assert_ne!(pending[0], other.id);
+    let report = f
+        .vault
+        .run_due_with(Timestamp::now(), DueRewrap::Caller)
+        .unwrap();
+    assert_eq!(report.data_keys_rewrapped, 0);
+    assert_eq!(
+        f.vault.key_rotation_status(&key).unwrap().stale_data_keys,
+        2
+    );
+    let report = f.vault.run_due(Timestamp::now()).unwrap();
+    assert_eq!(report.data_keys_rewrapped, 2);
+    assert!(f.vault.keys_to_rewrap().unwrap().is_empty());
+    assert_eq!(f.current("deferred/b").1, "b");
+}
+
+#[test]
 fn automatic_key_rotation_runs_when_due() {
     let mut f = fixture();
     create(&mut f.vault, "k/secret", "value");

@@ -29,6 +29,15 @@ use crate::store::rotation::{self as rows, HistoryRow, KeyRotationRow, RotationR
 use crate::store::secrets::{self as secret_rows, SecretRow};
 use crate::store::{keys as key_rows, record_change, StoreError};
 
+/// Who re-wraps data keys left under older key versions during a scheduler pass.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DueRewrap {
+    /// The pass itself, holding the vault until every key is done (`coffer daemon`).
+    Here,
+    /// The caller, after the pass (see [`Vault::keys_to_rewrap`]).
+    Caller,
+}
+
 /// What one pass of the scheduler did.
 #[derive(Debug, Default, Clone, serde::Serialize, serde::Deserialize)]
 pub struct DueReport {
@@ -787,6 +796,14 @@ impl Vault {
     /// missed while nothing ran is caught up once, not once per missed period: the next
     /// date is computed from the rotation that just happened.
     pub fn run_due(&mut self, now: Timestamp) -> Result<DueReport> {
+        self.run_due_with(now, DueRewrap::Here)
+    }
+
+    /// [`run_due`](Self::run_due), with the re-wrapping left to the caller if it asks:
+    /// a re-wrap of many data keys takes seconds, and a caller that shares the vault
+    /// (the app) drives it batch by batch with [`keys_to_rewrap`](Self::keys_to_rewrap)
+    /// instead of holding the vault throughout.
+    pub fn run_due_with(&mut self, now: Timestamp, rewrap: DueRewrap) -> Result<DueReport> {
         self.require_unlocked()?;
         let mut report = DueReport::default();
         // Keys first, so secrets rotated below get data keys under the newest version.
@@ -825,28 +842,19 @@ impl Vault {
                 }),
             }
         }
-        for key in key_rows::all_keys(self.store.conn())? {
-            if key.state != "enabled" {
-                continue;
-            }
-            // Only keys with data keys under an older version: an idle pass writes nothing.
-            let conn = self.store.conn();
-            let newest = key_rows::newest_key_version(conn, key.id)?.map(|v| v.version);
-            let stale = match newest {
-                Some(newest) => rows::count_stale_under_key(conn, key.id, newest)?,
-                None => 0,
-            };
-            if stale == 0 {
-                continue;
-            }
+        let to_rewrap = match rewrap {
+            DueRewrap::Here => self.keys_to_rewrap()?,
+            DueRewrap::Caller => Vec::new(),
+        };
+        for key_id in to_rewrap {
             match self.rewrap_key(
-                &key.id.to_string(),
+                &key_id.to_string(),
                 super::rewrap::REWRAP_BATCH,
                 &mut |_| {},
             ) {
                 Ok(progress) => report.data_keys_rewrapped += progress.done,
                 Err(error) => report.failed.push(DueFailure {
-                    name: format!("key {}", key.id),
+                    name: format!("key {key_id}"),
                     code: error.code().to_owned(),
                     message: error.to_string(),
                 }),
@@ -869,6 +877,26 @@ impl Vault {
         }
         report.next_due = self.next_due()?;
         Ok(report)
+    }
+
+    /// The enabled keys that still have data keys under an older version. Only those
+    /// are re-wrapped, so an idle scheduler pass writes nothing.
+    pub fn keys_to_rewrap(&mut self) -> Result<Vec<Uuid>> {
+        self.require_unlocked()?;
+        let conn = self.store.conn();
+        let mut keys = Vec::new();
+        for key in key_rows::all_keys(conn)? {
+            if key.state != "enabled" {
+                continue;
+            }
+            let Some(newest) = key_rows::newest_key_version(conn, key.id)? else {
+                continue;
+            };
+            if rows::count_stale_under_key(conn, key.id, newest.version)? > 0 {
+                keys.push(key.id);
+            }
+        }
+        Ok(keys)
     }
 
     /// When the scheduler next has something to do, if ever.
