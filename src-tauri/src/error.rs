@@ -1,6 +1,7 @@
 //! The one error type that crosses IPC: a stable `code` the UI branches on, a message in
 //! plain words (the engine's, which never contains a secret), and structured hints.
 
+use coffer_core::rotation::RotationError;
 use coffer_core::tpm::TpmError;
 use serde::Serialize;
 
@@ -75,6 +76,9 @@ impl From<coffer_core::Error> for AppError {
             E::SecretExists { .. } => mapped.field = Some("secret name".to_owned()),
             E::EmptyValue | E::ValueTooLarge { .. } => mapped.field = Some("value".to_owned()),
             E::AliasExists { .. } => mapped.field = Some("alias".to_owned()),
+            E::Rotation(RotationError::InvalidConfig { .. }) => {
+                mapped.field = Some("rotator".to_owned())
+            }
             _ => {}
         }
         mapped
@@ -108,6 +112,16 @@ mod tests {
         }));
         assert_eq!(error.code, "lockout");
         assert_eq!(error.retry_after_secs, Some(600));
+    }
+
+    #[test]
+    fn a_bad_rotator_is_shown_at_the_rotator_field() {
+        let error = AppError::from(coffer_core::Error::Rotation(RotationError::InvalidConfig {
+            reason: "the step timeout must be 1 to 3600 seconds".into(),
+        }));
+        assert_eq!(error.code, "invalid_argument");
+        assert_eq!(error.field.as_deref(), Some("rotator"));
+        assert!(error.message.contains("3600"), "{}", error.message);
     }
 
     #[test]

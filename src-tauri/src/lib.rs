@@ -8,6 +8,7 @@ mod clipboard;
 mod commands;
 mod error;
 mod idle;
+mod scheduler;
 mod session;
 mod settings;
 pub mod tpm_backend;
@@ -37,6 +38,7 @@ pub fn run() {
                 tpm,
             ));
             idle::spawn_watcher(app.handle().clone(), Arc::clone(&session));
+            scheduler::spawn(app.handle().clone(), Arc::clone(&session));
             session.serve_cli();
             app.manage(session);
             Ok(())
@@ -64,6 +66,17 @@ pub fn run() {
             commands::keys::create_key,
             commands::keys::create_alias,
             commands::keys::rotate_key,
+            commands::keys::key_rotation_status,
+            commands::keys::enable_key_rotation,
+            commands::keys::disable_key_rotation,
+            commands::keys::rewrap_key,
+            commands::keys::retire_key_version,
+            commands::rotation::configure_rotation,
+            commands::rotation::cancel_rotation,
+            commands::rotation::rotate_secret,
+            commands::rotation::rotation_history,
+            commands::rotation::list_rotations,
+            commands::rotation::preview_schedule,
             commands::audit::audit_list,
             commands::audit::audit_verify,
             commands::settings::get_settings,

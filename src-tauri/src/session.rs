@@ -110,6 +110,19 @@ impl Session {
         }
     }
 
+    /// Runs `op` on the vault if it is unlocked, without counting as user activity (the
+    /// scheduler must not keep an idle vault from locking itself). `None` when locked.
+    pub fn in_background<T>(
+        &self,
+        op: impl FnOnce(&mut Vault) -> AppResult<T>,
+    ) -> AppResult<Option<T>> {
+        let mut guard = self.vault_guard()?;
+        match guard.as_mut() {
+            Some(vault) if vault.is_unlocked() => op(vault).map(Some),
+            _ => Ok(None),
+        }
+    }
+
     /// Replaces the open vault (after init or recovery).
     pub fn install(&self, vault: Vault) -> AppResult<()> {
         *self.vault_guard()? = Some(vault);
