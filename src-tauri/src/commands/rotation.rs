@@ -58,17 +58,20 @@ pub async fn list_rotations(session: Session<'_>) -> AppResult<Vec<RotationInfo>
     blocking(&session, |s| s.with_unlocked(|v| Ok(v.list_rotations()?))).await
 }
 
-/// Pure: touches no vault, so it answers as fast as the user types.
+/// Pure: touches no vault, so it answers as fast as the user types. `last_rotated` is
+/// the secret's last rotation, which the next one is counted from.
 #[tauri::command]
 pub fn preview_schedule(
     schedule: String,
     window: Option<String>,
+    last_rotated: Option<Timestamp>,
     count: Option<usize>,
 ) -> AppResult<SchedulePreview> {
     let window = window.filter(|w| !w.trim().is_empty());
     Ok(preview(
         &schedule,
         window.as_deref(),
+        last_rotated,
         Timestamp::now(),
         count.unwrap_or(3),
     )?)

@@ -395,7 +395,7 @@ fn bad_configurations_are_refused_before_anything_runs() {
 fn a_schedule_preview_applies_the_rules_of_configure() {
     use crate::vault::rotation::preview_schedule;
     let from = Timestamp(1_767_225_600_000); // 2026-01-01T00:00:00Z, a Thursday
-    let preview = preview_schedule("rate( 12  hours )", None, from, 3).unwrap();
+    let preview = preview_schedule("rate( 12  hours )", None, None, from, 3).unwrap();
     assert_eq!(preview.schedule, "rate(12 hours)");
     let next: Vec<String> = preview.next.iter().map(|t| t.rfc3339()).collect();
     assert_eq!(
@@ -406,12 +406,23 @@ fn a_schedule_preview_applies_the_rules_of_configure() {
             "2026-01-02T12:00:00Z"
         ]
     );
-    let preview = preview_schedule("cron(0 4 ? * SUN *)", Some("90m"), from, 2).unwrap();
+    let preview = preview_schedule("cron(0 4 ? * SUN *)", Some("90m"), None, from, 2).unwrap();
     assert_eq!(preview.window.as_deref(), Some("1h30m"));
     let next: Vec<String> = preview.next.iter().map(|t| t.rfc3339()).collect();
     assert_eq!(next, ["2026-01-04T04:00:00Z", "2026-01-11T04:00:00Z"]);
+    assert!(!preview.due_now);
+    // Counted from the last rotation, as the scheduler does: 10 days after one 25 days
+    // ago is due now, once, and the next is counted from now.
+    let last = Timestamp(from.0 - 25 * 86_400_000);
+    let preview = preview_schedule("rate(10 days)", None, Some(last), from, 2).unwrap();
+    assert!(preview.due_now);
+    assert_eq!(preview.next, [from, from.plus_days(10)]);
+    let recent = Timestamp(from.0 - 86_400_000);
+    let preview = preview_schedule("rate(10 days)", None, Some(recent), from, 1).unwrap();
+    assert!(!preview.due_now);
+    assert_eq!(preview.next, [recent.plus_days(10)]);
     // A schedule that ends lists only what is left.
-    let preview = preview_schedule("cron(0 4 1 1 ? 2026)", None, from, 5).unwrap();
+    let preview = preview_schedule("cron(0 4 1 1 ? 2026)", None, None, from, 5).unwrap();
     assert_eq!(preview.next.len(), 1);
     // Errors name their field, as configure_rotation's do.
     for (schedule, window, field) in [
@@ -420,7 +431,7 @@ fn a_schedule_preview_applies_the_rules_of_configure() {
         ("rate(2 hours)", Some("3h"), "rotation window"),
         ("rate(2 days)", Some("soon"), "rotation window"),
     ] {
-        match preview_schedule(schedule, window, from, 3) {
+        match preview_schedule(schedule, window, None, from, 3) {
             Err(Error::InvalidArgument { what, .. }) => assert_eq!(what, field, "{schedule}"),
             other => panic!("{schedule}: {other:?}"),
         }

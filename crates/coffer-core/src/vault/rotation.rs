@@ -128,41 +128,47 @@ fn checked_timing(
     Ok((schedule, window_ms))
 }
 
-/// What a schedule would do if it were saved at `from`, so that a form can check an
-/// expression as it is typed with exactly the rules `configure_rotation` applies.
+/// What a schedule would do if it were saved now, so that a form can check an expression
+/// as it is typed with exactly the rules and the reckoning `configure_rotation` and the
+/// scheduler apply.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct SchedulePreview {
     /// The schedule as Coffer writes it back.
     pub schedule: String,
     pub window: Option<String>,
-    /// The next rotation times, soonest first (fewer if the schedule ends).
+    /// The next rotation times, soonest first (fewer if the schedule ends). When the first
+    /// is already due it is `now`: the scheduler catches up once, not once per period.
     pub next: Vec<Timestamp>,
+    /// Saving it makes a rotation due at once.
+    pub due_now: bool,
 }
 
-/// Checks `schedule` (and `window`) and lists up to `count` (1 to 10) rotation times
-/// after `from`. Needs no vault: nothing here is secret.
+/// Checks `schedule` (and `window`) and lists up to `count` (1 to 10) rotation times as
+/// the scheduler would reckon them: from `last_rotated` if the secret has rotated before,
+/// else from `now`. Needs no vault: nothing here is secret.
 pub fn preview_schedule(
     schedule: &str,
     window: Option<&str>,
-    from: Timestamp,
+    last_rotated: Option<Timestamp>,
+    now: Timestamp,
     count: usize,
 ) -> Result<SchedulePreview> {
     let (parsed, window_ms) = checked_timing(Some(schedule), window)?;
     let parsed = parsed.ok_or_else(|| Error::invalid("rotation schedule", "it is empty"))?;
-    let mut next = Vec::new();
-    let mut after = from;
+    let mut next: Vec<Timestamp> = Vec::new();
+    let mut after = last_rotated.unwrap_or(now);
     while next.len() < count.clamp(1, 10) {
-        match parsed.next_after(after) {
-            Some(at) => {
-                next.push(at);
-                after = at;
-            }
-            None => break,
-        }
+        let Some(at) = parsed.next_after(after) else {
+            break;
+        };
+        let at = if at.0 <= now.0 { now } else { at };
+        next.push(at);
+        after = at;
     }
     Ok(SchedulePreview {
         schedule: parsed.to_string(),
         window: window_ms.map(format_duration),
+        due_now: next.first().is_some_and(|t| t.0 <= now.0),
         next,
     })
 }
