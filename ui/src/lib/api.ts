@@ -75,6 +75,8 @@ export interface SecretDescription {
   deleted_at: string | null;
   purge_at: string | null;
   versions: SecretVersionInfo[];
+  /** Absent when the secret has no rotation configured. */
+  rotation?: RotationInfo;
 }
 
 export interface VersionWritten {
@@ -187,6 +189,107 @@ export interface Settings {
   theme: Theme;
 }
 
+// ---------- rotation (mirrors coffer_core::rotation) ----------
+
+export type Step = 'create' | 'set' | 'test' | 'finish';
+export type RotationState = 'failing' | 'overdue' | 'in_progress' | 'scheduled' | 'disabled';
+export type PgStrategy = 'single_user' | 'alternating_users';
+
+export type RotatorConfig =
+  | { rotator: 'generate'; field?: string | null; password: PasswordOptions }
+  | { rotator: 'command'; path: string; args?: string[]; timeout_secs: number }
+  | {
+      rotator: 'postgres';
+      strategy: PgStrategy;
+      admin_secret?: string | null;
+      timeout_secs: number;
+      password: PasswordOptions;
+    };
+
+export interface RotationSettings {
+  /** `rate(30 days)`, `cron(0 4 ? * SUN *)`, or null for rotation on demand only. */
+  schedule: string | null;
+  /** `2h`, `90m`…: how long after the scheduled time a rotation may start. */
+  window: string | null;
+  rotator: RotatorConfig;
+}
+
+export interface RotationInfo {
+  secret_name: string;
+  enabled: boolean;
+  schedule: string | null;
+  window: string | null;
+  rotator: RotatorConfig;
+  state: RotationState;
+  last_rotated: string | null;
+  next_rotation: string | null;
+  /** The rotation in progress (its PENDING version's token) and the next step to run. */
+  token: string | null;
+  step: Step | null;
+  attempts: number;
+  last_error: string | null;
+  last_error_at: string | null;
+  next_retry: string | null;
+}
+
+export interface RotationHistoryEntry {
+  at: string;
+  token: string;
+  step: Step;
+  /** `ok`, or the error code of a failed step. */
+  result: string;
+  version_id: string | null;
+  error: string | null;
+}
+
+export interface RotationOutcome {
+  secret_name: string;
+  token: string;
+  version_id: string | null;
+  completed: Step | null;
+  finished: boolean;
+}
+
+export interface SchedulePreview {
+  /** The schedule as Coffer writes it back (normalised spacing and units). */
+  schedule: string;
+  /** The window, normalised, if one was given. */
+  window: string | null;
+  /** The next few rotation times, soonest first; the first is now when `due_now`. */
+  next: string[];
+  /** Saving makes a rotation due at once (the scheduler catches up once). */
+  due_now: boolean;
+}
+
+export interface KeyRotationInfo {
+  key_id: string;
+  /** Automatic rotation period; null when automatic rotation is off. */
+  period_days: number | null;
+  next_rotation: string | null;
+  newest_version: number;
+  /** [version, data keys wrapped under it], oldest version first. */
+  data_keys_by_version: [number, number][];
+  /** Data keys not yet under the newest version. */
+  stale_data_keys: number;
+}
+
+export interface RewrapProgress {
+  key_id: string;
+  to_version: number;
+  /** Re-wrapped by this run so far. */
+  done: number;
+  /** Still under an older version. */
+  remaining: number;
+}
+
+export interface DueReport {
+  rotated: string[];
+  failed: { name: string; code: string; message: string }[];
+  keys_rotated: string[];
+  data_keys_rewrapped: number;
+  next_due: string | null;
+}
+
 // ---------- errors ----------
 
 export interface ErrorPayload {
@@ -267,6 +370,27 @@ export const api = {
     call<KeyDescription>('create_key', { description, alias }),
   createAlias: (alias: string, key: string) => call<void>('create_alias', { alias, key }),
   rotateKey: (key: string) => call<KeyDescription>('rotate_key', { key }),
+  keyRotationStatus: (key: string) => call<KeyRotationInfo>('key_rotation_status', { key }),
+  enableKeyRotation: (key: string, periodDays: number) =>
+    call<KeyRotationInfo>('enable_key_rotation', { key, periodDays }),
+  disableKeyRotation: (key: string) => call<KeyRotationInfo>('disable_key_rotation', { key }),
+  /** Re-wraps every data key under the key's newest version; progress arrives as events. */
+  rewrapKey: (key: string) => call<RewrapProgress>('rewrap_key', { key }),
+  retireKeyVersion: (key: string, version: number) =>
+    call<KeyRotationInfo>('retire_key_version', { key, version }),
+
+  configureRotation: (name: string, settings: RotationSettings) =>
+    call<RotationInfo>('configure_rotation', { name, settings }),
+  cancelRotation: (name: string) => call<RotationInfo>('cancel_rotation', { name }),
+  /** Rotates now, or resumes the rotation in progress. */
+  rotateSecret: (name: string) => call<RotationOutcome>('rotate_secret', { name }),
+  rotationHistory: (name: string, limit = 50) =>
+    call<RotationHistoryEntry[]>('rotation_history', { name, limit }),
+  listRotations: () => call<RotationInfo[]>('list_rotations'),
+  /** Checks a schedule (and window) and lists the next rotation times, counted from the
+   * last rotation as the scheduler counts them; errors name the field. */
+  previewSchedule: (schedule: string, window: string | null = null, lastRotated: string | null = null, count = 3) =>
+    call<SchedulePreview>('preview_schedule', { schedule, window, lastRotated, count }),
 
   auditList: (secret: string | null, beforeSeq: number | null = null, limit = 200) =>
     call<AuditEntry[]>('audit_list', { secret, beforeSeq, limit }),
@@ -287,4 +411,9 @@ export const events = {
     listen<LockReason>('vault-locked', (event) => handler(event.payload)),
   onClipboardCleared: (handler: () => void): Promise<UnlistenFn> =>
     listen('clipboard-cleared', () => handler()),
+  /** The app's scheduler ran something (rotations, key rotations, re-wraps). */
+  onRotationsRan: (handler: (report: DueReport) => void): Promise<UnlistenFn> =>
+    listen<DueReport>('rotations-ran', (event) => handler(event.payload)),
+  onRewrapProgress: (handler: (progress: RewrapProgress) => void): Promise<UnlistenFn> =>
+    listen<RewrapProgress>('rewrap-progress', (event) => handler(event.payload)),
 };

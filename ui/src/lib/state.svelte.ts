@@ -1,7 +1,8 @@
 // App-wide state (Svelte 5 runes): which screen, the status, settings, toasts.
 import { api, ApiError, type AppStatus, type Settings } from './api';
 
-export type View = 'secrets' | 'deleted' | 'keys' | 'audit' | 'settings';
+export type View = 'secrets' | 'deleted' | 'rotation' | 'keys' | 'audit' | 'settings';
+export type DetailTab = 'overview' | 'versions' | 'rotation' | 'activity';
 export type Screen = 'loading' | 'first-run' | 'unlock' | 'main';
 
 export interface Toast {
@@ -17,6 +18,8 @@ export const app = $state({
   view: 'secrets' as View,
   /** The secret shown in the detail pane. */
   selected: null as string | null,
+  /** The tab the next secret detail opens on; the detail consumes it once. */
+  detailTab: null as DetailTab | null,
   /** Why the vault was locked last (shown on the unlock screen). */
   lockReason: null as 'manual' | 'idle' | null,
   /** Bumped when secrets change, so lists reload. */
@@ -93,4 +96,12 @@ export function onLocked(reason: 'manual' | 'idle'): void {
 export function navigate(view: View): void {
   app.view = view;
   if (view !== 'secrets' && view !== 'deleted') app.selected = null;
+}
+
+/** Shows a secret in the secrets view, on `tab` if given. */
+export function openSecret(name: string, tab: DetailTab | null = null): void {
+  navigate('secrets');
+  app.creating = false;
+  app.detailTab = tab;
+  app.selected = name;
 }
