@@ -216,12 +216,10 @@ fn run_command(
         // into the rotation status, which is stored and shown in plaintext.
         return Err(match reported_error(&stdout) {
             Some(reason) => RotatorFailure::new(format!(
-                "the rotator command {path:?} {how} at step {}: {reason}",
-                input.step
+                "the rotator command {path:?} {how}: {reason}"
             )),
             None => RotatorFailure::new(format!(
-                "the rotator command {path:?} {how} at step {} without a reason (print {{\"error\": \"…\"}} on stdout to give one; stderr is discarded because it could hold values)",
-                input.step
+                "the rotator command {path:?} {how} without a reason (print {{\"error\": \"…\"}} on stdout to give one; stderr is discarded because it could hold values)"
             )),
         });
     }
@@ -258,18 +256,18 @@ fn parse_reply(
     }
     let mut reply: Value = serde_json::from_str(text).map_err(|e| {
         RotatorFailure::new(format!(
-            "the rotator command {path:?} printed something that is not JSON at step {step} ({e}); print one JSON object like {{\"value\": \"…\"}}"
+            "the rotator command {path:?} printed something that is not JSON ({e}); print one JSON object like {{\"value\": \"…\"}}"
         ))
     })?;
     let result = (|| {
         let Value::Object(map) = &reply else {
             return Err(RotatorFailure::new(format!(
-                "the rotator command {path:?} printed JSON that is not an object at step {step}"
+                "the rotator command {path:?} printed JSON that is not an object"
             )));
         };
         if let Some(error) = reported_error(stdout) {
             return Err(RotatorFailure::new(format!(
-                "the rotator command {path:?} reported an error at step {step}: {error}"
+                "the rotator command {path:?} reported an error: {error}"
             )));
         }
         if step != Step::Create {
@@ -354,12 +352,12 @@ mod tests {
         let cases = [
             (
                 "echo 'boom: target refused' >&2; exit 7",
-                "exited with status 7 at step create without a reason",
+                "exited with status 7 without a reason",
                 "",
             ),
             (
                 "echo '{\"error\":\"target refused\"}'; exit 7",
-                "exited with status 7 at step create: target refused",
+                "exited with status 7: target refused",
                 "",
             ),
             ("echo not-json", "not JSON", "value"),

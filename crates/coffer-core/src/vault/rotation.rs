@@ -692,7 +692,12 @@ impl Vault {
             .secret(Some(secret_id), name.as_str())
             .detail(format!("step={step} rotator={}", config.kind()));
         event.result = error.code().to_owned();
-        let reason = error.to_string();
+        // The status already names the secret, the step and that CURRENT is unchanged;
+        // keep the rotator's own words.
+        let reason = match error {
+            Error::Rotation(RotationError::StepFailed { reason, .. }) => reason.clone(),
+            other => other.to_string(),
+        };
         let _ = self.write(event, |tx, _, _| {
             let now = clock.millis();
             let Some(mut row) = rows::get(tx, secret_id)? else {
