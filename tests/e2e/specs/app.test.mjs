@@ -1,10 +1,13 @@
 // The whole user journey in the real app, against a real vault on a software TPM that the
 // app starts itself: first run, secrets, search, reveal and copy, versions, labels, delete
-// and restore, keys, audit, settings, lock/unlock with a wrong then right PIN, auto-lock,
-// and a restart. Screenshots of the main screens go to $E2E_SCREENSHOTS.
+// and restore, rotation (a generated password, a failing command, the schedule view), keys
+// (rotation, re-wrap, retiring a version), audit, settings, lock/unlock with a wrong then
+// right PIN, auto-lock, and a restart. Screenshots of the main screens go to $E2E_SCREENSHOTS.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import {
   PIN,
   launch,
@@ -100,6 +103,34 @@ async function unlockWith(pin) {
 
 async function goTo(view) {
   await click(browser, `nav-${view}`);
+}
+
+async function select(selector, value) {
+  const el = await browser.$(selector);
+  await el.waitForDisplayed({ timeout: 10_000 });
+  await el.selectByAttribute('value', value);
+}
+
+/** A command rotator in the app's HOME: creates a value, then fails at `set` with a reason,
+ * after echoing what it was handed (with the CURRENT value) to stderr. */
+function failingRotator() {
+  const dir = join(process.env.E2E_HOME, 'rotators');
+  mkdirSync(dir, { recursive: true });
+  const path = join(dir, 'deploy-key.sh');
+  writeFileSync(
+    path,
+    [
+      '#!/bin/sh',
+      'input=$(cat)',
+      'case "$1" in',
+      '  create) echo \'{"value":"ssh-ed25519 BBBB-rotated"}\';;',
+      '  set) echo "$input" >&2; echo \'{"error":"the deploy target refused the new key"}\'; exit 3;;',
+      'esac',
+      '',
+    ].join('\n'),
+    { mode: 0o755 },
+  );
+  return path;
 }
 
 before(async () => {
@@ -255,6 +286,106 @@ test('new version, then move CURRENT back to the first version', async () => {
   assert.match(await activity.getText(), /update_version_stage/);
 });
 
+test('rotation: a generated password on a schedule, checked as typed, rotated now', async () => {
+  await selectSecret('prod/smtp/password');
+  await click(browser, 'tab-rotation');
+  await click(browser, 'rotation-configure');
+  await waitForTestId(browser, 'rotation-editor');
+  await select('#rotator-select', 'generate');
+  // A bad cron expression is explained at the field before anything is saved.
+  await select('#schedule-kind', 'cron');
+  await type(browser, '#rotation-cron', 'cron(0 4 * * * *)');
+  await until(browser, async () => /\?/.test(await text(browser, 'schedule-error')), 'no error for a cron without ?');
+  await type(browser, '#rotation-cron', 'cron(0 4 ? * SUN *)');
+  await until(browser, async () => (await text(browser, 'schedule-preview')).startsWith('Next:'), 'no preview');
+  await (await byTestId(browser, 'schedule-preview')).scrollIntoView({ block: 'center' });
+  await screenshot(browser, 'rotation-editor');
+  await select('#schedule-kind', 'rate');
+  await type(browser, '#rotation-rate-amount', '30');
+  await select('#rotation-rate-unit', 'days');
+  await until(browser, async () => (await text(browser, 'schedule-preview')).startsWith('Next:'), 'no rate preview');
+  await click(browser, 'save-rotation');
+  await until(browser, async () => (await text(browser, 'rotation-state')) === 'Scheduled', 'not scheduled');
+  assert.match(await text(browser, 'rotation-schedule-text'), /rate\(30 days\)/);
+  assert.match(await text(browser, 'rotation-last'), /Never/);
+
+  await click(browser, 'rotate-now');
+  await until(browser, async () => (await text(browser, 'toast')).includes('Rotated'), 'no rotation confirmation');
+  await until(browser, async () => (await browser.$$('[data-testid="rotation-history-row"]')).length >= 1, 'no history');
+  assert.doesNotMatch(await text(browser, 'rotation-last'), /Never/);
+  assert.match(await text(browser, 'rotation-history'), /finish\s+ok/);
+  await screenshot(browser, 'rotation-panel');
+
+  // CURRENT moved to a new generated value; the old one keeps PREVIOUS.
+  await click(browser, 'tab-versions');
+  await until(browser, async () => (await browser.$$('[data-testid="version-row"]')).length === 2, 'no new version');
+  assert.match(await text(browser, 'versions-table'), /PREVIOUS/);
+  await click(browser, 'tab-overview');
+  await click(browser, 'reveal');
+  await until(browser, async () => (await text(browser, 'revealed-value')).length === 32, 'not a 32-character password');
+  assert.notEqual(await text(browser, 'revealed-value'), 'mail-pass');
+  await click(browser, 'reveal');
+});
+
+test('rotation: a failing command keeps CURRENT, shows why, and leads the schedule view', async () => {
+  const rotator = failingRotator();
+  const notExecutable = join(process.env.E2E_HOME, 'rotators', 'README.txt');
+  writeFileSync(notExecutable, 'not a program\n', { mode: 0o644 });
+  await selectSecret('ci/deploy-key');
+  await click(browser, 'tab-rotation');
+  await click(browser, 'rotation-configure');
+  await select('#rotator-select', 'command');
+  // A relative path is refused at the field; a file that is not executable, by the engine.
+  await type(browser, '#rotation-command', 'deploy-key.sh');
+  await click(browser, 'save-rotation');
+  await until(browser, async () => /absolute path/.test(await text(browser, 'command-error')), 'relative path accepted');
+  await type(browser, '#rotation-command', notExecutable);
+  await click(browser, 'save-rotation');
+  await until(
+    browser,
+    async () => /not an executable file/.test(await text(browser, 'rotator-error')),
+    'a file that is not executable was accepted',
+  );
+  await type(browser, '#rotation-command', rotator);
+  await type(browser, '#rotation-timeout', '10');
+  await click(browser, 'save-rotation');
+  await until(browser, async () => (await text(browser, 'rotation-state')) !== '', 'not configured');
+
+  await click(browser, 'rotate-now');
+  const reason = await waitForTestId(browser, 'rotation-last-error', 30_000);
+  assert.match(await reason.getText(), /step set/);
+  assert.match(await reason.getText(), /the deploy target refused the new key/);
+  assert.doesNotMatch(await reason.getText(), /ssh-ed25519/, 'the echoed value reached the status');
+  assert.equal(await text(browser, 'rotation-state'), 'Failing');
+  assert.match(await text(browser, 'rotation-history'), /set/);
+  await screenshot(browser, 'rotation-failing');
+  await click(browser, 'tab-overview');
+  await click(browser, 'reveal');
+  assert.equal(await text(browser, 'revealed-value'), 'ssh-ed25519 AAAA');
+  await click(browser, 'reveal');
+
+  await goTo('rotation');
+  await waitForTestId(browser, 'rotation-schedule-table');
+  const rows = async () =>
+    browser.execute(() =>
+      [...document.querySelectorAll('[data-testid="schedule-row"]')].map((r) => [r.dataset.name, r.dataset.state]),
+    );
+  await until(browser, async () => (await rows()).length === 2, 'expected two rotating secrets');
+  assert.deepEqual(await rows(), [
+    ['ci/deploy-key', 'failing'],
+    ['prod/smtp/password', 'scheduled'],
+  ]);
+  assert.match(await text(browser, 'rotation-summary'), /1 failing/);
+  await screenshot(browser, 'rotation-schedule');
+  // A row opens the secret on its Rotation tab.
+  await (await browser.$('[data-testid="schedule-row"][data-name="ci/deploy-key"] td')).click();
+  await until(browser, async () => (await text(browser, 'detail-name')) === 'ci/deploy-key', 'row did not open');
+  await waitForTestId(browser, 'rotation-last-error');
+  // Off: it is no longer retried by itself, and the schedule view says so.
+  await click(browser, 'cancel-rotation');
+  await until(browser, async () => (await text(browser, 'rotation-state')) === 'Off', 'not turned off');
+});
+
 test('delete, find it under Deleted, restore', async () => {
   await selectSecret('staging/api/token');
   await click(browser, 'delete-secret');
@@ -266,7 +397,8 @@ test('delete, find it under Deleted, restore', async () => {
   assert.match(await text(browser, 'deleted-banner'), /purged on/);
   await click(browser, 'restore');
   await until(browser, async () => (await text(browser, 'detail-name')) === 'staging/api/token', 'not restored');
-  assert.ok((await rowNames(browser)).includes('staging/api/token'));
+  // The list reloads after the detail shows the restored secret.
+  await until(browser, async () => (await rowNames(browser)).includes('staging/api/token'), 'not listed again');
   await selectSecret('prod/db/credentials');
   await screenshot(browser, 'secrets-list');
 });
@@ -288,6 +420,60 @@ test('keys: create a key with an alias', async () => {
     throw new Error(`${e.message}: ${(await shown.isExisting()) ? await shown.getText() : 'no error shown'}`);
   });
   await screenshot(browser, 'keys');
+});
+
+test('keys: rotate the default key, re-wrap with progress, retire the old version', async () => {
+  await goTo('keys');
+  const defaultRow = await browser.$('//tr[@data-testid="key-row"][.//*[contains(@class,"chip") and text()="default"]]');
+  await defaultRow.waitForDisplayed({ timeout: 10_000 });
+  await (await defaultRow.$('[data-testid="key-details"]')).click();
+  await waitForTestId(browser, 'key-panel');
+  const versions = async () =>
+    browser.execute(() =>
+      [...document.querySelectorAll('[data-testid="key-version-row"]')].map((r) => [
+        Number(r.dataset.version),
+        Number(r.querySelector('[data-testid="version-data-keys"]').innerText.replace(/\D/g, '')),
+      ]),
+    );
+  await until(browser, async () => (await versions()).length === 1, 'expected one key version');
+  const [[, dataKeys]] = await versions();
+  assert.ok(dataKeys >= 8, `the default key should wrap every secret version's data key, got ${dataKeys}`);
+
+  await click(browser, 'rotate-key');
+  await click(browser, 'confirm-rotate');
+  await until(browser, async () => (await versions()).length === 2, 'no second key version');
+  // The app's scheduler re-wraps by itself within 30 s; if it has not yet, do it now.
+  const [, stale] = (await versions()).find(([v]) => v === 1);
+  if (stale > 0) {
+    assert.match(await text(browser, 'stale-count'), /older/);
+    // Version 1 still wraps data keys: it cannot be retired yet.
+    assert.equal((await browser.$$('[data-testid="retire-version"]')).length, 0);
+    await click(browser, 'rewrap-key');
+  }
+  await until(browser, async () => /version 2/.test(await text(browser, 'stale-count')), 're-wrap did not finish', 30_000);
+  assert.deepEqual(
+    (await versions()).sort((a, b) => a[0] - b[0]),
+    [
+      [1, 0],
+      [2, dataKeys],
+    ],
+  );
+  await (await byTestId(browser, 'auto-rotation-toggle')).click();
+  await type(browser, '#auto-rotation-days', '90');
+  await click(browser, 'save-auto-rotation');
+  await until(browser, async () => /in (3 months|8\d days|9\d days)/.test(await text(browser, 'key-next-rotation')), 'no next rotation date');
+  await screenshot(browser, 'keys-rotation');
+
+  await click(browser, 'retire-version');
+  await click(browser, 'confirm-retire');
+  await until(browser, async () => (await versions()).length === 1, 'version 1 was not retired');
+
+  // Every secret is still readable after the re-wrap and the retirement.
+  await goTo('secrets');
+  await selectSecret('prod/db/credentials');
+  await click(browser, 'reveal');
+  assert.match(await (await waitForTestId(browser, 'json-table')).getText(), /app_rw/);
+  await click(browser, 'reveal');
 });
 
 test('audit: the log lists operations and the chain verifies', async () => {
