@@ -18,6 +18,7 @@ import {
   splitArgs,
   stateChip,
   stateLabel,
+  schedulerSummary,
   summarize,
 } from '../src/lib/rotation';
 
@@ -203,5 +204,30 @@ describe('rotation errors and times', () => {
     expect(formatUtc('2026-12-07T03:00:00Z', now)).toBe('Mon 7 Dec 03:00 UTC');
     expect(formatUtc('2027-01-03T04:05:00+02:00', now)).toBe('Sun 3 Jan 2027 02:05 UTC');
     expect(formatUtc(null, now)).toBe('—');
+  });
+});
+
+describe('scheduler summary', () => {
+  const quiet = { rotated: [], failed: [], keys_rotated: [], data_keys_rewrapped: 0, next_due: null };
+
+  it('says nothing for a pass that only re-wrapped', () => {
+    expect(schedulerSummary({ ...quiet, data_keys_rewrapped: 1000 })).toBeNull();
+  });
+
+  it('names what rotated, and failures as errors', () => {
+    expect(schedulerSummary({ ...quiet, rotated: ['prod/db'] })).toEqual({
+      text: 'Scheduled rotation: rotated “prod/db”.',
+      kind: 'success',
+    });
+    const mixed = schedulerSummary({
+      ...quiet,
+      rotated: ['a', 'b', 'c'],
+      keys_rotated: ['k1'],
+      failed: [{ name: 'ci/key', code: 'rotation_failed', message: 'refused' }],
+    });
+    expect(mixed).toEqual({
+      text: 'Scheduled rotation: rotated 3 secrets; rotated a key; could not rotate “ci/key” (see Rotation).',
+      kind: 'error',
+    });
   });
 });

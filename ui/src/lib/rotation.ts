@@ -2,6 +2,7 @@
 // and the small parsers the rotation editor needs. Nothing here talks to the engine.
 import type {
   ApiError,
+  DueReport,
   PasswordOptions,
   RotationInfo,
   RotationSettings,
@@ -286,4 +287,22 @@ export function formatUtc(iso: string | null | undefined, now = new Date()): str
 
 export function shortToken(token: string | null | undefined): string {
   return token ? token.slice(0, 8) : '';
+}
+
+// ---------- the scheduler ----------
+
+/** One sentence on what a scheduler pass did, for a toast; null when it is not worth one
+ * (a re-wrap alone shows on the Keys screen). */
+export function schedulerSummary(report: DueReport): { text: string; kind: 'success' | 'error' } | null {
+  const names = (list: string[]) =>
+    list.length <= 2 ? list.map((n) => `“${n}”`).join(' and ') : `${list.length} secrets`;
+  const failed = report.failed.map((f) => f.name);
+  const parts: string[] = [];
+  if (report.rotated.length) parts.push(`rotated ${names(report.rotated)}`);
+  if (report.keys_rotated.length)
+    parts.push(`rotated ${report.keys_rotated.length === 1 ? 'a key' : `${report.keys_rotated.length} keys`}`);
+  if (failed.length) parts.push(`could not rotate ${names(failed)} (see Rotation)`);
+  if (!parts.length) return null;
+  const text = `Scheduled rotation: ${parts.join('; ')}.`;
+  return { text, kind: failed.length ? 'error' : 'success' };
 }
