@@ -226,16 +226,21 @@ fn run_command(
     parse_reply(path, input.step, &stdout)
 }
 
-/// The reason a rotator gave as `{"error": "…"}` on stdout, shortened for the status.
+/// The reason a rotator that exited non-zero gave as `{"error": "…"}` on stdout.
 fn reported_error(stdout: &[u8]) -> Option<String> {
     let text = std::str::from_utf8(stdout).ok()?.trim();
     let mut reply: Value = serde_json::from_str(text).ok()?;
-    let reason = reply
-        .get("error")
-        .and_then(Value::as_str)
-        .map(|e| e.chars().take(300).collect());
+    let reason = error_of(&reply);
     wipe(&mut reply);
     reason
+}
+
+/// A reply's `error`, shortened for the rotation status it becomes.
+fn error_of(reply: &Value) -> Option<String> {
+    reply
+        .get("error")
+        .and_then(Value::as_str)
+        .map(|e| e.chars().take(300).collect())
 }
 
 fn parse_reply(
@@ -265,7 +270,7 @@ fn parse_reply(
                 "the rotator command {path:?} printed JSON that is not an object"
             )));
         };
-        if let Some(error) = reported_error(stdout) {
+        if let Some(error) = error_of(&reply) {
             return Err(RotatorFailure::new(format!(
                 "the rotator command {path:?} reported an error: {error}"
             )));
