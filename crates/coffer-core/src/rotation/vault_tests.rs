@@ -604,11 +604,20 @@ fn moving_a_secret_to_another_key_rewraps_its_versions() {
 }
 
 #[test]
-fn a_pass_can_leave_the_rewrap_to_its_caller() {
-    use crate::vault::rotation::DueRewrap;
+fn a_pass_can_leave_rotations_and_rewraps_to_its_caller() {
+    use crate::vault::rotation::DueWork;
     let mut f = fixture();
     create(&mut f.vault, "deferred/a", "a");
     create(&mut f.vault, "deferred/b", "b");
+    f.vault
+        .configure_rotation(
+            "deferred/b",
+            &settings(
+                RotatorConfig::named("generate").unwrap(),
+                Some("rate(1 hour)"),
+            ),
+        )
+        .unwrap();
     let other = f.vault.create_key("idle key", None).unwrap();
     let key = f.vault.list_keys().unwrap()[0].id.to_string();
     assert!(f.vault.keys_to_rewrap().unwrap().is_empty());
@@ -618,19 +627,97 @@ fn a_pass_can_leave_the_rewrap_to_its_caller() {
     let pending = f.vault.keys_to_rewrap().unwrap();
     assert_eq!(pending.len(), 1);
     assert_ne!(pending[0], other.id);
-    let report = f
-        .vault
-        .run_due_with(Timestamp::now(), DueRewrap::Caller)
-        .unwrap();
+    let later = Timestamp(Timestamp::now().0 + 2 * 3_600_000);
+    let report = f.vault.run_due_with(later, DueWork::KeysOnly).unwrap();
     assert_eq!(report.data_keys_rewrapped, 0);
+    assert!(report.rotated.is_empty(), "{report:?}");
+    assert_eq!(f.vault.due_rotations(later).unwrap(), ["deferred/b"]);
     assert_eq!(
         f.vault.key_rotation_status(&key).unwrap().stale_data_keys,
         2
     );
-    let report = f.vault.run_due(Timestamp::now()).unwrap();
+    let report = f.vault.run_due(later).unwrap();
     assert_eq!(report.data_keys_rewrapped, 2);
+    assert_eq!(report.rotated, ["deferred/b"]);
     assert!(f.vault.keys_to_rewrap().unwrap().is_empty());
-    assert_eq!(f.current("deferred/b").1, "b");
+    assert!(f.vault.due_rotations(later).unwrap().is_empty());
+    assert_eq!(f.current("deferred/a").1, "a");
+}
+
+#[test]
+fn a_shared_vault_is_free_while_a_rotator_runs() {
+    use crate::vault::rotation::{drive_rotation, VaultAccess};
+    use std::sync::Mutex;
+    use std::time::{Duration, Instant};
+
+    /// Takes the vault for each piece of work, as the app does.
+    struct Shared<'a, 'v>(&'a Mutex<&'v mut Vault>);
+    impl VaultAccess for Shared<'_, '_> {
+        type Error = Error;
+        fn with<T>(
+            &mut self,
+            op: impl FnOnce(&mut Vault) -> crate::vault::Result<T>,
+        ) -> crate::vault::Result<T> {
+            op(&mut self.0.lock().unwrap())
+        }
+    }
+
+    let mut f = fixture();
+    let at_set = f.dir.path().join("at-set");
+    let go_on = f.dir.path().join("go-on");
+    let script = f.script(
+        "slow-target",
+        &format!(
+            "cat > /dev/null; case \"$1\" in create) echo '{{\"value\":\"after\"}}';; set) touch {at}; while [ ! -e {go} ]; do sleep 0.05; done;; esac",
+            at = at_set.display(),
+            go = go_on.display()
+        ),
+    );
+    create(&mut f.vault, "slow/secret", "before");
+    create(&mut f.vault, "other", "untouched");
+    f.vault
+        .configure_rotation("slow/secret", &settings(command(script, 30), None))
+        .unwrap();
+    let shared = Mutex::new(&mut f.vault);
+    std::thread::scope(|scope| {
+        let rotation = scope
+            .spawn(|| drive_rotation(&mut Shared(&shared), "slow/secret", None, Timestamp::now()));
+        let started = Instant::now();
+        while !at_set.exists() {
+            assert!(started.elapsed() < Duration::from_secs(20), "set never ran");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        // The rotator is blocked inside `set`: the vault is free for everyone else.
+        {
+            let mut vault = shared
+                .try_lock()
+                .expect("the vault is held while the rotator runs");
+            let read = vault
+                .get_secret_value("other", &VersionSelector::default())
+                .unwrap();
+            assert_eq!(read.value.as_bytes(), b"untouched");
+            let read = vault
+                .get_secret_value("slow/secret", &VersionSelector::default())
+                .unwrap();
+            assert_eq!(
+                read.value.as_bytes(),
+                b"before",
+                "CURRENT moved before finish"
+            );
+        }
+        std::fs::write(&go_on, "").unwrap();
+        let outcome = rotation.join().unwrap().unwrap();
+        assert!(outcome.finished);
+    });
+    assert_eq!(f.current("slow/secret").1, "after");
+    assert_eq!(
+        f.get(
+            "slow/secret",
+            VersionSelector::Label(StagingLabel::previous())
+        )
+        .1,
+        "before"
+    );
 }
 
 #[test]

@@ -9,6 +9,10 @@
 //! PENDING; a resumed rotation finds that version by its token instead of making another.
 //! Only `finish` moves CURRENT (PREVIOUS follows) and drops PENDING, atomically.
 
+mod run;
+
+pub use run::{drive_rotation, RotationRun, StepJob, VaultAccess};
+
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use uuid::Uuid;
@@ -16,26 +20,28 @@ use uuid::Uuid;
 use super::audit::AuditEvent;
 use super::error::{Error, Result};
 use super::keyring::AuditKey;
-use super::{PutValue, Vault};
+use super::Vault;
 use crate::crypto::Aad;
-use crate::model::{SecretValue, Timestamp, VersionSelector};
+use crate::model::Timestamp;
 use crate::names::{SecretName, StagingLabel};
 use crate::rotation::{
-    backoff_ms, format_duration, parse_duration, run_step, RotationError, RotationHistoryEntry,
-    RotationInfo, RotationOutcome, RotationSettings, RotationState, RotatorConfig, Schedule, Step,
-    StepInput,
+    backoff_ms, format_duration, parse_duration, RotationError, RotationHistoryEntry, RotationInfo,
+    RotationOutcome, RotationSettings, RotationState, RotatorConfig, Schedule, Step,
 };
 use crate::store::rotation::{self as rows, HistoryRow, KeyRotationRow, RotationRow};
 use crate::store::secrets::{self as secret_rows, SecretRow};
 use crate::store::{keys as key_rows, record_change, StoreError};
 
-/// Who re-wraps data keys left under older key versions during a scheduler pass.
+/// How much of what is due a scheduler pass does itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DueRewrap {
-    /// The pass itself, holding the vault until every key is done (`coffer daemon`).
-    Here,
-    /// The caller, after the pass (see [`Vault::keys_to_rewrap`]).
-    Caller,
+pub enum DueWork {
+    /// All of it, holding the vault throughout (`coffer daemon`, which shares it with
+    /// nobody).
+    All,
+    /// Key rotations only. The caller shares its vault and takes it for each piece of
+    /// the rest: secret rotations ([`Vault::due_rotations`], [`drive_rotation`]) and
+    /// re-wraps ([`Vault::keys_to_rewrap`], `rewrap::drive_rewrap`).
+    KeysOnly,
 }
 
 /// What one pass of the scheduler did.
@@ -427,169 +433,7 @@ impl Vault {
         stop_after: Option<Step>,
         clock: Timestamp,
     ) -> Result<RotationOutcome> {
-        let name = SecretName::parse(name)?;
-        let now = clock.millis();
-        let event = AuditEvent::new("rotate_secret").secret(None, name.as_str());
-        let vault_id = self.vault_id;
-        let (secret_id, config, token, mut step) = self.write(event, |tx, keyring, event| {
-            let secret = live_secret(tx, &name)?;
-            event.secret_id = Some(secret.id);
-            let mut row = configured(tx, &secret)?;
-            check_rotator_mac(keyring.audit_key(), vault_id, &row, &name)?;
-            let config: RotatorConfig = serde_json::from_str(&row.rotator)
-                .map_err(|e| corrupt(format!("rotation configuration: {e}")))?;
-            let step = match (&row.token, row.step.as_deref().and_then(Step::parse)) {
-                (Some(token), Some(step)) => {
-                    event.detail = format!("resume at {step}, token {token}");
-                    step
-                }
-                _ => {
-                    row.token = Some(Uuid::new_v4().to_string());
-                    row.step = Some(Step::Create.as_str().to_owned());
-                    row.started_at = Some(now);
-                    row.attempts = 0;
-                    row.last_error = None;
-                    row.last_error_at = None;
-                    row.next_retry_at = None;
-                    event.detail = format!("start, token {}", row.token.as_deref().unwrap_or(""));
-                    Step::Create
-                }
-            };
-            let seq = record_change(tx, now, "secret", secret.id.as_bytes(), "rotation")?;
-            rows::put(tx, &row, seq)?;
-            Ok((secret.id, config, row.token.unwrap_or_default(), step))
-        })?;
-        let mut outcome = RotationOutcome {
-            secret_name: name.to_string(),
-            token: token.clone(),
-            version_id: None,
-            completed: None,
-            finished: false,
-        };
-        loop {
-            let result = self.run_rotation_step(&name, secret_id, &config, &token, step);
-            let version_id = match result {
-                Ok(version_id) => version_id,
-                Err(error) => {
-                    self.record_rotation_failure(
-                        &name, secret_id, &config, &token, step, &error, clock,
-                    );
-                    return Err(error);
-                }
-            };
-            self.record_rotation_step(&name, secret_id, &token, step, version_id, clock)?;
-            outcome.version_id = Some(version_id);
-            outcome.completed = Some(step);
-            match step.next() {
-                None => {
-                    outcome.finished = true;
-                    return Ok(outcome);
-                }
-                Some(_) if stop_after == Some(step) => return Ok(outcome),
-                Some(next) => step = next,
-            }
-        }
-    }
-
-    /// Runs one step outside any transaction; returns the PENDING version's id.
-    fn run_rotation_step(
-        &mut self,
-        name: &SecretName,
-        secret_id: Uuid,
-        config: &RotatorConfig,
-        token: &str,
-        step: Step,
-    ) -> Result<Uuid> {
-        let pending_row = secret_rows::version_by_token(self.store.conn(), secret_id, token)?;
-        let current = match self.get_secret_value(name.as_str(), &VersionSelector::default()) {
-            Ok(read) => Some(read.value),
-            Err(Error::LabelNotFound { .. }) => None,
-            Err(error) => return Err(error),
-        };
-        let failed = |failure: crate::rotation::RotatorFailure| -> Error {
-            if failure.timed_out {
-                let secs = match config {
-                    RotatorConfig::Command { timeout_secs, .. }
-                    | RotatorConfig::Postgres { timeout_secs, .. } => *timeout_secs,
-                    RotatorConfig::Generate { .. } => 0,
-                };
-                RotationError::Timeout {
-                    name: name.to_string(),
-                    rotator: config.kind(),
-                    step,
-                    secs,
-                }
-                .into()
-            } else {
-                RotationError::StepFailed {
-                    name: name.to_string(),
-                    step,
-                    reason: failure.reason,
-                }
-                .into()
-            }
-        };
-        if step == Step::Create {
-            if let Some(existing) = pending_row {
-                // Created by an attempt that stopped before recording it.
-                return Ok(existing.id);
-            }
-            let input = StepInput {
-                step,
-                secret_name: name.as_str(),
-                token,
-                current: current.as_ref(),
-                pending: None,
-                admin: None,
-            };
-            let value = run_step(config, &input).map_err(failed)?.ok_or_else(|| {
-                failed(crate::rotation::RotatorFailure::new(
-                    "create returned no value",
-                ))
-            })?;
-            let written = self.put_secret_value(
-                name.as_str(),
-                PutValue {
-                    value,
-                    labels: vec![StagingLabel::pending()],
-                    client_token: Some(token.to_owned()),
-                },
-            )?;
-            return Ok(written.version_id);
-        }
-        let pending_row = pending_row.ok_or_else(|| RotationError::StepFailed {
-            name: name.to_string(),
-            step,
-            reason: "the PENDING version of this rotation is gone (was it deleted?); cancel the rotation and start again".into(),
-        })?;
-        let pending: SecretValue = self
-            .get_secret_value(name.as_str(), &VersionSelector::Id(pending_row.id))?
-            .value;
-        let admin = match config {
-            RotatorConfig::Postgres {
-                admin_secret: Some(admin),
-                ..
-            } if step == Step::Set => Some(
-                self.get_secret_value(admin, &VersionSelector::default())
-                    .map_err(|e| RotationError::StepFailed {
-                        name: name.to_string(),
-                        step,
-                        reason: format!("cannot read the admin secret {admin:?}: {e}"),
-                    })?
-                    .value,
-            ),
-            _ => None,
-        };
-        let input = StepInput {
-            step,
-            secret_name: name.as_str(),
-            token,
-            current: current.as_ref(),
-            pending: Some(&pending),
-            admin: admin.as_ref(),
-        };
-        run_step(config, &input).map_err(failed)?;
-        Ok(pending_row.id)
+        drive_rotation(self, name, stop_after, clock)
     }
 
     /// Records a completed step; `finish` also moves the labels, in the same transaction.
@@ -807,14 +651,13 @@ impl Vault {
     /// missed while nothing ran is caught up once, not once per missed period: the next
     /// date is computed from the rotation that just happened.
     pub fn run_due(&mut self, now: Timestamp) -> Result<DueReport> {
-        self.run_due_with(now, DueRewrap::Here)
+        self.run_due_with(now, DueWork::All)
     }
 
-    /// [`run_due`](Self::run_due), with the re-wrapping left to the caller if it asks:
-    /// a re-wrap of many data keys takes seconds, and a caller that shares the vault
-    /// (the app) drives it batch by batch with [`keys_to_rewrap`](Self::keys_to_rewrap)
-    /// instead of holding the vault throughout.
-    pub fn run_due_with(&mut self, now: Timestamp, rewrap: DueRewrap) -> Result<DueReport> {
+    /// [`run_due`](Self::run_due), leaving the long work to the caller if it asks: a
+    /// rotator may take up to its step timeout and a re-wrap of many data keys seconds,
+    /// and a caller that shares the vault (the app) must not hold it meanwhile.
+    pub fn run_due_with(&mut self, now: Timestamp, work: DueWork) -> Result<DueReport> {
         self.require_unlocked()?;
         let mut report = DueReport::default();
         // Keys first, so secrets rotated below get data keys under the newest version.
@@ -853,11 +696,11 @@ impl Vault {
                 }),
             }
         }
-        let to_rewrap = match rewrap {
-            DueRewrap::Here => self.keys_to_rewrap()?,
-            DueRewrap::Caller => Vec::new(),
-        };
-        for key_id in to_rewrap {
+        if work == DueWork::KeysOnly {
+            report.next_due = self.next_due()?;
+            return Ok(report);
+        }
+        for key_id in self.keys_to_rewrap()? {
             match self.rewrap_key(
                 &key_id.to_string(),
                 super::rewrap::REWRAP_BATCH,
@@ -871,12 +714,7 @@ impl Vault {
                 }),
             }
         }
-        let due: Vec<String> = rows::all(self.store.conn())?
-            .into_iter()
-            .filter(|(_, row)| is_due(row, now.millis()))
-            .map(|(name, _)| name)
-            .collect();
-        for name in due {
+        for name in self.due_rotations(now)? {
             match self.rotate_at(&name, None, now) {
                 Ok(_) => report.rotated.push(name),
                 Err(error) => report.failed.push(DueFailure {
@@ -888,6 +726,16 @@ impl Vault {
         }
         report.next_due = self.next_due()?;
         Ok(report)
+    }
+
+    /// The secrets whose rotation (or its retry) is due at `now`.
+    pub fn due_rotations(&mut self, now: Timestamp) -> Result<Vec<String>> {
+        self.require_unlocked()?;
+        Ok(rows::all(self.store.conn())?
+            .into_iter()
+            .filter(|(_, row)| is_due(row, now.millis()))
+            .map(|(name, _)| name)
+            .collect())
     }
 
     /// The enabled keys that still have data keys under an older version. Only those
