@@ -771,3 +771,61 @@ fn the_daemon_keeps_running_and_finishes_an_interrupted_rotation() {
     daemon.wait();
     assert_ne!(env.get("bg/key", &[]), b"before");
 }
+
+#[test]
+fn a_rotation_through_the_agent_lets_other_clients_in_while_its_rotator_runs() {
+    let env = Env::new();
+    env.init();
+    let at_set = env.dir.path().join("at-set");
+    let go_on = env.dir.path().join("go-on");
+    let rotator = script(
+        &env,
+        "slow-target.sh",
+        &format!(
+            "cat > /dev/null\ncase \"$1\" in\n  create) echo '{{\"value\":\"after-rotation\"}}';;\n  set) touch {at}; while [ ! -e {go} ]; do sleep 0.05; done;;\nesac",
+            at = at_set.display(),
+            go = go_on.display()
+        ),
+    );
+    env.create("slow/secret", b"before-rotation");
+    env.create("other/secret", b"other-value");
+    env.cmd([
+        "secret",
+        "rotate",
+        "slow/secret",
+        "--rotator",
+        "command",
+        "--command",
+    ])
+    .arg(&rotator)
+    .args(["--step-timeout", "60", "--stop-after", "create"])
+    .run()
+    .ok();
+    let _agent = unlock(&env);
+    let mut rotation = env.cmd(["secret", "rotate", "slow/secret"]).spawn();
+    let started = Instant::now();
+    while !at_set.exists() {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the rotator never reached set: {}",
+            rotation.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // The rotator is blocked in `set`; the agent answers other clients meanwhile, and
+    // CURRENT has not moved.
+    let read = env
+        .cmd(["secret", "get", "other/secret"])
+        .timeout(Duration::from_secs(15))
+        .run()
+        .ok();
+    assert_eq!(read.stdout, b"other-value");
+    assert_eq!(env.get("slow/secret", &[]), b"before-rotation");
+    std::fs::write(&go_on, "").unwrap();
+    assert!(rotation.wait().success(), "{}", rotation.stderr());
+    assert_eq!(env.get("slow/secret", &[]), b"after-rotation");
+    assert_eq!(
+        env.get("slow/secret", &["--label", "PREVIOUS"]),
+        b"before-rotation"
+    );
+}

@@ -12,8 +12,11 @@ use serde::{Deserialize, Serialize};
 
 use super::client::AgentError;
 use super::{frame, peer};
+use crate::model::Timestamp;
 use crate::service::{self, Request, Response};
-use crate::vault::Vault;
+use crate::vault::audit::Actor;
+use crate::vault::rotation::{drive_rotation, VaultAccess};
+use crate::vault::{Error, Vault};
 
 /// What the agent answers: a response, or an error as one sentence and a code.
 #[derive(Serialize, Deserialize, Debug)]
@@ -166,8 +169,27 @@ fn handle_connection(
         return frame::write(&mut stream, &reply);
     }
     stream.set_read_timeout(Some(Duration::from_secs(300)))?;
+    let actor = peer.actor();
     while let Some(request) = frame::read::<Request>(&mut stream)? {
         last_activity.store(started.elapsed().as_millis() as u64, Ordering::SeqCst);
+        if let Request::RotateSecret { name, stop_after } = &request {
+            // A rotator may take up to its step timeout: the vault is taken for each
+            // piece of the rotation only, so the app and other clients go on meanwhile.
+            let mut turns = ClientTurns {
+                vault,
+                actor: actor.clone(),
+            };
+            let reply = match drive_rotation(&mut turns, name, *stop_after, Timestamp::now()) {
+                Ok(outcome) => Reply::Ok(Response::Rotated(outcome)),
+                Err(error) => Reply::Error {
+                    code: error.code().to_owned(),
+                    message: error.to_string(),
+                },
+            };
+            frame::write(&mut stream, &reply)?;
+            last_activity.store(started.elapsed().as_millis() as u64, Ordering::SeqCst);
+            continue;
+        }
         let reply = {
             let mut guard = lock_shared(vault);
             match guard.as_mut().filter(|v| v.is_unlocked()) {
@@ -179,7 +201,7 @@ fn handle_connection(
                 Some(v) => {
                     // Name the client in the audit log for this request only: the vault
                     // may belong to an app whose own actions must stay its own.
-                    let own = v.set_actor(peer.actor());
+                    let own = v.set_actor(actor.clone());
                     let reply = match service::execute(v, request) {
                         Ok(response) => Reply::Ok(response),
                         Err(error) => Reply::Error {
@@ -196,6 +218,29 @@ fn handle_connection(
         last_activity.store(started.elapsed().as_millis() as u64, Ordering::SeqCst);
     }
     Ok(())
+}
+
+/// The shared vault as one client's request takes it, a piece at a time, with the
+/// client named in the audit log for each piece.
+struct ClientTurns<'a> {
+    vault: &'a SharedVault,
+    actor: Actor,
+}
+
+impl VaultAccess for ClientTurns<'_> {
+    type Error = Error;
+
+    fn with<T>(&mut self, op: impl FnOnce(&mut Vault) -> Result<T, Error>) -> Result<T, Error> {
+        let mut guard = lock_shared(self.vault);
+        let vault = guard
+            .as_mut()
+            .filter(|v| v.is_unlocked())
+            .ok_or(Error::Locked)?;
+        let own = vault.set_actor(self.actor.clone());
+        let result = op(vault);
+        vault.set_actor(own);
+        result
+    }
 }
 
 impl Drop for AgentServer {
