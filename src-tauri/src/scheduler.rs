@@ -1,21 +1,21 @@
-//! The app's rotation scheduler: while the vault is unlocked, it runs what is due (secret
-//! rotations and their retries, automatic key rotations) through the engine's `run_due`,
-//! as `coffer daemon` does headless, then re-wraps data keys left under older key
-//! versions batch by batch, letting go of the vault between batches so that the screens
-//! stay responsive, with the same `rewrap-progress` events as a re-wrap the user starts.
-//! A vault that was locked or asleep for a while catches up once, at the first pass after
-//! unlocking.
+//! The app's rotation scheduler: while the vault is unlocked, it runs what is due, as
+//! `coffer daemon` does headless: automatic key rotations through the engine's
+//! `run_due_with`, then secret rotations (and their retries) and re-wraps of data keys
+//! left under older key versions, taking the vault for each piece of work and letting go
+//! between pieces, so that a slow rotator or a long re-wrap does not hold up the screens.
+//! Re-wraps send the same `rewrap-progress` events as one the user starts. A vault that
+//! was locked or asleep for a while catches up once, at the first pass after unlocking.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use coffer_core::vault::rewrap::{drive_rewrap, REWRAP_BATCH};
-use coffer_core::vault::rotation::{DueFailure, DueReport, DueRewrap};
+use coffer_core::vault::rotation::{drive_rotation, DueFailure, DueReport, DueWork, VaultAccess};
 use coffer_core::Timestamp;
 use tauri::{AppHandle, Emitter};
 
-use crate::error::{AppError, AppResult};
-use crate::session::{Session, SharedSession};
+use crate::error::AppResult;
+use crate::session::{Session, SessionVault, SharedSession};
 
 /// How often to look. Rotations are scheduled in hours or days; half a minute late is on
 /// time, and an idle pass only reads a few rows.
@@ -52,28 +52,28 @@ pub fn spawn(app: AppHandle, session: SharedSession) {
     });
 }
 
-/// Runs `op` if the vault is still unlocked; the user locking it ends the pass.
-fn unlocked<T>(
-    session: &Session,
-    op: impl FnOnce(&mut coffer_core::Vault) -> AppResult<T>,
-) -> AppResult<T> {
-    session.in_background(op)?.ok_or_else(AppError::locked)
-}
-
 fn run_pass(app: &AppHandle, session: &Session) -> AppResult<DueReport> {
-    let (mut report, keys) = unlocked(session, |vault| {
-        let report = vault.run_due_with(Timestamp::now(), DueRewrap::Caller)?;
-        // Rotations write audit entries; on disk before the pass counts as done.
-        vault.flush_audit()?;
-        Ok((report, vault.keys_to_rewrap()?))
+    let mut vault = SessionVault::for_scheduler(session);
+    let now = Timestamp::now();
+    let (mut report, due) = vault.with(|vault| {
+        let report = vault.run_due_with(now, DueWork::KeysOnly)?;
+        Ok((report, vault.due_rotations(now)?))
     })?;
-    for key in keys.iter().map(ToString::to_string) {
+    for name in due {
+        match drive_rotation(&mut vault, &name, None, now) {
+            Ok(_) => report.rotated.push(name),
+            Err(error) if error.code == "locked" => return Err(error),
+            Err(error) => report.failed.push(DueFailure {
+                name,
+                code: error.code,
+                message: error.message,
+            }),
+        }
+    }
+    for key in vault.with(|vault| vault.keys_to_rewrap())? {
+        let key = key.to_string();
         let rewrapped = drive_rewrap(
-            || {
-                unlocked(session, |vault| {
-                    Ok(vault.rewrap_key_batch(&key, REWRAP_BATCH)?)
-                })
-            },
+            || vault.with(|vault| vault.rewrap_key_batch(&key, REWRAP_BATCH)),
             &mut |progress| {
                 let _ = app.emit("rewrap-progress", progress);
             },
@@ -88,6 +88,8 @@ fn run_pass(app: &AppHandle, session: &Session) -> AppResult<DueReport> {
             }),
         }
     }
+    // Rotations wrote audit entries; on disk before the pass counts as done.
+    vault.with(|vault| vault.flush_audit())?;
     Ok(report)
 }
 

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
+use coffer_core::vault::rotation::VaultAccess;
 use coffer_core::Vault;
 
 use crate::clipboard::Clipboard;
@@ -168,6 +169,46 @@ impl Session {
             .lock()
             .map(|last| last.elapsed().as_secs())
             .unwrap_or(u64::MAX)
+    }
+}
+
+/// The session's vault for work done in pieces (a rotation): taken for each piece and let
+/// go between them, so that a rotator talking to a slow system does not hold up the
+/// screens or the CLI. For the user's own request it counts as activity; for the
+/// scheduler it does not, so that auto-lock still fires.
+pub struct SessionVault<'a> {
+    session: &'a Session,
+    by_user: bool,
+}
+
+impl<'a> SessionVault<'a> {
+    pub fn for_user(session: &'a Session) -> Self {
+        SessionVault {
+            session,
+            by_user: true,
+        }
+    }
+
+    pub fn for_scheduler(session: &'a Session) -> Self {
+        SessionVault {
+            session,
+            by_user: false,
+        }
+    }
+}
+
+impl VaultAccess for SessionVault<'_> {
+    type Error = AppError;
+
+    fn with<T>(&mut self, op: impl FnOnce(&mut Vault) -> coffer_core::Result<T>) -> AppResult<T> {
+        if self.by_user {
+            self.session.with_unlocked(|vault| Ok(op(vault)?))
+        } else {
+            // Locked meanwhile: the pass ends here; a rotation resumes where it stopped.
+            self.session
+                .in_background(|vault| Ok(op(vault)?))?
+                .ok_or_else(AppError::locked)
+        }
     }
 }
 

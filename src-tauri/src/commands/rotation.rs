@@ -4,12 +4,12 @@
 use coffer_core::rotation::{
     RotationHistoryEntry, RotationInfo, RotationOutcome, RotationSettings,
 };
-use coffer_core::vault::rotation::{preview_schedule as preview, SchedulePreview};
+use coffer_core::vault::rotation::{drive_rotation, preview_schedule as preview, SchedulePreview};
 use coffer_core::Timestamp;
 
 use super::Session;
 use crate::error::AppResult;
-use crate::session::blocking;
+use crate::session::{blocking, SessionVault};
 
 #[tauri::command]
 pub async fn configure_rotation(
@@ -32,11 +32,16 @@ pub async fn cancel_rotation(session: Session<'_>, name: String) -> AppResult<Ro
 }
 
 /// Runs all four steps now (or resumes the rotation in progress). The rotator may talk to
-/// another system, so this can take up to its step timeout.
+/// another system for up to its step timeout; the vault is not held meanwhile.
 #[tauri::command]
 pub async fn rotate_secret(session: Session<'_>, name: String) -> AppResult<RotationOutcome> {
     blocking(&session, move |s| {
-        s.with_unlocked(|v| Ok(v.rotate_secret(&name)?))
+        drive_rotation(
+            &mut SessionVault::for_user(s),
+            &name,
+            None,
+            Timestamp::now(),
+        )
     })
     .await
 }
