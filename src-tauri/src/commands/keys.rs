@@ -1,13 +1,13 @@
 //! Keys and aliases, key versions, automatic key rotation and re-wrapping.
 
 use coffer_core::vault::rewrap::{drive_rewrap, RewrapProgress, REWRAP_BATCH};
-use coffer_core::vault::rotation::KeyRotationInfo;
+use coffer_core::vault::rotation::{KeyRotationInfo, VaultAccess};
 use coffer_core::KeyDescription;
 use tauri::{AppHandle, Emitter};
 
 use super::Session;
 use crate::error::AppResult;
-use crate::session::blocking;
+use crate::session::{blocking, SessionVault};
 
 #[tauri::command]
 pub async fn list_keys(session: Session<'_>) -> AppResult<Vec<KeyDescription>> {
@@ -101,7 +101,7 @@ pub async fn rewrap_key(
 ) -> AppResult<RewrapProgress> {
     blocking(&session, move |s| {
         drive_rewrap(
-            || s.with_unlocked(|v| Ok(v.rewrap_key_batch(&key, REWRAP_BATCH)?)),
+            || SessionVault::for_user(s).with(|v| v.rewrap_key_batch(&key, REWRAP_BATCH)),
             &mut |progress| {
                 let _ = app.emit("rewrap-progress", progress);
             },

@@ -89,7 +89,8 @@ pub struct StepJob {
 }
 
 impl StepJob {
-    /// Runs the rotator for this step; needs no vault. `create` returns the new value.
+    /// Runs the rotator for this step; needs no vault. `create` returns the new value
+    /// (its absence is a failure that [`Vault::finish_rotation_step`] records).
     pub fn run(&self, run: &RotationRun) -> Result<Option<SecretValue>> {
         if self.created.is_some() {
             return Ok(None);
@@ -102,11 +103,7 @@ impl StepJob {
             pending: self.pending.as_ref().map(|(_, value)| value),
             admin: self.admin.as_ref(),
         };
-        let value = run_step(&run.config, &input).map_err(|f| failed(run, f))?;
-        if run.step == Step::Create && value.is_none() {
-            return Err(failed(run, RotatorFailure::new("create returned no value")));
-        }
-        Ok(value)
+        run_step(&run.config, &input).map_err(|f| failed(run, f))
     }
 }
 
