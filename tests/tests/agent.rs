@@ -437,3 +437,40 @@ fn completions_and_man_page_come_from_the_cli_definition() {
     let man = env.coffer(&["man"]).ok();
     assert!(man.text().contains(".TH coffer"));
 }
+
+/// The review's attack: with the vault unlocked by the agent, any process of the user
+/// ran `change-pin` and re-sealed every key under a PIN of its choosing. The current PIN
+/// must now be proved (a TPM unseal), so without it nothing changes.
+#[test]
+fn change_pin_through_the_agent_needs_the_current_pin() {
+    let env = Env::new();
+    env.init();
+    env.create("owned", b"owner-value-9876");
+    let guard = unlock(&env, "5m");
+    let wrong = env.file("wrong-pin", b"not-the-pin-0000");
+    let attacker = env.file("attacker-pin", b"attacker-pin-1234");
+    env.cmd(["change-pin"])
+        .var("COFFER_PIN_FILE", &wrong)
+        .var("COFFER_NEW_PIN_FILE", &attacker)
+        .run()
+        .fails(exit::AUTH, "wrong PIN");
+    let no_pin = env
+        .cmd(["change-pin"])
+        .unset("COFFER_PIN_FILE")
+        .var("COFFER_NEW_PIN_FILE", &attacker)
+        .run();
+    assert_eq!(no_pin.code(), exit::AUTH, "{no_pin}");
+    assert!(no_pin.stderr.contains("current PIN"), "{no_pin}");
+    drop(guard);
+    // The owner's PIN still unlocks; the attacker's does not.
+    assert_eq!(env.get("owned", &[]), b"owner-value-9876");
+    env.coffer_with_pin("attacker-pin-1234", &["secret", "get", "owned"])
+        .fails(exit::AUTH, "wrong PIN");
+    // With the current PIN, the change goes through the agent as before.
+    let guard = unlock(&env, "5m");
+    env.set_new_pin("changed-pin-5678");
+    env.coffer(&["change-pin"]).ok();
+    drop(guard);
+    env.set_pin("changed-pin-5678");
+    assert_eq!(env.get("owned", &[]), b"owner-value-9876");
+}

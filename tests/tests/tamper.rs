@@ -439,3 +439,74 @@ fn truncated_sealed_key_is_damaged() {
     env.coffer(&["secret", "get", "sealed"])
         .fails(exit::TAMPERED, "damaged");
 }
+
+/// The attack from the integrity review: exchange two secrets' names in the file, so that
+/// `get dev/db` (or `coffer run` with a `coffer://dev/db` reference) would hand out
+/// production credentials. Both names must now fail, naming the secret.
+#[test]
+fn swapped_secret_names_are_refused_not_answered() {
+    let env = Env::new();
+    env.init();
+    env.create("prod/db", b"prod-password-1");
+    env.create("dev/db", b"dev-password-22");
+    env.db()
+        .execute_batch(
+            "UPDATE secrets SET name = 'tmp' WHERE name = 'prod/db';
+             UPDATE secrets SET name = 'prod/db' WHERE name = 'dev/db';
+             UPDATE secrets SET name = 'dev/db' WHERE name = 'tmp';",
+        )
+        .unwrap();
+    let run = env
+        .coffer(&["secret", "get", "dev/db"])
+        .fails_all(exit::TAMPERED, &["\"dev/db\"", "integrity"]);
+    assert!(!run.stdout.windows(4).any(|w| w == b"prod"), "{run}");
+    env.coffer(&["secret", "get", "prod/db"])
+        .fails_all(exit::TAMPERED, &["\"prod/db\"", "integrity"]);
+    let run = env
+        .cmd(["run", "--", "sh", "-c", "printf %s \"$DB\""])
+        .var("DB", "coffer://dev/db")
+        .run();
+    assert_eq!(run.code(), exit::TAMPERED, "{run}");
+    assert!(run.stdout.is_empty(), "{run}");
+}
+
+#[test]
+fn current_moved_back_to_an_old_version_is_refused() {
+    let env = Env::new();
+    env.init();
+    env.create("rotated", b"old-password-111");
+    env.cmd(["secret", "put", "rotated", "--value-file", "-"])
+        .stdin("new-password-222")
+        .run()
+        .ok();
+    env.db()
+        .execute_batch(
+            "UPDATE staging_labels SET version_id =
+                 (SELECT version_id FROM staging_labels WHERE label = 'PREVIOUS')
+             WHERE label = 'CURRENT';",
+        )
+        .unwrap();
+    let run = env
+        .coffer(&["secret", "get", "rotated"])
+        .fails_all(exit::TAMPERED, &["\"rotated\"", "labels"]);
+    assert!(run.stdout.is_empty(), "{run}");
+}
+
+#[test]
+fn redirected_recovery_key_is_refused() {
+    let env = Env::new();
+    env.init();
+    env.db()
+        .execute(
+            "UPDATE vault_meta SET value = zeroblob(32) WHERE name = 'recovery_public_key'",
+            [],
+        )
+        .unwrap();
+    env.coffer(&["key", "create", "--alias", "alias/after-edit"])
+        .fails_all(
+            exit::TAMPERED,
+            &["key-protection settings", "coffer recover"],
+        );
+    env.coffer(&["key", "rotate", "alias/after-edit"])
+        .fails(exit::NOT_FOUND, "alias/after-edit");
+}

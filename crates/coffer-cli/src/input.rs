@@ -50,6 +50,18 @@ pub fn pin() -> Result<Zeroizing<String>, Failure> {
     }
 }
 
+/// The current PIN as proof for a change of who can unlock (`change-pin`):
+/// `COFFER_PIN_FILE`, else a prompt. Asked even when an agent holds the vault unlocked.
+pub fn current_pin() -> Result<Zeroizing<String>, Failure> {
+    match std::env::var_os("COFFER_PIN_FILE") {
+        Some(path) => read_secret_file(Path::new(&path), "PIN"),
+        None => prompt("Current PIN: ").map_err(|_| Failure {
+            message: "changing the PIN needs the current PIN and there is no terminal to ask for it: set COFFER_PIN_FILE to a file that holds it".to_owned(),
+            code: crate::failure::exit::AUTH,
+        }),
+    }
+}
+
 /// A new PIN: from `variable` if set, else prompted twice.
 pub fn new_pin(variable: &str) -> Result<Zeroizing<String>, Failure> {
     if let Some(path) = std::env::var_os(variable) {

@@ -226,7 +226,10 @@ pub enum Request {
         limit: u32,
     },
     AuditVerify,
+    /// Needs the current PIN as well: the server proves it with a TPM unseal, so a
+    /// process that merely reaches an unlocked agent cannot lock the owner out.
     ChangePin {
+        current_pin: WireValue,
         new_pin: WireValue,
     },
     /// Sets a secret's rotation schedule, window and rotator (turning rotation on).
@@ -613,11 +616,17 @@ pub fn execute(vault: &mut Vault, request: Request) -> Result<Response> {
             Response::Audit(vault.audit_list(secret.as_deref(), None, limit)?)
         }
         Request::AuditVerify => Response::AuditVerified(vault.audit_verify()?),
-        Request::ChangePin { new_pin } => {
-            let pin = new_pin.to_value()?;
-            let text = std::str::from_utf8(pin.as_bytes())
-                .map_err(|_| Error::invalid("PIN", "it must be text"))?;
-            vault.change_pin(text)?;
+        Request::ChangePin {
+            current_pin,
+            new_pin,
+        } => {
+            let current = current_pin.to_value()?;
+            let current = std::str::from_utf8(current.as_bytes())
+                .map_err(|_| Error::invalid("current PIN", "it must be text"))?;
+            let new = new_pin.to_value()?;
+            let new = std::str::from_utf8(new.as_bytes())
+                .map_err(|_| Error::invalid("new PIN", "it must be text"))?;
+            vault.change_pin(current, new)?;
             Response::Done
         }
         Request::ConfigureRotation { name, settings } => {

@@ -151,10 +151,17 @@ pub async fn lock_vault(app: AppHandle, session: Session<'_>) -> AppResult<()> {
 }
 
 #[tauri::command]
-pub async fn change_pin(session: Session<'_>, new_pin: String) -> AppResult<()> {
+pub async fn change_pin(
+    session: Session<'_>,
+    current_pin: String,
+    new_pin: String,
+) -> AppResult<()> {
+    // The engine proves the current PIN with a TPM unseal in this process: a script in
+    // the web view that reaches this command cannot lock the owner out without it.
+    let current_pin = Zeroizing::new(current_pin);
     let new_pin = Zeroizing::new(new_pin);
     blocking(&session, move |session| {
-        session.with_unlocked(|vault| Ok(vault.change_pin(&new_pin)?))
+        session.with_unlocked(|vault| Ok(vault.change_pin(&current_pin, &new_pin)?))
     })
     .await
 }

@@ -344,7 +344,8 @@ export const api = {
   recover: (recoveryCode: string, newPin: string) =>
     call<void>('recover_vault', { recoveryCode, newPin }),
   lock: () => call<void>('lock_vault'),
-  changePin: (newPin: string) => call<void>('change_pin', { newPin }),
+  changePin: (currentPin: string, newPin: string) =>
+    call<void>('change_pin', { currentPin, newPin }),
   noteActivity: () => call<void>('note_activity'),
 
   listSecrets: (args: ListArgs) => call<Page<SecretSummary>>('list_secrets', { args }),

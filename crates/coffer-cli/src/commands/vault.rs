@@ -68,8 +68,10 @@ pub fn recover(env: &Env, code_file: Option<PathBuf>, pcrs: Option<String>) -> R
 
 pub fn change_pin(env: &Env) -> Result<(), Failure> {
     let mut backend = env.backend()?;
+    let current_pin = input::current_pin()?;
     let new_pin = input::new_pin("COFFER_NEW_PIN_FILE")?;
     let request = Request::ChangePin {
+        current_pin: WireValue::from_value(&SecretValue::Text(current_pin)),
         new_pin: WireValue::from_value(&SecretValue::Text(new_pin)),
     };
     super::done(

@@ -131,8 +131,61 @@ impl RecoveryParams {
 /// The X25519 secret derived from a recovery code; exists only during `recover`.
 pub struct RecoverySecret(StaticSecret);
 
+/// The most memory, passes and lanes a stored parameter set may ask for. The parameters
+/// are read from the vault file before anything can authenticate them, so an edited
+/// file must not be able to make `recover` allocate gigabytes or run for hours.
+pub const MAX_MEMORY_KIB: u32 = 1024 * 1024;
+pub const MAX_ITERATIONS: u32 = 16;
+pub const MAX_PARALLELISM: u32 = 8;
+/// Weaker than this is as suspect as stronger than the limits: it would make the
+/// recovery code cheap to guess from a stolen file.
+pub const MIN_MEMORY_KIB: u32 = 19 * 1024;
+
+impl RecoveryParams {
+    /// Refuses parameters outside what Coffer ever writes, give or take room to grow.
+    pub fn check_bounds(&self) -> Result<(), RecoveryError> {
+        let out_of_range = |what: &str, value: u32, min: u32, max: u32| {
+            RecoveryError::Parameters(format!(
+                "{what} is {value}, outside {min}..={max}; the vault file was altered or is damaged"
+            ))
+        };
+        if !(MIN_MEMORY_KIB..=MAX_MEMORY_KIB).contains(&self.memory_kib) {
+            return Err(out_of_range(
+                "Argon2 memory (KiB)",
+                self.memory_kib,
+                MIN_MEMORY_KIB,
+                MAX_MEMORY_KIB,
+            ));
+        }
+        if !(1..=MAX_ITERATIONS).contains(&self.iterations) {
+            return Err(out_of_range(
+                "Argon2 passes",
+                self.iterations,
+                1,
+                MAX_ITERATIONS,
+            ));
+        }
+        if !(1..=MAX_PARALLELISM).contains(&self.parallelism) {
+            return Err(out_of_range(
+                "Argon2 lanes",
+                self.parallelism,
+                1,
+                MAX_PARALLELISM,
+            ));
+        }
+        if !(8..=64).contains(&self.salt.len()) {
+            return Err(RecoveryError::Parameters(format!(
+                "the salt is {} bytes, outside 8..=64; the vault file was altered or is damaged",
+                self.salt.len()
+            )));
+        }
+        Ok(())
+    }
+}
+
 impl RecoverySecret {
     pub fn derive(code: &RecoveryCode, params: &RecoveryParams) -> Result<Self, RecoveryError> {
+        params.check_bounds()?;
         let argon_params = Params::new(
             params.memory_kib,
             params.iterations,
@@ -210,10 +263,40 @@ mod tests {
     fn cheap_params() -> RecoveryParams {
         RecoveryParams {
             salt: vec![7; 16],
-            memory_kib: 256,
+            memory_kib: MIN_MEMORY_KIB,
             iterations: 1,
             parallelism: 1,
         }
+    }
+
+    #[test]
+    fn parameters_outside_the_bounds_are_refused_before_any_work() {
+        let code = RecoveryCode::generate();
+        let huge_memory = RecoveryParams {
+            memory_kib: u32::MAX,
+            ..cheap_params()
+        };
+        let many_passes = RecoveryParams {
+            iterations: 1_000_000,
+            ..cheap_params()
+        };
+        let weak = RecoveryParams {
+            memory_kib: 8,
+            ..cheap_params()
+        };
+        let no_salt = RecoveryParams {
+            salt: Vec::new(),
+            ..cheap_params()
+        };
+        for params in [huge_memory, many_passes, weak, no_salt] {
+            let error = RecoverySecret::derive(&code, &params).err().unwrap();
+            assert!(
+                matches!(&error, RecoveryError::Parameters(reason) if reason.contains("outside")),
+                "{error:?}"
+            );
+        }
+        assert!(RecoverySecret::derive(&code, &cheap_params()).is_ok());
+        assert!(RecoveryParams::generate().check_bounds().is_ok());
     }
 
     #[test]

@@ -13,9 +13,11 @@ pub struct KeyRow {
     pub is_default: bool,
     pub created_at: i64,
     pub deletion_at: Option<i64>,
+    /// The row's MAC under the vault's row key (empty until the vault computes it).
+    pub mac: Vec<u8>,
 }
 
-const KEY_COLUMNS: &str = "id, description, state, is_default, created_at, deletion_at";
+const KEY_COLUMNS: &str = "id, description, state, is_default, created_at, deletion_at, mac";
 
 fn key_from_row(row: &Row<'_>) -> rusqlite::Result<KeyRow> {
     Ok(KeyRow {
@@ -25,6 +27,7 @@ fn key_from_row(row: &Row<'_>) -> rusqlite::Result<KeyRow> {
         is_default: row.get(3)?,
         created_at: row.get(4)?,
         deletion_at: row.get(5)?,
+        mac: row.get(6)?,
     })
 }
 
@@ -78,6 +81,13 @@ pub fn update_key(tx: &Transaction<'_>, row: &KeyRow, change_seq: i64) -> Result
         "UPDATE keys SET description = ?2, state = ?3, deletion_at = ?4, change_seq = ?5 WHERE id = ?1",
     )?
     .execute(params![row.id, row.description, row.state, row.deletion_at, change_seq])?;
+    Ok(())
+}
+
+/// Stores a key row's MAC, computed by the vault over the row and its aliases.
+pub fn set_key_mac(tx: &Transaction<'_>, id: Uuid, mac: &[u8]) -> Result<(), StoreError> {
+    tx.prepare_cached("UPDATE keys SET mac = ?2 WHERE id = ?1")?
+        .execute(params![id, mac])?;
     Ok(())
 }
 

@@ -10,6 +10,8 @@ pub const RECOVERY_PUBLIC_KEY: &str = "recovery_public_key";
 pub const RECOVERY_PARAMS: &str = "recovery_params";
 pub const PCR_BINDING: &str = "pcr_binding";
 pub const AUDIT_HEAD: &str = "audit_head";
+/// MAC of the recovery key, its parameters and the PCR binding (see `vault::integrity`).
+pub const SETTINGS_MAC: &str = "settings_mac";
 
 pub fn get(conn: &Connection, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
     Ok(conn

@@ -211,6 +211,14 @@ pub fn record_change(
     Ok(tx.last_insert_rowid())
 }
 
+/// The newest change's number (0 for a vault with none).
+pub fn last_change_seq(conn: &Connection) -> Result<i64, StoreError> {
+    let max: Option<i64> = conn
+        .prepare_cached("SELECT max(seq) FROM changes")?
+        .query_row([], |r| r.get(0))?;
+    Ok(max.unwrap_or(0))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -210,6 +210,15 @@ const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE secret_rotation ADD COLUMN rotator_mac BLOB NOT NULL DEFAULT x'';
     "#,
+    // 5: a MAC per secret (name, key, deletion state and every staging label) and per
+    // key (state, default flag, deletion date and its aliases), under the vault's audit key, so that
+    // editing or swapping these rows outside Coffer makes the next read fail instead of
+    // returning another secret's value. Rows from before carry none; the first unlock
+    // after the upgrade computes them (see `vault::integrity`).
+    r#"
+    ALTER TABLE secrets ADD COLUMN mac BLOB NOT NULL DEFAULT x'';
+    ALTER TABLE keys ADD COLUMN mac BLOB NOT NULL DEFAULT x'';
+    "#,
 ];
 
 /// The schema version this build writes.

@@ -19,10 +19,12 @@ pub struct SecretRow {
     pub accessed_day: Option<i64>,
     pub deleted_at: Option<i64>,
     pub purge_at: Option<i64>,
+    /// The row's MAC under the audit key (empty until the vault computes it).
+    pub mac: Vec<u8>,
 }
 
 const SECRET_COLUMNS: &str =
-    "id, name, description, key_id, created_at, changed_at, accessed_day, deleted_at, purge_at";
+    "id, name, description, key_id, created_at, changed_at, accessed_day, deleted_at, purge_at, mac";
 
 fn secret_from_row(row: &Row<'_>) -> rusqlite::Result<SecretRow> {
     Ok(SecretRow {
@@ -35,6 +37,7 @@ fn secret_from_row(row: &Row<'_>) -> rusqlite::Result<SecretRow> {
         accessed_day: row.get(6)?,
         deleted_at: row.get(7)?,
         purge_at: row.get(8)?,
+        mac: row.get(9)?,
     })
 }
 
@@ -118,6 +121,30 @@ pub fn update_secret(
         change_seq
     ])?;
     Ok(())
+}
+
+/// Stores a secret row's MAC, computed by the vault over the row and its labels.
+pub fn set_secret_mac(tx: &Transaction<'_>, id: Uuid, mac: &[u8]) -> Result<(), StoreError> {
+    tx.prepare_cached("UPDATE secrets SET mac = ?2 WHERE id = ?1")?
+        .execute(params![id, mac])?;
+    Ok(())
+}
+
+/// A secret row by id.
+pub fn secret_by_id(conn: &Connection, id: Uuid) -> Result<Option<SecretRow>, StoreError> {
+    Ok(conn
+        .prepare_cached(&format!(
+            "SELECT {SECRET_COLUMNS} FROM secrets WHERE id = ?1"
+        ))?
+        .query_row([id], secret_from_row)
+        .optional()?)
+}
+
+/// The ids of every secret, for computing MACs of rows written before they existed.
+pub fn all_secret_ids(conn: &Connection) -> Result<Vec<Uuid>, StoreError> {
+    let mut stmt = conn.prepare_cached("SELECT id FROM secrets")?;
+    let rows = stmt.query_map([], |r| r.get(0))?;
+    Ok(rows.collect::<Result<_, _>>()?)
 }
 
 /// Removes a secret with all its versions, labels and tags. `secure_delete` overwrites

@@ -192,11 +192,156 @@ fn entry_mac(key: &AuditKey, previous: Option<&[u8]>, row: &AuditRow) -> Vec<u8>
     mac(key, aad.as_bytes())
 }
 
-fn head_mac(key: &AuditKey, seq: i64, entry_mac: &[u8]) -> Vec<u8> {
-    let aad = Aad::new("coffer.audit-head.v1")
-        .with(&seq.to_be_bytes())
-        .with(entry_mac);
-    mac(key, aad.as_bytes())
+/// The audit chain's head, as stored in the vault metadata.
+///
+/// Version 2 also records the newest change number (so the log cannot be rolled back
+/// on its own while the data stays: their ends must meet) and whether row MACs are in
+/// force (so deleting row MACs cannot pass the vault off as one from before them). A
+/// version 1 head (72 bytes) is what vaults written before both carry; the first unlock
+/// after the upgrade computes the row MACs and writes a version 2 head.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Head {
+    pub seq: i64,
+    pub entry_mac: Vec<u8>,
+    /// None in a version 1 head.
+    pub change_seq: Option<i64>,
+    pub row_macs: bool,
+    tag: Vec<u8>,
+}
+
+const HEAD_V1_LEN: usize = 8 + 32 + 32;
+const HEAD_V2_LEN: usize = 1 + 8 + 32 + 8 + 1 + 32;
+const HEAD_V2: u8 = 2;
+const FLAG_ROW_MACS: u8 = 1;
+
+impl Head {
+    fn new(key: &AuditKey, seq: i64, entry_mac: &[u8], change_seq: i64) -> Head {
+        let mut head = Head {
+            seq,
+            entry_mac: entry_mac.to_vec(),
+            change_seq: Some(change_seq),
+            row_macs: true,
+            tag: Vec::new(),
+        };
+        head.tag = head.expected_tag(key);
+        head
+    }
+
+    fn expected_tag(&self, key: &AuditKey) -> Vec<u8> {
+        match self.change_seq {
+            None => mac(
+                key,
+                Aad::new("coffer.audit-head.v1")
+                    .with(&self.seq.to_be_bytes())
+                    .with(&self.entry_mac)
+                    .as_bytes(),
+            ),
+            Some(change_seq) => mac(
+                key,
+                Aad::new("coffer.audit-head.v2")
+                    .with(&self.seq.to_be_bytes())
+                    .with(&self.entry_mac)
+                    .with(&change_seq.to_be_bytes())
+                    .with(&[self.flags()])
+                    .as_bytes(),
+            ),
+        }
+    }
+
+    fn flags(&self) -> u8 {
+        if self.row_macs {
+            FLAG_ROW_MACS
+        } else {
+            0
+        }
+    }
+
+    fn is_authentic(&self, key: &AuditKey) -> bool {
+        bool::from(subtle::ConstantTimeEq::ct_eq(
+            self.expected_tag(key).as_slice(),
+            self.tag.as_slice(),
+        ))
+    }
+
+    fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(HEAD_V2_LEN);
+        out.push(HEAD_V2);
+        out.extend_from_slice(&self.seq.to_be_bytes());
+        out.extend_from_slice(&self.entry_mac);
+        out.extend_from_slice(&self.change_seq.unwrap_or(0).to_be_bytes());
+        out.push(self.flags());
+        out.extend_from_slice(&self.tag);
+        out
+    }
+
+    fn decode(bytes: &[u8]) -> Option<Head> {
+        let be = |b: &[u8]| -> Option<i64> { Some(i64::from_be_bytes(b.try_into().ok()?)) };
+        match bytes.len() {
+            HEAD_V1_LEN => Some(Head {
+                seq: be(&bytes[..8])?,
+                entry_mac: bytes[8..40].to_vec(),
+                change_seq: None,
+                row_macs: false,
+                tag: bytes[40..].to_vec(),
+            }),
+            HEAD_V2_LEN if bytes[0] == HEAD_V2 => Some(Head {
+                seq: be(&bytes[1..9])?,
+                entry_mac: bytes[9..41].to_vec(),
+                change_seq: Some(be(&bytes[41..49])?),
+                row_macs: bytes[49] & FLAG_ROW_MACS != 0,
+                tag: bytes[50..].to_vec(),
+            }),
+            _ => None,
+        }
+    }
+}
+
+/// The stored head, or None for a vault without one. A head that is not in either
+/// format is reported as tampering.
+pub(super) fn read_head(conn: &rusqlite::Connection) -> Result<Option<Head>> {
+    match meta::get(conn, meta::AUDIT_HEAD)? {
+        None => Ok(None),
+        Some(bytes) => Head::decode(&bytes).map(Some).ok_or(Error::AuditTampered {
+            seq: 0,
+            reason: "the chain's head record is malformed".to_owned(),
+        }),
+    }
+}
+
+/// Whether the vault still needs its row MACs computed: true only for a vault whose
+/// authentic head predates them. A missing or forged head is tampering, not an upgrade.
+pub(super) fn needs_row_macs(conn: &rusqlite::Connection, key: &AuditKey) -> Result<bool> {
+    let Some(head) = read_head(conn)? else {
+        return Err(Error::AuditTampered {
+            seq: 0,
+            reason: "the chain's head record is missing; every vault writes one when it is created"
+                .to_owned(),
+        });
+    };
+    if !head.is_authentic(key) {
+        return Err(Error::AuditTampered {
+            seq: head.seq,
+            reason: "the chain's head record was altered".to_owned(),
+        });
+    }
+    Ok(!head.row_macs)
+}
+
+/// A version 1 head for the current end of the chain, as Coffer wrote before row MACs:
+/// lets tests build a vault file as an older release left it.
+#[cfg(test)]
+pub(super) fn legacy_head_for_tests(conn: &rusqlite::Connection, key: &AuditKey) -> Vec<u8> {
+    let head = read_head(conn).unwrap().unwrap();
+    let mut legacy = Head {
+        change_seq: None,
+        row_macs: false,
+        ..head
+    };
+    legacy.tag = legacy.expected_tag(key);
+    let mut out = legacy.seq.to_be_bytes().to_vec();
+    out.extend_from_slice(&legacy.entry_mac);
+    out.extend_from_slice(&legacy.tag);
+    out
 }
 
 fn mac(key: &AuditKey, data: &[u8]) -> Vec<u8> {
@@ -214,11 +359,9 @@ fn write_head(
     seq: i64,
     entry: &[u8],
 ) -> Result<()> {
-    let mut head = Vec::with_capacity(8 + 64);
-    head.extend_from_slice(&seq.to_be_bytes());
-    head.extend_from_slice(entry);
-    head.extend_from_slice(&head_mac(key, seq, entry));
-    meta::set(tx, meta::AUDIT_HEAD, &head)?;
+    let change_seq = crate::store::last_change_seq(tx)?;
+    let head = Head::new(key, seq, entry, change_seq);
+    meta::set(tx, meta::AUDIT_HEAD, &head.encode())?;
     Ok(())
 }
 
@@ -353,38 +496,51 @@ pub fn verify(conn: &rusqlite::Connection, key: &AuditKey) -> Result<AuditVerifi
     if let Some(error) = failure {
         return Err(error);
     }
-    let head = meta::get(conn, meta::AUDIT_HEAD)?;
-    match (head, previous) {
-        (None, None) => Ok(report),
-        (Some(head), Some(last_mac)) if head.len() == 8 + 64 => {
-            let mut seq_bytes = [0u8; 8];
-            seq_bytes.copy_from_slice(&head[..8]);
-            let head_seq = i64::from_be_bytes(seq_bytes);
-            let (head_entry, head_tag) = head[8..].split_at(32);
-            let expected_tag = head_mac(key, head_seq, head_entry);
-            let chained_last = report.chained as i64;
-            if !bool::from(subtle::ConstantTimeEq::ct_eq(
-                expected_tag.as_slice(),
-                head_tag,
-            )) {
-                return Err(Error::AuditTampered {
-                    seq: head_seq,
-                    reason: "the chain's head record was altered".to_owned(),
-                });
-            }
-            if head_seq != chained_last || head_entry != last_mac.as_slice() {
-                return Err(Error::AuditTampered {
-                    seq: head_seq,
-                    reason: format!("the log ends at entry {chained_last} but entry {head_seq} was the last one written: entries were deleted"),
-                });
-            }
-            Ok(report)
-        }
-        _ => Err(Error::AuditTampered {
+    let head = read_head(conn)?;
+    let Some(last_mac) = previous else {
+        // Every vault's log starts with its `init` entry, so an empty chain means
+        // entries were deleted, whether or not the head went with them.
+        return Err(Error::AuditTampered {
+            seq: 1,
+            reason: if head.is_some() {
+                "the chain's head names entries that are not in the log: entries were deleted"
+                    .to_owned()
+            } else {
+                "the log is empty, but every vault records its creation: entries and the head were deleted".to_owned()
+            },
+        });
+    };
+    let Some(head) = head else {
+        return Err(Error::AuditTampered {
             seq: last_seq,
-            reason: "the chain's head record is missing or does not match the log".to_owned(),
-        }),
+            reason: "the chain's head record is missing".to_owned(),
+        });
+    };
+    if !head.is_authentic(key) {
+        return Err(Error::AuditTampered {
+            seq: head.seq,
+            reason: "the chain's head record was altered".to_owned(),
+        });
     }
+    let chained_last = report.chained as i64;
+    if head.seq != chained_last || head.entry_mac != last_mac {
+        return Err(Error::AuditTampered {
+            seq: head.seq,
+            reason: format!("the log ends at entry {chained_last} but entry {} was the last one written: entries were deleted", head.seq),
+        });
+    }
+    if let Some(change_seq) = head.change_seq {
+        let newest = crate::store::last_change_seq(conn)?;
+        if newest != change_seq {
+            return Err(Error::AuditTampered {
+                seq: head.seq,
+                reason: format!(
+                    "the log's last entry was written with change {change_seq}, but the vault's newest change is {newest}: the log or the data was rolled back on its own"
+                ),
+            });
+        }
+    }
+    Ok(report)
 }
 
 pub fn list(

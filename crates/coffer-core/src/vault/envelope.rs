@@ -177,7 +177,7 @@ impl Vault {
         let conn = self.store.conn();
         let mut event = AuditEvent::new(operation);
         let result = (|| {
-            let key = resolve_key(conn, key)?;
+            let key = resolve_key(conn, &keyring.integrity(), key)?;
             event.key_id = Some(key.id);
             usable(&key)?;
             let version = key_rows::newest_key_version(conn, key.id)?

@@ -61,6 +61,12 @@ pub enum Error {
     TokenReused { name: String, token: String },
     #[error("secret {name:?} version {version_id} failed its integrity check: the database row was altered or moved; restore the vault file from a backup")]
     Tampered { name: String, version_id: Uuid },
+    #[error("secret {name:?} failed its integrity check: its name, key, description, staging labels or deletion state were altered outside Coffer, so it is not read; restore the vault file from a backup")]
+    SecretRowTampered { name: String },
+    #[error("key {key_id} failed its integrity check: its state, default flag, deletion date or aliases were altered outside Coffer, so it is not used; restore the vault file from a backup")]
+    KeyRowTampered { key_id: Uuid },
+    #[error("the vault's key-protection settings (recovery key, recovery parameters, PCR binding) failed their integrity check: they were altered outside Coffer; run `coffer recover` with your recovery code to set them again, or restore a backup")]
+    SettingsTampered,
     #[error("key {key_id} version {version} failed its integrity check: the stored key row was altered; run `coffer recover` or restore a backup")]
     KeyTampered { key_id: Uuid, version: u32 },
     #[error("no key {reference:?}; `coffer key list` shows the keys and aliases")]
@@ -140,7 +146,11 @@ impl Error {
             Error::ValueTooLarge { .. } => "value_too_large",
             Error::EmptyValue => "empty_value",
             Error::TokenReused { .. } => "token_reused",
-            Error::Tampered { .. } | Error::KeyTampered { .. } => "tampered",
+            Error::Tampered { .. }
+            | Error::KeyTampered { .. }
+            | Error::SecretRowTampered { .. }
+            | Error::KeyRowTampered { .. }
+            | Error::SettingsTampered => "tampered",
             Error::KeyNotFound { .. } => "key_not_found",
             Error::KeyDisabled { .. } | Error::KeyPendingDeletion { .. } => "key_unavailable",
             Error::DefaultKeyProtected | Error::KeyInUse { .. } | Error::AliasExists { .. } => {

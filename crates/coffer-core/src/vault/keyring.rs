@@ -11,6 +11,7 @@ use zeroize::Zeroizing;
 
 use super::context;
 use super::error::{Error, Result};
+use super::integrity::{Integrity, RowKey};
 use crate::crypto::{aead, Kek, KEY_LEN};
 use crate::store::keys::{self as key_rows, KeyVersionRow};
 use crate::tpm::{PinAuth, SealedKek, Tpm};
@@ -27,6 +28,7 @@ pub struct Keyring {
     vault_id: Uuid,
     keks: HashMap<(Uuid, u32), Kek>,
     audit_key: AuditKey,
+    integrity: Integrity,
 }
 
 impl Keyring {
@@ -42,6 +44,7 @@ impl Keyring {
             pin,
             vault_id,
             keks,
+            integrity: Integrity::new(RowKey::derive(&audit_key.0), vault_id),
             audit_key,
         })
     }
@@ -53,12 +56,24 @@ impl Keyring {
             pin,
             vault_id,
             keks: HashMap::new(),
+            integrity: Integrity::new(RowKey::derive(&audit_key.0), vault_id),
             audit_key,
         }
     }
 
+    /// Where this keyring's TPM is.
+    pub fn tcti(&self) -> &str {
+        &self.tcti
+    }
+
     pub fn audit_key(&self) -> &AuditKey {
         &self.audit_key
+    }
+
+    /// Checks and computes row MACs. Owned (a clone of one key), so that callers can
+    /// hold it while they also unseal keys through `&mut self`.
+    pub fn integrity(&self) -> Integrity {
+        self.integrity.clone()
     }
 
     /// Adds a KEK this process created (or recovered) without a round trip to the TPM.

@@ -9,7 +9,7 @@ use super::Vault;
 use crate::model::{KeyDescription, KeyState, KeyVersionInfo, Timestamp};
 use crate::names::KeyAlias;
 use crate::store::keys::{self as rows, KeyRow};
-use crate::store::{meta, record_change, secrets as secret_rows, StoreError};
+use crate::store::{record_change, secrets as secret_rows, StoreError};
 use crate::tpm::PcrBinding;
 
 fn describe(conn: &rusqlite::Connection, row: KeyRow) -> Result<KeyDescription> {
@@ -66,6 +66,7 @@ impl Vault {
                         is_default: false,
                         created_at: now,
                         deletion_at: None,
+                        mac: Vec::new(),
                     },
                     seq,
                 )?;
@@ -81,7 +82,7 @@ impl Vault {
     /// Adds a new version to a key; new data keys are wrapped under it, and data wrapped
     /// under older versions stays readable.
     pub fn rotate_key(&mut self, reference: &str) -> Result<KeyDescription> {
-        let key = resolve_key(self.store.conn(), reference)?;
+        let key = resolve_key(self.store.conn(), &self.integrity()?, reference)?;
         super::secrets::usable(&key)?;
         let next = rows::newest_key_version(self.store.conn(), key.id)?
             .map(|v| v.version + 1)
@@ -116,15 +117,17 @@ impl Vault {
         prepare: impl FnOnce(&rusqlite::Transaction<'_>, i64) -> Result<()>,
     ) -> Result<()> {
         let vault_id = self.vault_id;
-        let conn = self.store.conn();
-        let recovery_public: [u8; 32] = meta::require(conn, meta::RECOVERY_PUBLIC_KEY)?
+        // Where the new version's recovery wrapping goes and what it is bound to come
+        // from authenticated settings: an edited file must not redirect them.
+        let settings = self.integrity()?.settings(self.store.conn())?;
+        let recovery_public: [u8; 32] = settings
+            .recovery_public_key
             .as_slice()
             .try_into()
             .map_err(|_| StoreError::Missing {
                 what: "recovery public key",
             })?;
-        let pcrs_text = meta::get(conn, meta::PCR_BINDING)?.unwrap_or_default();
-        let pcrs = String::from_utf8_lossy(&pcrs_text).parse::<PcrBinding>()?;
+        let pcrs = String::from_utf8_lossy(&settings.pcr_binding).parse::<PcrBinding>()?;
         self.write(event, |tx, keyring, _| {
             let now = Timestamp::now().millis();
             prepare(tx, now)?;
@@ -135,9 +138,9 @@ impl Vault {
     }
 
     pub fn describe_key(&mut self, reference: &str) -> Result<KeyDescription> {
-        self.require_unlocked()?;
+        let integrity = self.integrity()?;
         let conn = self.store.conn();
-        let key = resolve_key(conn, reference)?;
+        let key = resolve_key(conn, &integrity, reference)?;
         describe(conn, key)
     }
 
@@ -153,8 +156,8 @@ impl Vault {
     pub fn create_alias(&mut self, alias: &str, reference: &str) -> Result<()> {
         let alias = KeyAlias::parse(alias)?;
         let event = AuditEvent::new("create_alias").detail(alias.as_str().to_owned());
-        self.write(event, |tx, _, event| {
-            let key = resolve_key(tx, reference)?;
+        self.write(event, |tx, keyring, event| {
+            let key = resolve_key(tx, &keyring.integrity(), reference)?;
             event.key_id = Some(key.id);
             if let Some(existing) = rows::alias_target(tx, alias.as_str())? {
                 return Err(Error::AliasExists {
@@ -177,12 +180,13 @@ impl Vault {
     pub fn delete_alias(&mut self, alias: &str) -> Result<()> {
         let alias = KeyAlias::parse(alias)?;
         let event = AuditEvent::new("delete_alias").detail(alias.as_str().to_owned());
-        self.write(event, |tx, _, event| {
+        self.write(event, |tx, keyring, event| {
             let key_id =
                 rows::alias_target(tx, alias.as_str())?.ok_or_else(|| Error::KeyNotFound {
                     reference: alias.as_str().to_owned(),
                 })?;
             event.key_id = Some(key_id);
+            super::secrets::key_by_id(tx, &keyring.integrity(), key_id)?;
             record_change(
                 tx,
                 Timestamp::now().millis(),
@@ -234,8 +238,8 @@ impl Vault {
         deletion_at: Option<Timestamp>,
     ) -> Result<()> {
         let event = AuditEvent::new(operation);
-        self.write(event, |tx, _, event| {
-            let mut key = resolve_key(tx, reference)?;
+        self.write(event, |tx, keyring, event| {
+            let mut key = resolve_key(tx, &keyring.integrity(), reference)?;
             event.key_id = Some(key.id);
             if key.is_default && state != KeyState::Enabled {
                 return Err(Error::DefaultKeyProtected);

@@ -7,6 +7,7 @@ use uuid::Uuid;
 use super::audit::{self, Actor, AuditEvent};
 use super::context;
 use super::error::{Error, Result};
+use super::integrity::{Integrity, RowKey};
 use super::keyring::{open_audit_key, AuditKey, Keyring};
 use super::Vault;
 use crate::crypto::recovery::{self, RecoveryCode, RecoveryError, RecoveryParams, RecoverySecret};
@@ -134,10 +135,14 @@ impl Vault {
                     is_default: true,
                     created_at: now,
                     deletion_at: None,
+                    mac: Vec::new(),
                 },
                 seq,
             )?;
             key_rows::insert_key_version(&tx, &version_row)?;
+            let integrity = Integrity::new(RowKey::derive(&audit_key.0), vault_id);
+            integrity.seal_key(&tx, key_id)?;
+            integrity.seal_settings(&tx)?;
             let event = AuditEvent::new("init")
                 .key(key_id)
                 .detail(format!("pcrs={pcrs}"));
@@ -177,6 +182,7 @@ impl Vault {
         match unlocked {
             Ok(keyring) => {
                 self.keyring = Some(keyring);
+                self.adopt_row_macs()?;
                 self.purge_expired()?;
                 // Failed unlocks recorded while locked are chained now, with this unlock.
                 if audit::has_unchained(self.store.conn())? {
@@ -257,7 +263,14 @@ impl Vault {
             for (key_id, version, sealed, _) in &recovered {
                 key_rows::reseal_key_version(&tx, *key_id, *version, sealed)?;
             }
+            let integrity = Integrity::new(RowKey::derive(&audit_key.0), vault_id);
+            if audit::needs_row_macs(&tx, &audit_key).unwrap_or(false) {
+                integrity.adopt_all(&tx)?;
+            }
             meta::set(&tx, meta::PCR_BINDING, pcrs.to_string().as_bytes())?;
+            // The recovery code proved who owns the vault and matched the stored public
+            // key, so the settings it leaves are the ones to trust from now on.
+            integrity.seal_settings(&tx)?;
             let event =
                 AuditEvent::new("recover").detail(format!("keys={} pcrs={pcrs}", recovered.len()));
             audit::append(&tx, &audit_key, &vault.actor, &[event])?;
@@ -276,11 +289,24 @@ impl Vault {
         Ok(vault)
     }
 
-    /// Re-seals every key version under a new PIN, in one transaction.
-    pub fn change_pin(&mut self, new_pin: &str) -> Result<()> {
+    /// Re-seals every key version under a new PIN, in one transaction, after proving
+    /// the current PIN with a TPM unseal in this process.
+    ///
+    /// An unlocked vault is not proof enough: the agent and the app hold one for any
+    /// process of the same user, and a PIN change decides who can unlock from now on.
+    /// A wrong current PIN counts against the TPM's dictionary-attack lockout, like any
+    /// other wrong PIN, and is audited.
+    pub fn change_pin(&mut self, current_pin: &str, new_pin: &str) -> Result<()> {
         check_pin(new_pin)?;
+        self.require_unlocked()?;
+        if let Err(error) = self.prove_pin(current_pin) {
+            let event = AuditEvent::new("change_pin").failed(error.code());
+            let _ = self.write(event, |_, _, _| Ok(()));
+            return Err(error);
+        }
         let new_pin = PinAuth::derive(self.vault_id.as_bytes(), new_pin);
-        let pcrs = stored_pcrs(self.store.conn())?;
+        let settings = self.integrity()?.settings(self.store.conn())?;
+        let pcrs = String::from_utf8_lossy(&settings.pcr_binding).parse::<PcrBinding>()?;
         let rows = key_rows::all_key_versions(self.store.conn())?;
         let event = AuditEvent::new("change_pin").detail(format!("keys={}", rows.len()));
         self.write(event, |tx, keyring, _| {
@@ -294,6 +320,41 @@ impl Vault {
             keyring.set_pin(new_pin);
         }
         Ok(())
+    }
+
+    /// Proves `pin` by unsealing the default key's newest version with it, and checking
+    /// that what comes out opens this vault's audit key.
+    fn prove_pin(&self, pin: &str) -> Result<()> {
+        let keyring = self.keyring.as_ref().ok_or(Error::Locked)?;
+        let pin = PinAuth::derive(self.vault_id.as_bytes(), pin);
+        let default = key_rows::default_key(self.store.conn())?;
+        let first = key_rows::newest_key_version(self.store.conn(), default.id)?.ok_or(
+            StoreError::Missing {
+                what: "default key version",
+            },
+        )?;
+        Keyring::unlock(keyring.tcti(), pin, self.vault_id, &first).map(drop)
+    }
+
+    /// Computes the row MACs of a vault written before they existed, once: the audit
+    /// head records that they are in force, so deleting them later cannot pass the
+    /// vault off as an old one. A missing or forged head adopts nothing (reads of
+    /// unMACed rows keep failing, and `audit verify` says why).
+    fn adopt_row_macs(&mut self) -> Result<()> {
+        let Some(keyring) = self.keyring.as_ref() else {
+            return Err(Error::Locked);
+        };
+        if !audit::needs_row_macs(self.store.conn(), keyring.audit_key()).unwrap_or(false) {
+            return Ok(());
+        }
+        self.write(
+            AuditEvent::new("integrity_upgrade"),
+            |tx, keyring, event| {
+                let rows = keyring.integrity().adopt_all(tx)?;
+                event.detail = format!("rows={rows}");
+                Ok(())
+            },
+        )
     }
 
     /// The PCRs the vault's keys are bound to (empty: none).

@@ -4,6 +4,7 @@ pub mod audit;
 mod context;
 pub mod envelope;
 pub mod error;
+mod integrity;
 mod keyring;
 mod keys;
 mod lifecycle;
@@ -24,6 +25,7 @@ pub use error::{Error, Result};
 pub use secrets::{CreateSecret, PutValue};
 
 use crate::store::{meta, Store, StoreError};
+use integrity::Integrity;
 use keyring::Keyring;
 
 /// Reads are audited in batches: at most this many wait in memory…
@@ -185,8 +187,12 @@ impl Vault {
             vault_id: _,
         } = self;
         let keyring = keyring.as_mut().ok_or(Error::Locked)?;
+        let integrity = keyring.integrity();
         let tx = store.write()?;
-        let error = match op(&tx, keyring, &mut event) {
+        let outcome = check_rows(&tx, &integrity, &event)
+            .and_then(|()| op(&tx, keyring, &mut event))
+            .and_then(|value| seal_rows(&tx, &integrity, &event).map(|()| value));
+        let error = match outcome {
             Ok(value) => {
                 touch_accessed(&tx, pending_reads)?;
                 pending_reads.push(event);
@@ -221,6 +227,34 @@ impl Vault {
         }
         Err(error)
     }
+}
+
+/// Before a write: the secret and key it names up front must be as Coffer left them, so
+/// that resealing them afterwards cannot adopt an edit made outside Coffer. (Writes that
+/// find their secret or key by name check it in that lookup.)
+fn check_rows(tx: &Transaction<'_>, integrity: &Integrity, event: &AuditEvent) -> Result<()> {
+    if let Some(id) = event.secret_id {
+        if let Some(row) = crate::store::secrets::secret_by_id(tx, id)? {
+            integrity.check_secret(tx, &row)?;
+        }
+    }
+    if let Some(id) = event.key_id {
+        if let Some(row) = crate::store::keys::key_by_id(tx, id)? {
+            integrity.check_key(tx, &row)?;
+        }
+    }
+    Ok(())
+}
+
+/// After a write: MAC the secret and key it touched as the transaction leaves them.
+fn seal_rows(tx: &Transaction<'_>, integrity: &Integrity, event: &AuditEvent) -> Result<()> {
+    if let Some(id) = event.secret_id {
+        integrity.seal_secret(tx, id)?;
+    }
+    if let Some(id) = event.key_id {
+        integrity.seal_key(tx, id)?;
+    }
+    Ok(())
 }
 
 fn touch_accessed(tx: &Transaction<'_>, events: &[AuditEvent]) -> Result<()> {

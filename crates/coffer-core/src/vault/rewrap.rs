@@ -129,7 +129,7 @@ impl Vault {
         let vault_id = self.vault_id;
         let event = AuditEvent::new("rewrap_key");
         self.write(event, |tx, keyring, event| {
-            let key = super::secrets::resolve_key(tx, key)?;
+            let key = super::secrets::resolve_key(tx, &keyring.integrity(), key)?;
             super::secrets::usable(&key)?;
             event.key_id = Some(key.id);
             let newest = key_rows::newest_key_version(tx, key.id)?
@@ -178,8 +178,8 @@ impl Vault {
     /// `encrypt`/`generate_data_key` under that version can no longer be decrypted.
     pub fn retire_key_version(&mut self, key: &str, version: u32) -> Result<()> {
         let event = AuditEvent::new("retire_key_version").detail(format!("version={version}"));
-        self.write(event, |tx, _, event| {
-            let key = super::secrets::resolve_key(tx, key)?;
+        self.write(event, |tx, keyring, event| {
+            let key = super::secrets::resolve_key(tx, &keyring.integrity(), key)?;
             event.key_id = Some(key.id);
             let newest = key_rows::newest_key_version(tx, key.id)?
                 .ok_or(StoreError::Missing {

@@ -19,6 +19,7 @@ use uuid::Uuid;
 
 use super::audit::AuditEvent;
 use super::error::{Error, Result};
+use super::integrity::Integrity;
 use super::keyring::AuditKey;
 use super::Vault;
 use crate::crypto::Aad;
@@ -230,11 +231,16 @@ fn info(name: &str, row: &RotationRow, now: i64) -> Result<RotationInfo> {
     })
 }
 
-fn live_secret(conn: &rusqlite::Connection, name: &SecretName) -> Result<SecretRow> {
+fn live_secret(
+    conn: &rusqlite::Connection,
+    integrity: &Integrity,
+    name: &SecretName,
+) -> Result<SecretRow> {
     let row =
         secret_rows::find_by_name(conn, name.as_str())?.ok_or_else(|| Error::SecretNotFound {
             name: name.to_string(),
         })?;
+    integrity.check_secret(conn, &row)?;
     if let Some(purge_at) = row.purge_at {
         return Err(Error::SecretDeleted {
             name: row.name,
@@ -284,7 +290,7 @@ impl Vault {
         let now = Timestamp::now().millis();
         let vault_id = self.vault_id;
         let row = self.write(event, |tx, keyring, event| {
-            let secret = live_secret(tx, &name)?;
+            let secret = live_secret(tx, &keyring.integrity(), &name)?;
             event.secret_id = Some(secret.id);
             let existing = rows::get(tx, secret.id)?;
             let mut row = existing.unwrap_or(RotationRow {
@@ -328,8 +334,8 @@ impl Vault {
         let name = SecretName::parse(name)?;
         let now = Timestamp::now().millis();
         let event = AuditEvent::new("cancel_rotation").secret(None, name.as_str());
-        let row = self.write(event, |tx, _, event| {
-            let secret = live_secret(tx, &name)?;
+        let row = self.write(event, |tx, keyring, event| {
+            let secret = live_secret(tx, &keyring.integrity(), &name)?;
             event.secret_id = Some(secret.id);
             let mut row = configured(tx, &secret)?;
             row.enabled = false;
@@ -343,9 +349,9 @@ impl Vault {
     /// A secret's rotation configuration and status.
     pub fn rotation_info(&mut self, name: &str) -> Result<RotationInfo> {
         let name = SecretName::parse(name)?;
-        self.require_unlocked()?;
+        let integrity = self.integrity()?;
         let conn = self.store.conn();
-        let secret = live_secret(conn, &name)?;
+        let secret = live_secret(conn, &integrity, &name)?;
         let row = configured(conn, &secret)?;
         info(name.as_str(), &row, Timestamp::now().millis())
     }
@@ -368,9 +374,9 @@ impl Vault {
         limit: u32,
     ) -> Result<Vec<RotationHistoryEntry>> {
         let name = SecretName::parse(name)?;
-        self.require_unlocked()?;
+        let integrity = self.integrity()?;
         let conn = self.store.conn();
-        let secret = live_secret(conn, &name)?;
+        let secret = live_secret(conn, &integrity, &name)?;
         rows::history(conn, secret.id, limit.clamp(1, 100))?
             .into_iter()
             .map(|h| {
@@ -584,8 +590,8 @@ impl Vault {
         let now = Timestamp::now();
         let event =
             AuditEvent::new("enable_key_rotation").detail(format!("period_days={period_days}"));
-        let key_id = self.write(event, |tx, _, event| {
-            let key = super::secrets::resolve_key(tx, key)?;
+        let key_id = self.write(event, |tx, keyring, event| {
+            let key = super::secrets::resolve_key(tx, &keyring.integrity(), key)?;
             super::secrets::usable(&key)?;
             event.key_id = Some(key.id);
             let seq = record_change(tx, now.millis(), "key", key.id.as_bytes(), "rotation")?;
@@ -606,8 +612,8 @@ impl Vault {
 
     pub fn disable_key_rotation(&mut self, key: &str) -> Result<()> {
         let event = AuditEvent::new("disable_key_rotation");
-        self.write(event, |tx, _, event| {
-            let key = super::secrets::resolve_key(tx, key)?;
+        self.write(event, |tx, keyring, event| {
+            let key = super::secrets::resolve_key(tx, &keyring.integrity(), key)?;
             event.key_id = Some(key.id);
             record_change(
                 tx,
@@ -623,9 +629,9 @@ impl Vault {
 
     /// A key's rotation period, versions and how many data keys each still wraps.
     pub fn key_rotation_status(&mut self, key: &str) -> Result<KeyRotationInfo> {
-        self.require_unlocked()?;
+        let integrity = self.integrity()?;
         let conn = self.store.conn();
-        let key = super::secrets::resolve_key(conn, key)?;
+        let key = super::secrets::resolve_key(conn, &integrity, key)?;
         let schedule = rows::key_rotation(conn, key.id)?;
         let versions = key_rows::key_versions(conn, key.id)?;
         let newest = versions.last().map(|v| v.version).unwrap_or(0);

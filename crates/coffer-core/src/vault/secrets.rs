@@ -8,6 +8,7 @@ use uuid::Uuid;
 use super::audit::AuditEvent;
 use super::context;
 use super::error::{Error, Result};
+use super::integrity::Integrity;
 use super::keyring::Keyring;
 use super::{Vault, VERSIONS_KEPT};
 use crate::crypto::DataKey;
@@ -106,7 +107,9 @@ fn insert_new_secret(
     request: &CreateSecret,
     event: &mut AuditEvent,
 ) -> Result<VersionWritten> {
+    let integrity = keyring.integrity();
     if let Some(existing) = rows::find_by_name(tx, name.as_str())? {
+        integrity.check_secret(tx, &existing)?;
         if let Some(purge_at) = existing.purge_at {
             return Err(Error::SecretDeleted {
                 name: existing.name,
@@ -140,8 +143,8 @@ fn insert_new_secret(
         });
     }
     let key = match &request.key {
-        Some(reference) => resolve_key(tx, reference)?,
-        None => key_rows::default_key(tx)?,
+        Some(reference) => resolve_key(tx, &integrity, reference)?,
+        None => default_key(tx, &integrity)?,
     };
     usable(&key)?;
     let now = Timestamp::now().millis();
@@ -155,6 +158,7 @@ fn insert_new_secret(
         accessed_day: None,
         deleted_at: None,
         purge_at: None,
+        mac: Vec::new(),
     };
     event.secret_id = Some(secret.id);
     event.key_id = Some(key.id);
@@ -193,9 +197,9 @@ fn labels_of(conn: &Connection, version_id: Uuid) -> Result<Vec<StagingLabel>> {
         .collect())
 }
 
-/// Looks a secret up by name, refusing deleted ones.
-fn live_secret(conn: &Connection, name: &SecretName) -> Result<SecretRow> {
-    let row = any_secret(conn, name)?;
+/// Looks a secret up by name, refusing deleted ones and rows altered outside Coffer.
+fn live_secret(conn: &Connection, integrity: &Integrity, name: &SecretName) -> Result<SecretRow> {
+    let row = any_secret(conn, integrity, name)?;
     if let Some(purge_at) = row.purge_at {
         return Err(Error::SecretDeleted {
             name: row.name,
@@ -205,14 +209,43 @@ fn live_secret(conn: &Connection, name: &SecretName) -> Result<SecretRow> {
     Ok(row)
 }
 
-fn any_secret(conn: &Connection, name: &SecretName) -> Result<SecretRow> {
+/// Looks a secret up by name, deleted or not, refusing rows altered outside Coffer.
+fn any_secret(conn: &Connection, integrity: &Integrity, name: &SecretName) -> Result<SecretRow> {
+    let row = find_secret(conn, name)?;
+    integrity.check_secret(conn, &row)?;
+    Ok(row)
+}
+
+/// Looks a secret up by name without checking its MAC: only for explaining a miss.
+fn find_secret(conn: &Connection, name: &SecretName) -> Result<SecretRow> {
     rows::find_by_name(conn, name.as_str())?.ok_or_else(|| Error::SecretNotFound {
         name: name.to_string(),
     })
 }
 
-/// Resolves a key reference (`alias/NAME` or a key id) to its row.
-pub(super) fn resolve_key(conn: &Connection, reference: &str) -> Result<KeyRow> {
+/// The default key, refused if its row was altered outside Coffer.
+pub(super) fn default_key(conn: &Connection, integrity: &Integrity) -> Result<KeyRow> {
+    let key = key_rows::default_key(conn)?;
+    integrity.check_key(conn, &key)?;
+    Ok(key)
+}
+
+/// A key by id, refused if its row was altered outside Coffer.
+pub(super) fn key_by_id(conn: &Connection, integrity: &Integrity, id: Uuid) -> Result<KeyRow> {
+    let key = key_rows::key_by_id(conn, id)?.ok_or_else(|| Error::KeyNotFound {
+        reference: id.to_string(),
+    })?;
+    integrity.check_key(conn, &key)?;
+    Ok(key)
+}
+
+/// Resolves a key reference (`alias/NAME` or a key id) to its row, refusing a key row
+/// (or alias) altered outside Coffer.
+pub(super) fn resolve_key(
+    conn: &Connection,
+    integrity: &Integrity,
+    reference: &str,
+) -> Result<KeyRow> {
     let found = if reference.starts_with("alias/") {
         key_rows::key_by_alias(conn, reference)?
     } else {
@@ -221,9 +254,11 @@ pub(super) fn resolve_key(conn: &Connection, reference: &str) -> Result<KeyRow> 
             Err(_) => None,
         }
     };
-    found.ok_or_else(|| Error::KeyNotFound {
+    let key = found.ok_or_else(|| Error::KeyNotFound {
         reference: reference.to_owned(),
-    })
+    })?;
+    integrity.check_key(conn, &key)?;
+    Ok(key)
 }
 
 /// Fails unless the key may be used.
@@ -241,10 +276,16 @@ fn usable_state(key_id: Uuid, state: &str) -> Result<()> {
 
 /// Why a read found nothing: no such secret, deleted, or no such label or version.
 fn explain_missing(conn: &Connection, name: &SecretName, selector: &VersionSelector) -> Error {
-    let secret = match live_secret(conn, name) {
+    let secret = match find_secret(conn, name) {
         Ok(secret) => secret,
         Err(error) => return error,
     };
+    if let Some(purge_at) = secret.purge_at {
+        return Error::SecretDeleted {
+            name: secret.name,
+            purge_at: Timestamp(purge_at),
+        };
+    }
     match selector {
         VersionSelector::Label(label) => {
             match rows::label_target(conn, secret.id, label.as_str()) {
@@ -277,9 +318,7 @@ fn seal_version(
     value: &SecretValue,
     client_token: Option<String>,
 ) -> Result<VersionRow> {
-    let key = key_rows::key_by_id(tx, secret.key_id)?.ok_or_else(|| Error::KeyNotFound {
-        reference: secret.key_id.to_string(),
-    })?;
+    let key = key_by_id(tx, &keyring.integrity(), secret.key_id)?;
     usable(&key)?;
     let key_version = key_rows::newest_key_version(tx, key.id)?
         .ok_or(crate::store::StoreError::Missing {
@@ -321,6 +360,7 @@ fn open_version(
         name: name.to_owned(),
         version_id: row.id,
     })?;
+    keyring.integrity().check_key(conn, &key)?;
     usable(&key)?;
     decrypt_version(conn, keyring, vault_id, name, row)
 }
@@ -456,9 +496,9 @@ impl Vault {
             let mut event = AuditEvent::new("create_secret")
                 .secret(None, name.as_str())
                 .detail("import");
-            written.push(insert_new_secret(
-                &tx, keyring, vault_id, name, request, &mut event,
-            )?);
+            let done = insert_new_secret(&tx, keyring, vault_id, name, request, &mut event)?;
+            keyring.integrity().seal_secret(&tx, done.secret_id)?;
+            written.push(done);
             events.push(event);
         }
         super::audit::append(&tx, keyring.audit_key(), actor, &events)?;
@@ -475,7 +515,7 @@ impl Vault {
         let vault_id = self.vault_id;
         let event = AuditEvent::new("put_secret_value").secret(None, name.as_str());
         self.write(event, |tx, keyring, event| {
-            let mut secret = live_secret(tx, &name)?;
+            let mut secret = live_secret(tx, &keyring.integrity(), &name)?;
             event.secret_id = Some(secret.id);
             if let Some(token) = &put.client_token {
                 if let Some(earlier) = rows::version_by_token(tx, secret.id, token)? {
@@ -537,8 +577,17 @@ impl Vault {
         let keyring = self.keyring.as_mut().ok_or(Error::Locked)?;
         let conn = self.store.conn();
         let mut event = event;
+        let integrity = keyring.integrity();
         let result = (|| {
             let secret_name = SecretName::parse(name)?;
+            // The name, labels and deletion state that lead to the version are checked
+            // first: an edited row must fail, never return another secret's value.
+            let secret = match rows::find_by_name(conn, secret_name.as_str())? {
+                Some(secret) => secret,
+                None => return Err(explain_missing(conn, &secret_name, selector)),
+            };
+            event.secret_id = Some(secret.id);
+            integrity.check_secret(conn, &secret)?;
             let found = match selector {
                 VersionSelector::Label(label) => {
                     rows::read_by_label(conn, secret_name.as_str(), label.as_str())?
@@ -549,7 +598,9 @@ impl Vault {
                 return Err(explain_missing(conn, &secret_name, selector));
             };
             let row = &found.version;
-            event.secret_id = Some(row.secret_id);
+            if row.secret_id != secret.id {
+                return Err(Error::SecretRowTampered { name: secret.name });
+            }
             event.version_id = Some(row.id);
             if let Some(purge_at) = found.purge_at {
                 return Err(Error::SecretDeleted {
@@ -597,9 +648,9 @@ impl Vault {
 
     pub fn describe_secret(&mut self, name: &str) -> Result<SecretDescription> {
         let name = SecretName::parse(name)?;
-        self.require_unlocked()?;
+        let integrity = self.integrity()?;
         let conn = self.store.conn();
-        let row = any_secret(conn, &name)?;
+        let row = any_secret(conn, &integrity, &name)?;
         let id = row.id;
         let description = describe_row(conn, row)?;
         self.queue_read(AuditEvent::new("describe_secret").secret(Some(id), name.as_str()))?;
@@ -679,14 +730,14 @@ impl Vault {
         let event = AuditEvent::new("update_secret").secret(None, name.as_str());
         let vault_id = self.vault_id;
         self.write(event, |tx, keyring, event| {
-            let mut secret = live_secret(tx, &name)?;
+            let mut secret = live_secret(tx, &keyring.integrity(), &name)?;
             event.secret_id = Some(secret.id);
             if let Some(description) = description {
                 secret.description = description;
             }
             let mut moved_to = None;
             if let Some(reference) = key {
-                let key = resolve_key(tx, &reference)?;
+                let key = resolve_key(tx, &keyring.integrity(), &reference)?;
                 usable(&key)?;
                 secret.key_id = key.id;
                 event.key_id = Some(key.id);
@@ -725,8 +776,8 @@ impl Vault {
         let event = AuditEvent::new("update_version_stage")
             .secret(None, name.as_str())
             .detail(format!("label={label}"));
-        self.write(event, |tx, _, event| {
-            let mut secret = live_secret(tx, &name)?;
+        self.write(event, |tx, keyring, event| {
+            let mut secret = live_secret(tx, &keyring.integrity(), &name)?;
             event.secret_id = Some(secret.id);
             let holder = rows::version_by_label(tx, secret.id, label.as_str())?.map(|v| v.id);
             if let Some(from) = remove_from {
@@ -809,8 +860,8 @@ impl Vault {
     ) -> Result<()> {
         let name = SecretName::parse(name)?;
         let event = AuditEvent::new(operation).secret(None, name.as_str());
-        self.write(event, |tx, _, event| {
-            let mut secret = live_secret(tx, &name)?;
+        self.write(event, |tx, keyring, event| {
+            let mut secret = live_secret(tx, &keyring.integrity(), &name)?;
             event.secret_id = Some(secret.id);
             change(tx, secret.id)?;
             let now = Timestamp::now().millis();
@@ -834,8 +885,8 @@ impl Vault {
             }
         }
         let event = AuditEvent::new("delete_secret").secret(None, name.as_str());
-        self.write(event, |tx, _, event| {
-            let mut secret = any_secret(tx, &name)?;
+        self.write(event, |tx, keyring, event| {
+            let mut secret = any_secret(tx, &keyring.integrity(), &name)?;
             event.secret_id = Some(secret.id);
             let now = Timestamp::now();
             match deletion {
@@ -870,8 +921,8 @@ impl Vault {
     pub fn restore_secret(&mut self, name: &str) -> Result<()> {
         let name = SecretName::parse(name)?;
         let event = AuditEvent::new("restore_secret").secret(None, name.as_str());
-        self.write(event, |tx, _, event| {
-            let mut secret = any_secret(tx, &name)?;
+        self.write(event, |tx, keyring, event| {
+            let mut secret = any_secret(tx, &keyring.integrity(), &name)?;
             event.secret_id = Some(secret.id);
             if secret.deleted_at.is_none() {
                 return Err(Error::SecretNotDeleted { name: secret.name });
@@ -884,6 +935,11 @@ impl Vault {
             rows::update_secret(tx, &secret, seq)?;
             Ok(())
         })
+    }
+
+    /// Row MAC checks, which need the unlocked vault's keys.
+    pub(super) fn integrity(&self) -> Result<Integrity> {
+        Ok(self.keyring.as_ref().ok_or(Error::Locked)?.integrity())
     }
 
     pub(super) fn require_unlocked(&self) -> Result<()> {

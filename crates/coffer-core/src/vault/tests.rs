@@ -415,7 +415,7 @@ fn change_pin_reseals_every_key() {
     let mut f = fixture();
     f.vault.create_key("second", None).unwrap();
     create(&mut f.vault, "x", "v");
-    f.vault.change_pin("new-pin-9876").unwrap();
+    f.vault.change_pin(PIN, "new-pin-9876").unwrap();
     let path = f.vault.path().to_path_buf();
     drop(f.vault);
     let mut v = Vault::open(&path).unwrap();
@@ -428,4 +428,296 @@ fn change_pin_reseals_every_key() {
         let id = key.id.to_string();
         v.encrypt(&id, b"check", &BTreeMap::new()).unwrap();
     }
+}
+
+/// Reopens the fixture's vault after `edit` changed its file as an attacker with write
+/// access would (a plain SQLite connection, no Coffer code).
+fn tamper(f: &mut Fixture, edit: &str) -> Vault {
+    let path = f.vault.path().to_path_buf();
+    f.vault.lock().unwrap();
+    let raw = rusqlite::Connection::open(&path).unwrap();
+    raw.execute_batch(edit).unwrap();
+    drop(raw);
+    let mut vault = Vault::open(&path).unwrap();
+    vault.unlock(&f.swtpm.tcti(), PIN).unwrap();
+    vault
+}
+
+fn get(vault: &mut Vault, name: &str) -> Result<String> {
+    vault
+        .get_secret_value(name, &VersionSelector::default())
+        .map(|read| text(&read.value))
+}
+
+#[test]
+fn swapping_two_secrets_names_makes_both_reads_fail() {
+    let mut f = fixture();
+    create(&mut f.vault, "prod/db", "prod-password");
+    create(&mut f.vault, "dev/db", "dev-password");
+    let mut vault = tamper(
+        &mut f,
+        "UPDATE secrets SET name = 'tmp' WHERE name = 'prod/db';
+         UPDATE secrets SET name = 'prod/db' WHERE name = 'dev/db';
+         UPDATE secrets SET name = 'dev/db' WHERE name = 'tmp';",
+    );
+    for name in ["dev/db", "prod/db"] {
+        match get(&mut vault, name) {
+            Err(Error::SecretRowTampered { name: named }) => assert_eq!(named, name),
+            other => panic!("{name}: expected an integrity error, got {other:?}"),
+        }
+    }
+    // Writes refuse the altered rows too, rather than re-MACing them as they are.
+    assert!(matches!(
+        vault.put_secret_value("dev/db", PutValue::new(SecretValue::text("x"))),
+        Err(Error::SecretRowTampered { .. })
+    ));
+    assert!(matches!(
+        vault.describe_secret("dev/db"),
+        Err(Error::SecretRowTampered { .. })
+    ));
+}
+
+#[test]
+fn moving_current_back_to_a_rotated_out_version_is_detected() {
+    let mut f = fixture();
+    create(&mut f.vault, "app/password", "old-password");
+    f.vault
+        .put_secret_value(
+            "app/password",
+            PutValue::new(SecretValue::text("new-password")),
+        )
+        .unwrap();
+    let mut vault = tamper(
+        &mut f,
+        "UPDATE staging_labels SET version_id =
+             (SELECT version_id FROM staging_labels WHERE label = 'PREVIOUS')
+         WHERE label = 'CURRENT';",
+    );
+    assert!(matches!(
+        get(&mut vault, "app/password"),
+        Err(Error::SecretRowTampered { .. })
+    ));
+}
+
+#[test]
+fn restoring_a_deleted_secret_by_hand_is_detected() {
+    let mut f = fixture();
+    create(&mut f.vault, "gone", "value");
+    f.vault
+        .delete_secret("gone", Deletion::RecoveryWindow(7))
+        .unwrap();
+    let mut vault = tamper(
+        &mut f,
+        "UPDATE secrets SET deleted_at = NULL, purge_at = NULL;",
+    );
+    assert!(matches!(
+        get(&mut vault, "gone"),
+        Err(Error::SecretRowTampered { .. })
+    ));
+}
+
+#[test]
+fn pointing_a_secret_or_an_alias_at_another_key_is_detected() {
+    let mut f = fixture();
+    let team = f.vault.create_key("team", Some("alias/team")).unwrap();
+    let other = f.vault.create_key("other", Some("alias/other")).unwrap();
+    create(&mut f.vault, "s", "value");
+    let mut vault = tamper(
+        &mut f,
+        &format!(
+            "UPDATE key_aliases SET key_id = x'{}' WHERE alias = 'alias/team';
+             UPDATE secrets SET key_id = x'{}' WHERE name = 's';",
+            hex(other.id.as_bytes()),
+            hex(team.id.as_bytes()),
+        ),
+    );
+    assert!(matches!(
+        vault.encrypt("alias/team", b"payload", &BTreeMap::new()),
+        Err(Error::KeyRowTampered { .. })
+    ));
+    assert!(matches!(
+        vault.put_secret_value("s", PutValue::new(SecretValue::text("next"))),
+        Err(Error::SecretRowTampered { .. })
+    ));
+}
+
+#[test]
+fn flipping_the_default_key_is_detected() {
+    let mut f = fixture();
+    f.vault.create_key("second", None).unwrap();
+    let mut vault = tamper(
+        &mut f,
+        "UPDATE keys SET is_default = 2 WHERE is_default = 1;
+         UPDATE keys SET is_default = 1 WHERE is_default = 0;
+         UPDATE keys SET is_default = 0 WHERE is_default = 2;",
+    );
+    let created = vault.create_secret(CreateSecret {
+        name: "new".into(),
+        value: Some(SecretValue::text("value")),
+        ..Default::default()
+    });
+    assert!(
+        matches!(created, Err(Error::KeyRowTampered { .. })),
+        "{created:?}"
+    );
+}
+
+#[test]
+fn edited_key_protection_settings_are_refused() {
+    for edit in [
+        "UPDATE vault_meta SET value = zeroblob(32) WHERE name = 'recovery_public_key';",
+        "UPDATE vault_meta SET value = CAST('' AS BLOB) WHERE name = 'pcr_binding';",
+        "DELETE FROM vault_meta WHERE name = 'settings_mac';",
+    ] {
+        let mut f = fixture();
+        let mut vault = tamper(&mut f, edit);
+        let error = vault.create_key("next", None).err();
+        assert!(
+            matches!(error, Some(Error::SettingsTampered)),
+            "{edit}: {error:?}"
+        );
+        assert!(matches!(
+            vault.change_pin(PIN, "another-pin-1"),
+            Err(Error::SettingsTampered)
+        ));
+    }
+}
+
+#[test]
+fn blanked_row_macs_are_not_adopted_as_an_old_vault() {
+    let mut f = fixture();
+    create(&mut f.vault, "s", "value");
+    let mut vault = tamper(&mut f, "UPDATE secrets SET mac = x'';");
+    assert!(matches!(
+        get(&mut vault, "s"),
+        Err(Error::SecretRowTampered { .. })
+    ));
+}
+
+#[test]
+fn a_vault_from_before_row_macs_gets_them_at_its_first_unlock() {
+    let mut f = fixture();
+    create(&mut f.vault, "s", "value");
+    // Make the file look as an older Coffer left it: no row MACs, a version 1 head.
+    let legacy_head = {
+        let keyring = f.vault.keyring.as_ref().unwrap();
+        audit::legacy_head_for_tests(f.vault.store.conn(), keyring.audit_key())
+    };
+    let path = f.vault.path().to_path_buf();
+    f.vault.lock().unwrap();
+    let raw = rusqlite::Connection::open(&path).unwrap();
+    raw.execute_batch(
+        "UPDATE secrets SET mac = x''; UPDATE keys SET mac = x'';
+         DELETE FROM vault_meta WHERE name = 'settings_mac';",
+    )
+    .unwrap();
+    raw.execute(
+        "UPDATE vault_meta SET value = ?1 WHERE name = 'audit_head'",
+        [&legacy_head],
+    )
+    .unwrap();
+    drop(raw);
+    let mut vault = Vault::open(&path).unwrap();
+    vault.unlock(&f.swtpm.tcti(), PIN).unwrap();
+    assert_eq!(get(&mut vault, "s").unwrap(), "value");
+    vault.create_key("after-upgrade", None).unwrap();
+    vault.audit_verify().unwrap();
+    let upgrades = vault
+        .audit_list(None, None, 100)
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.operation == "integrity_upgrade")
+        .count();
+    assert_eq!(upgrades, 1);
+}
+
+#[test]
+fn change_pin_needs_the_current_pin() {
+    let mut f = fixture();
+    create(&mut f.vault, "s", "value");
+    let wrong = f.vault.change_pin("not-the-pin-1", "attacker-pin-1");
+    assert!(
+        matches!(
+            wrong,
+            Err(Error::Tpm(crate::tpm::TpmError::WrongPin { .. }))
+        ),
+        "{wrong:?}"
+    );
+    let refused = f
+        .vault
+        .audit_list(None, None, 10)
+        .unwrap()
+        .into_iter()
+        .any(|e| e.operation == "change_pin" && e.result == "wrong_pin");
+    assert!(refused, "the refused change is audited");
+    let path = f.vault.path().to_path_buf();
+    drop(f.vault);
+    let mut vault = Vault::open(&path).unwrap();
+    assert!(vault.unlock(&f.swtpm.tcti(), "attacker-pin-1").is_err());
+    vault.unlock(&f.swtpm.tcti(), PIN).unwrap();
+    assert_eq!(get(&mut vault, "s").unwrap(), "value");
+}
+
+#[test]
+fn an_emptied_audit_log_does_not_verify() {
+    let mut f = fixture();
+    create(&mut f.vault, "s", "value");
+    for edit in [
+        "DELETE FROM audit_log; DELETE FROM vault_meta WHERE name = 'audit_head';",
+        "DELETE FROM audit_log;",
+    ] {
+        let mut vault = tamper(&mut f, edit);
+        let verdict = vault.audit_verify();
+        assert!(
+            matches!(verdict, Err(Error::AuditTampered { .. })),
+            "{edit}: {verdict:?}"
+        );
+        drop(vault);
+        f = fixture();
+        create(&mut f.vault, "s", "value");
+    }
+}
+
+#[test]
+fn rolling_the_log_back_on_its_own_is_detected() {
+    let mut f = fixture();
+    create(&mut f.vault, "s", "value");
+    f.vault.flush_audit().unwrap();
+    let (old_head, old_seq): (Vec<u8>, i64) = {
+        let conn = f.vault.store.conn();
+        let head = crate::store::meta::get(conn, crate::store::meta::AUDIT_HEAD)
+            .unwrap()
+            .unwrap();
+        let seq = conn
+            .query_row("SELECT max(seq) FROM audit_log", [], |r| r.get(0))
+            .unwrap();
+        (head, seq)
+    };
+    f.vault
+        .put_secret_value("s", PutValue::new(SecretValue::text("newer")))
+        .unwrap();
+    // The log and its head go back to before the put; the data keeps it.
+    let path = f.vault.path().to_path_buf();
+    f.vault.lock().unwrap();
+    let raw = rusqlite::Connection::open(&path).unwrap();
+    raw.execute("DELETE FROM audit_log WHERE seq > ?1", [old_seq])
+        .unwrap();
+    raw.execute(
+        "UPDATE vault_meta SET value = ?1 WHERE name = 'audit_head'",
+        [&old_head],
+    )
+    .unwrap();
+    drop(raw);
+    let mut vault = Vault::open(&path).unwrap();
+    vault.unlock(&f.swtpm.tcti(), PIN).unwrap();
+    match vault.audit_verify() {
+        Err(Error::AuditTampered { reason, .. }) => {
+            assert!(reason.contains("rolled back"), "{reason}")
+        }
+        other => panic!("expected a rollback to be reported, got {other:?}"),
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -140,7 +140,7 @@ impl Vault {
         let event = AuditEvent::new("rotate_secret").secret(None, name.as_str());
         let vault_id = self.vault_id;
         let (secret_id, config, token, step) = self.write(event, |tx, keyring, event| {
-            let secret = live_secret(tx, &name)?;
+            let secret = live_secret(tx, &keyring.integrity(), &name)?;
             event.secret_id = Some(secret.id);
             let mut row = configured(tx, &secret)?;
             check_rotator_mac(keyring.audit_key(), vault_id, &row, &name)?;
