@@ -613,3 +613,27 @@ fn random_password_options() {
         "{stored}"
     );
 }
+
+/// A newcomer's first `coffer key rotate` needs no key id: the default key is meant, and
+/// `key list` shows it as alias/default.
+#[test]
+fn key_commands_default_to_the_default_key() {
+    let env = Env::new();
+    env.init();
+    let listed = env.coffer(&["key", "list", "--output", "json"]).ok().json();
+    let text = listed.to_string();
+    assert!(text.contains("alias/default"), "{listed:#}");
+    env.coffer(&["key", "rotate"]).ok();
+    let described = env
+        .coffer(&["key", "describe", "--output", "json"])
+        .ok()
+        .json();
+    assert_eq!(
+        described["versions"].as_array().map(Vec::len),
+        Some(2),
+        "{described:#}"
+    );
+    env.coffer(&["key", "rewrap"]).ok();
+    env.coffer(&["key", "create-alias", "alias/default", "alias/default"])
+        .fails(exit::USAGE, "default key");
+}

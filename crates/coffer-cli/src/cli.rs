@@ -229,6 +229,8 @@ pub enum KeyRotationCommand {
     /// Re-wrap every data key under the key's newest version (values are not
     /// re-encrypted); resumable, with progress on stderr.
     Rewrap {
+        /// A key id or alias; the default key (alias/default) when omitted.
+        #[arg(default_value = "alias/default")]
         key: String,
         /// Data keys per transaction.
         #[arg(long, default_value_t = 1000)]
@@ -236,21 +238,24 @@ pub enum KeyRotationCommand {
     },
     /// Delete an old key version once no data key uses it. Ciphertexts from
     /// `coffer kms encrypt` under that version can no longer be decrypted.
-    RetireVersion {
-        key: String,
-        version: u32,
-    },
+    RetireVersion { key: String, version: u32 },
     /// Rotate the key automatically every N days (a new version, then a re-wrap).
     EnableRotation {
+        /// A key id or alias; the default key (alias/default) when omitted.
+        #[arg(default_value = "alias/default")]
         key: String,
         #[arg(long, default_value_t = 365)]
         period_days: u32,
     },
     DisableRotation {
+        /// A key id or alias; the default key (alias/default) when omitted.
+        #[arg(default_value = "alias/default")]
         key: String,
     },
     /// Show the rotation period, the versions and how many data keys each wraps.
     RotationStatus {
+        /// A key id or alias; the default key (alias/default) when omitted.
+        #[arg(default_value = "alias/default")]
         key: String,
     },
 }
@@ -447,10 +452,14 @@ pub enum KeyCommand {
     },
     List,
     Describe {
+        /// A key id or alias; the default key (alias/default) when omitted.
+        #[arg(default_value = "alias/default")]
         key: String,
     },
     /// Add a new key version; new data keys are wrapped under it.
     Rotate {
+        /// A key id or alias; the default key (alias/default) when omitted.
+        #[arg(default_value = "alias/default")]
         key: String,
     },
     Enable {

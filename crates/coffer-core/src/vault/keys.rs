@@ -4,7 +4,7 @@ use uuid::Uuid;
 
 use super::audit::AuditEvent;
 use super::error::{Error, Result};
-use super::secrets::resolve_key;
+use super::secrets::{resolve_key, DEFAULT_KEY_ALIAS};
 use super::Vault;
 use crate::model::{KeyDescription, KeyState, KeyVersionInfo, Timestamp};
 use crate::names::KeyAlias;
@@ -20,9 +20,13 @@ fn describe(conn: &rusqlite::Connection, row: KeyRow) -> Result<KeyDescription> 
             created_at: Timestamp(v.created_at),
         })
         .collect();
+    let mut aliases = rows::aliases(conn, row.id)?;
+    if row.is_default && rows::alias_target(conn, DEFAULT_KEY_ALIAS)?.is_none() {
+        aliases.insert(0, DEFAULT_KEY_ALIAS.to_owned());
+    }
     Ok(KeyDescription {
         id: row.id,
-        aliases: rows::aliases(conn, row.id)?,
+        aliases,
         description: row.description,
         state: KeyState::parse(&row.state).ok_or(StoreError::Missing { what: "key state" })?,
         is_default: row.is_default,
@@ -32,10 +36,24 @@ fn describe(conn: &rusqlite::Connection, row: KeyRow) -> Result<KeyDescription> 
     })
 }
 
+/// `alias/default` always names the default key, so it cannot be given to another.
+fn reserved_alias(alias: &KeyAlias) -> Result<()> {
+    if alias.as_str() == DEFAULT_KEY_ALIAS {
+        return Err(Error::invalid(
+            "alias",
+            "alias/default always names the vault's default key; choose another name",
+        ));
+    }
+    Ok(())
+}
+
 impl Vault {
     /// Creates a key with one version sealed in the TPM, and optionally an alias for it.
     pub fn create_key(&mut self, description: &str, alias: Option<&str>) -> Result<KeyDescription> {
         let alias = alias.map(KeyAlias::parse).transpose()?;
+        if let Some(alias) = &alias {
+            reserved_alias(alias)?;
+        }
         if description.chars().count() > 8192 {
             return Err(Error::invalid(
                 "key description",
@@ -155,6 +173,7 @@ impl Vault {
 
     pub fn create_alias(&mut self, alias: &str, reference: &str) -> Result<()> {
         let alias = KeyAlias::parse(alias)?;
+        reserved_alias(&alias)?;
         let event = AuditEvent::new("create_alias").detail(alias.as_str().to_owned());
         self.write(event, |tx, keyring, event| {
             let key = resolve_key(tx, &keyring.integrity(), reference)?;

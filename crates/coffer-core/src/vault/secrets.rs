@@ -239,6 +239,9 @@ pub(super) fn key_by_id(conn: &Connection, integrity: &Integrity, id: Uuid) -> R
     Ok(key)
 }
 
+/// The alias the default key always has.
+pub const DEFAULT_KEY_ALIAS: &str = "alias/default";
+
 /// Resolves a key reference (`alias/NAME` or a key id) to its row, refusing a key row
 /// (or alias) altered outside Coffer.
 pub(super) fn resolve_key(
@@ -247,7 +250,12 @@ pub(super) fn resolve_key(
     reference: &str,
 ) -> Result<KeyRow> {
     let found = if reference.starts_with("alias/") {
-        key_rows::key_by_alias(conn, reference)?
+        match key_rows::key_by_alias(conn, reference)? {
+            // Every vault's default key answers to `alias/default` without a row, so
+            // that commands defaulting to it need no lookup of its id.
+            None if reference == DEFAULT_KEY_ALIAS => Some(key_rows::default_key(conn)?),
+            found => found,
+        }
     } else {
         match Uuid::parse_str(reference) {
             Ok(id) => key_rows::key_by_id(conn, id)?,

@@ -721,3 +721,26 @@ fn rolling_the_log_back_on_its_own_is_detected() {
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
+
+#[test]
+fn the_default_key_answers_to_alias_default() {
+    let mut f = fixture();
+    let default = f.vault.describe_key("alias/default").unwrap();
+    assert!(default.is_default);
+    assert_eq!(default.aliases, vec!["alias/default".to_owned()]);
+    let listed = f.vault.list_keys().unwrap();
+    assert_eq!(listed[0].aliases, vec!["alias/default".to_owned()]);
+    let rotated = f.vault.rotate_key("alias/default").unwrap();
+    assert_eq!(rotated.id, default.id);
+    assert_eq!(rotated.versions.len(), 2);
+    let other = f.vault.create_key("other", None).unwrap();
+    for refused in [
+        f.vault.create_alias("alias/default", &other.id.to_string()),
+        f.vault.create_key("x", Some("alias/default")).map(drop),
+    ] {
+        assert!(
+            matches!(&refused, Err(Error::InvalidArgument { reason, .. }) if reason.contains("default key")),
+            "{refused:?}"
+        );
+    }
+}
