@@ -22,6 +22,10 @@ use crate::session::{Session, SharedSession};
 pub use error::AppError;
 
 pub fn run() {
+    // The app holds unsealed keys while unlocked: no core dumps, no same-user debugger.
+    if let Err(error) = coffer_core::process::harden() {
+        eprintln!("coffer: warning: cannot disable core dumps ({error}); continuing");
+    }
     // The TSS libraries print to stderr on their own; Coffer reports errors itself.
     if std::env::var_os("TSS2_LOG").is_none() {
         std::env::set_var("TSS2_LOG", "all+NONE");

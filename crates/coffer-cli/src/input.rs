@@ -87,7 +87,9 @@ pub fn recovery_code(file: Option<&Path>) -> Result<Zeroizing<String>, Failure> 
 /// else a hidden prompt.
 pub fn value(file: Option<&Path>) -> Result<SecretValue, Failure> {
     let from_stdin = |what: &str| -> Result<SecretValue, Failure> {
-        let mut bytes = Zeroizing::new(Vec::new());
+        // Sized for the largest value up front: a growing buffer would leave unwiped
+        // copies of the value behind at each reallocation.
+        let mut bytes = Zeroizing::new(Vec::with_capacity(coffer_core::MAX_VALUE_LEN + 1));
         // Read one byte past the limit so an oversize value is reported, not truncated.
         std::io::stdin()
             .take(coffer_core::MAX_VALUE_LEN as u64 + 1)

@@ -12,6 +12,11 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
+    // Any command may unseal keys or handle values (and `coffer agent` holds them for
+    // hours): keep them out of core dumps and away from debuggers of the same user.
+    if let Err(error) = coffer_core::process::harden() {
+        eprintln!("coffer: warning: cannot disable core dumps ({error}); continuing");
+    }
     // The TSS libraries log their own errors to stderr; Coffer reports every failure
     // itself, in one sentence, so silence them unless the user asked for them.
     if std::env::var_os("TSS2_LOG").is_none() {

@@ -10,6 +10,7 @@ pub mod crypto;
 pub mod model;
 pub mod names;
 pub mod password;
+pub mod process;
 pub mod reference;
 pub mod rotation;
 pub mod runtime;

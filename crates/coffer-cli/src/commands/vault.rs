@@ -96,6 +96,10 @@ pub fn status(env: &Env) -> Result<(), Failure> {
         None => ("not running", None),
     };
     let tpm = Vault::tpm_info(&env.tcti);
+    // What a process that unseals keys gets here: pages kept out of swap, and no core
+    // dumps (see coffer_core::process and crypto::locked).
+    let key_memory_locked = coffer_core::crypto::LockedKey::zeroed().is_locked();
+    let core_dumps_disabled = coffer_core::process::is_hardened();
     let value = json!({
         "vault": env.vault.display().to_string(),
         "pcr_binding": pcrs.to_string(),
@@ -105,6 +109,8 @@ pub fn status(env: &Env) -> Result<(), Failure> {
         "tcti": env.tcti,
         "tpm": tpm.as_ref().ok(),
         "tpm_error": tpm.as_ref().err().map(|e| e.to_string()),
+        "key_memory_locked": key_memory_locked,
+        "core_dumps_disabled": core_dumps_disabled,
     });
     render(env.output, &value, |_, out| {
         let mut rows = vec![
@@ -118,6 +124,19 @@ pub fn status(env: &Env) -> Result<(), Failure> {
                 },
             ),
             ("agent", agent.to_owned()),
+            (
+                "key memory",
+                match (key_memory_locked, core_dumps_disabled) {
+                    (true, true) => "locked in RAM, no core dumps".to_owned(),
+                    (false, true) => {
+                        "may be swapped (raise RLIMIT_MEMLOCK to lock it), no core dumps".to_owned()
+                    }
+                    (true, false) => "locked in RAM; core dumps could not be disabled".to_owned(),
+                    (false, false) => {
+                        "may be swapped, and core dumps could not be disabled".to_owned()
+                    }
+                },
+            ),
             ("TPM", env.tcti.clone()),
         ];
         match &tpm {

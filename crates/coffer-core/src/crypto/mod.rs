@@ -4,8 +4,10 @@
 pub mod aead;
 pub mod data_key;
 pub mod kek;
+pub mod locked;
 pub mod recovery;
 
 pub use aead::{Aad, OpenError};
 pub use data_key::DataKey;
 pub use kek::{Kek, KEY_LEN};
+pub use locked::LockedKey;

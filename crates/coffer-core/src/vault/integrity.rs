@@ -16,10 +16,10 @@ use hmac::{Hmac, Mac};
 use rusqlite::{Connection, Transaction};
 use sha2::Sha256;
 use uuid::Uuid;
-use zeroize::Zeroizing;
+use zeroize::{Zeroize, Zeroizing};
 
 use super::error::{Error, Result};
-use crate::crypto::{Aad, KEY_LEN};
+use crate::crypto::{Aad, LockedKey, KEY_LEN};
 use crate::store::keys::{self as key_rows, KeyRow};
 use crate::store::meta;
 use crate::store::secrets::{self as secret_rows, SecretRow};
@@ -29,17 +29,18 @@ type HmacSha256 = Hmac<Sha256>;
 /// The key that MACs rows: derived from the audit key, so that no MAC of one kind can
 /// stand in for another (the audit chain's MACs use the audit key itself).
 #[derive(Clone)]
-pub struct RowKey(Zeroizing<[u8; KEY_LEN]>);
+pub struct RowKey(std::sync::Arc<LockedKey>);
 
 impl RowKey {
     pub(super) fn derive(audit_key: &[u8; KEY_LEN]) -> RowKey {
-        let mut derived = Zeroizing::new([0u8; KEY_LEN]);
-        derived.copy_from_slice(&hmac_sha256(audit_key, b"coffer.row-mac-key.v1"));
-        RowKey(derived)
+        let mut derived = Zeroizing::new(hmac_sha256(audit_key, b"coffer.row-mac-key.v1"));
+        let key = LockedKey::from_slice(&derived);
+        derived.zeroize();
+        RowKey(std::sync::Arc::new(key))
     }
 
     fn tag(&self, aad: &Aad) -> [u8; 32] {
-        hmac_sha256(self.0.as_ref(), aad.as_bytes())
+        hmac_sha256(self.0.as_slice(), aad.as_bytes())
     }
 }
 

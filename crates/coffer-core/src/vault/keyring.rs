@@ -7,17 +7,16 @@
 use std::collections::HashMap;
 
 use uuid::Uuid;
-use zeroize::Zeroizing;
 
 use super::context;
 use super::error::{Error, Result};
 use super::integrity::{Integrity, RowKey};
-use crate::crypto::{aead, Kek, KEY_LEN};
+use crate::crypto::{aead, Kek, LockedKey, KEY_LEN};
 use crate::store::keys::{self as key_rows, KeyVersionRow};
 use crate::tpm::{PinAuth, SealedKek, Tpm};
 
 /// The key that MACs the audit chain: one per vault, wrapped under every key version.
-pub struct AuditKey(pub(crate) Zeroizing<[u8; KEY_LEN]>);
+pub struct AuditKey(pub(crate) LockedKey);
 
 pub struct Keyring {
     /// Where the TPM is. A connection is opened per TPM operation and closed after it:
@@ -164,16 +163,16 @@ pub(super) fn open_audit_key(vault_id: Uuid, row: &KeyVersionRow, kek: &Kek) -> 
     if plain.len() != KEY_LEN {
         return Err(tampered());
     }
-    let mut key = Zeroizing::new([0u8; KEY_LEN]);
-    key.copy_from_slice(&plain);
+    let mut key = LockedKey::zeroed();
+    key.bytes_mut().copy_from_slice(&plain);
     Ok(AuditKey(key))
 }
 
 impl AuditKey {
     pub fn generate() -> Self {
         use rand_core::{OsRng, RngCore};
-        let mut key = Zeroizing::new([0u8; KEY_LEN]);
-        OsRng.fill_bytes(key.as_mut());
+        let mut key = LockedKey::zeroed();
+        OsRng.fill_bytes(key.bytes_mut());
         AuditKey(key)
     }
 
