@@ -8,7 +8,7 @@ COFFER_TPM_PACKAGES=(swtpm swtpm-tools tpm2-tools)
 # The desktop app (Tauri 2 on WebKitGTK).
 COFFER_APP_PACKAGES=(libwebkit2gtk-4.1-dev libgtk-3-dev libayatana-appindicator3-dev librsvg2-dev libsoup-3.0-dev)
 # Only for tests: a real PostgreSQL for the rotator, a display and WebDriver for the app.
-COFFER_TEST_PACKAGES=(postgresql xvfb xauth webkit2gtk-driver xclip python3 util-linux)
+COFFER_TEST_PACKAGES=(postgresql xvfb xauth webkit2gtk-driver xclip python3 util-linux dbus-daemon dbus-bin)
 
 coffer_install_packages() {
     local missing=()

@@ -35,8 +35,11 @@ fn unavailable(error: arboard::Error) -> AppError {
 }
 
 impl Clipboard {
-    /// Puts `text` on the clipboard; returns the generation to pass to [`Clipboard::clear_if_ours`].
+    /// Puts `text` on the clipboard, marked so that clipboard managers keep it out of
+    /// their history (`x-kde-passwordManagerHint`); returns the generation to pass to
+    /// [`Clipboard::clear_if_ours`].
     pub fn copy(&self, text: &str) -> AppResult<u64> {
+        use arboard::SetExtLinux;
         let mut inner = self
             .inner
             .lock()
@@ -48,14 +51,18 @@ impl Clipboard {
             .board
             .as_mut()
             .ok_or_else(|| AppError::internal("the clipboard could not be opened"))?;
-        board.set_text(text.to_owned()).map_err(unavailable)?;
+        board
+            .set()
+            .exclude_from_history()
+            .text(text.to_owned())
+            .map_err(unavailable)?;
         inner.ours = Some(digest(text));
         inner.generation += 1;
         Ok(inner.generation)
     }
 
-    /// Clears the clipboard if it still holds the text of copy `generation`. Returns whether
-    /// it cleared.
+    /// Clears the clipboard if it still holds the text of copy `generation` (the timer
+    /// after a copy). Returns whether it cleared.
     pub fn clear_if_ours(&self, generation: u64) -> bool {
         let Ok(mut inner) = self.inner.lock() else {
             return false;
@@ -63,16 +70,43 @@ impl Clipboard {
         if inner.generation != generation {
             return false;
         }
-        let Some(ours) = inner.ours.take() else {
+        inner.clear_if_ours()
+    }
+
+    /// Clears the clipboard now if it still holds the last text we copied (on lock and
+    /// on exit). Returns whether it cleared.
+    pub fn clear_now_if_ours(&self) -> bool {
+        let Ok(mut inner) = self.inner.lock() else {
             return false;
         };
-        let Some(board) = inner.board.as_mut() else {
+        inner.clear_if_ours()
+    }
+}
+
+impl Inner {
+    /// The record of what we copied is kept until a clear has succeeded, so a clipboard
+    /// that was briefly unreachable is still cleared by the next attempt (lock, exit).
+    fn clear_if_ours(&mut self) -> bool {
+        let Some(ours) = self.ours else {
             return false;
         };
-        let current = board.get_text().map(Zeroizing::new);
-        match current {
-            Ok(text) if digest(&text) == ours => board.clear().is_ok(),
-            _ => false,
+        let Some(board) = self.board.as_mut() else {
+            return false;
+        };
+        match board.get_text().map(Zeroizing::new) {
+            Ok(text) if digest(&text) == ours => {
+                let cleared = board.clear().is_ok();
+                if cleared {
+                    self.ours = None;
+                }
+                cleared
+            }
+            // Someone copied something else, or it is empty: not ours any more.
+            Ok(_) | Err(arboard::Error::ContentNotAvailable) => {
+                self.ours = None;
+                false
+            }
+            Err(_) => false,
         }
     }
 }

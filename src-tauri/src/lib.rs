@@ -6,8 +6,9 @@
 
 mod clipboard;
 mod commands;
+mod desktop_signals;
 mod error;
-mod idle;
+mod locking;
 mod scheduler;
 mod session;
 mod settings;
@@ -41,7 +42,8 @@ pub fn run() {
                 settings::settings_path(),
                 tpm,
             ));
-            idle::spawn_watcher(app.handle().clone(), Arc::clone(&session));
+            locking::spawn_watcher(app.handle().clone(), Arc::clone(&session));
+            desktop_signals::spawn(app.handle().clone(), Arc::clone(&session));
             scheduler::spawn(app.handle().clone(), Arc::clone(&session));
             session.serve_cli();
             app.manage(session);
@@ -98,6 +100,8 @@ pub fn run() {
         if let RunEvent::Exit = event {
             if let Some(session) = handle.try_state::<SharedSession>() {
                 let _ = session.lock();
+                // A copied value must not outlive the app on the clipboard.
+                session.clipboard.clear_now_if_ours();
                 session.tpm.shutdown();
             }
         }

@@ -4,13 +4,14 @@
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Instant;
 
+use coffer_core::clock::BootInstant;
 use coffer_core::vault::rotation::VaultAccess;
 use coffer_core::Vault;
 
 use crate::clipboard::Clipboard;
 use crate::error::{AppError, AppResult};
+use crate::locking::LockEpoch;
 use crate::settings::Settings;
 use crate::tpm_backend::TpmBackend;
 
@@ -22,7 +23,10 @@ pub struct Session {
     /// Shared with the agent socket, which serves the CLI while the app is unlocked.
     vault: Arc<Mutex<Option<Vault>>>,
     settings: Mutex<Settings>,
-    last_activity: Mutex<Instant>,
+    /// On the boot clock, so that time suspended counts as idle time.
+    last_activity: Mutex<BootInstant>,
+    /// Moves whenever the app itself locks (see `locking`).
+    pub lock_epoch: LockEpoch,
 }
 
 pub type SharedSession = Arc<Session>;
@@ -41,7 +45,8 @@ impl Session {
             clipboard: Clipboard::default(),
             vault: Arc::new(Mutex::new(None)),
             settings: Mutex::new(settings),
-            last_activity: Mutex::new(Instant::now()),
+            last_activity: Mutex::new(BootInstant::now()),
+            lock_epoch: LockEpoch::default(),
         }
     }
 
@@ -160,15 +165,17 @@ impl Session {
 
     pub fn touch(&self) {
         if let Ok(mut last) = self.last_activity.lock() {
-            *last = Instant::now();
+            *last = BootInstant::now();
         }
     }
 
-    pub fn idle_secs(&self) -> u64 {
+    /// When the user last did something in the app.
+    pub fn last_activity(&self) -> BootInstant {
         self.last_activity
             .lock()
-            .map(|last| last.elapsed().as_secs())
-            .unwrap_or(u64::MAX)
+            .map(|last| *last)
+            // Damaged state: count as idle since boot, so auto-lock fires.
+            .unwrap_or(BootInstant::BOOT)
     }
 }
 

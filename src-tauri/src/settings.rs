@@ -27,6 +27,10 @@ pub struct Settings {
     /// Clear the clipboard this many seconds after a copy (default 30).
     pub clipboard_clear_secs: u32,
     pub theme: Theme,
+    /// Lock when the machine is about to suspend (logind's PrepareForSleep).
+    pub lock_on_suspend: bool,
+    /// Lock when the screen locks (logind Lock, screensaver ActiveChanged).
+    pub lock_on_screen_lock: bool,
 }
 
 impl Default for Settings {
@@ -35,6 +39,8 @@ impl Default for Settings {
             auto_lock_secs: 600,
             clipboard_clear_secs: 30,
             theme: Theme::System,
+            lock_on_suspend: true,
+            lock_on_screen_lock: true,
         }
     }
 }
@@ -108,9 +114,25 @@ mod tests {
             auto_lock_secs: 15,
             clipboard_clear_secs: 5,
             theme: Theme::Dark,
+            lock_on_suspend: false,
+            lock_on_screen_lock: true,
         };
         custom.save(&path).unwrap();
         assert_eq!(Settings::load(&path), custom);
+    }
+
+    #[test]
+    fn a_settings_file_from_before_lock_triggers_turns_them_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("app.json");
+        std::fs::write(
+            &path,
+            r#"{"auto_lock_secs": 60, "clipboard_clear_secs": 10, "theme": "light"}"#,
+        )
+        .unwrap();
+        let loaded = Settings::load(&path);
+        assert_eq!(loaded.auto_lock_secs, 60);
+        assert!(loaded.lock_on_suspend && loaded.lock_on_screen_lock);
     }
 
     #[test]

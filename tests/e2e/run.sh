@@ -25,7 +25,7 @@ done
 log() { printf '\n==> %s\n' "$*"; }
 
 APT_PACKAGES=(libwebkit2gtk-4.1-dev libgtk-3-dev libayatana-appindicator3-dev librsvg2-dev libsoup-3.0-dev
-  xvfb xauth webkit2gtk-driver swtpm swtpm-tools libtss2-dev xclip)
+  xvfb xauth webkit2gtk-driver swtpm swtpm-tools libtss2-dev xclip dbus-daemon dbus-bin)
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
@@ -85,6 +85,22 @@ PIDS+=($!)
 export DISPLAY=":$DISPLAY_NUM"
 for _ in $(seq 50); do [ -e "/tmp/.X11-unix/X$DISPLAY_NUM" ] && break; sleep 0.1; done
 
+# Two private D-Bus buses standing in for the session bus and the system bus, so that the
+# suite can emit the screensaver's and logind's signals (screen lock, suspend) to the app
+# without touching the machine's own buses.
+start_bus() { # $1: name, $2: variable to set to the bus address
+  local file="$WORK/$1-bus.address"
+  dbus-daemon --config-file=/usr/share/dbus-1/session.conf --nofork --print-address=3 \
+    3>"$file" >"$WORK/$1-bus.log" 2>&1 &
+  PIDS+=($!)
+  for _ in $(seq 50); do [ -s "$file" ] && break; sleep 0.1; done
+  [ -s "$file" ] || { echo "the private $1 D-Bus bus did not start" >&2; exit 1; }
+  printf -v "$2" '%s' "$(head -n1 "$file")"
+}
+start_bus session E2E_SESSION_BUS
+start_bus system E2E_SYSTEM_BUS
+export E2E_SESSION_BUS E2E_SYSTEM_BUS
+
 run_suite() { # $1: name, $2...: command
   local name="$1"
   shift
@@ -99,6 +115,7 @@ run_suite() { # $1: name, $2...: command
   env -u COFFER_TCTI -u COFFER_VAULT \
     HOME="$home" XDG_DATA_HOME="$home/.local/share" XDG_CONFIG_HOME="$home/.config" \
     XDG_RUNTIME_DIR="$home/runtime" NO_AT_BRIDGE=1 \
+    DBUS_SESSION_BUS_ADDRESS="$E2E_SESSION_BUS" DBUS_SYSTEM_BUS_ADDRESS="$E2E_SYSTEM_BUS" \
     ${COFFER_E2E_ENV:-} \
     "$TAURI_DRIVER" --port "$port" --native-port "$native" --native-driver "$NATIVE_DRIVER" \
     >"$WORK/$name-driver.log" 2>&1 &

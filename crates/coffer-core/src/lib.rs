@@ -6,6 +6,7 @@
 //! ciphertext and sealed blobs, and [`tpm`] is the only module that talks to the TPM.
 
 pub mod agent;
+pub mod clock;
 pub mod crypto;
 pub mod model;
 pub mod names;

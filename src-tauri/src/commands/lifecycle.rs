@@ -3,7 +3,7 @@
 use coffer_core::tpm::{PcrBinding, TpmInfo};
 use coffer_core::Vault;
 use serde::Serialize;
-use tauri::{AppHandle, Emitter};
+use tauri::AppHandle;
 use zeroize::Zeroizing;
 
 use super::Session;
@@ -145,9 +145,10 @@ pub async fn recover_vault(
 
 #[tauri::command]
 pub async fn lock_vault(app: AppHandle, session: Session<'_>) -> AppResult<()> {
-    blocking(&session, |session| session.lock()).await?;
-    let _ = app.emit("vault-locked", "manual");
-    Ok(())
+    blocking(&session, move |session| {
+        crate::locking::lock(&app, session, crate::locking::LockReason::Manual)
+    })
+    .await
 }
 
 #[tauri::command]

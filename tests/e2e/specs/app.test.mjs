@@ -7,8 +7,9 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import {
+  APP,
   PIN,
   launch,
   byTestId,
@@ -529,6 +530,86 @@ test('auto-lock after the idle time, with the reason on the unlock screen', asyn
   await unlockWith(PIN);
   await waitForTestId(browser, 'nav-settings', 30_000);
   await (await byTestId(browser, 'auto-lock')).selectByAttribute('value', '600');
+});
+
+/** Runs the `coffer` CLI built beside the app, in the app's environment. */
+function coffer(...args) {
+  const home = process.env.E2E_HOME;
+  return execFileSync(join(dirname(APP), 'coffer'), args, {
+    encoding: 'utf8',
+    timeout: 15_000,
+    env: {
+      PATH: process.env.PATH,
+      HOME: home,
+      XDG_DATA_HOME: join(home, '.local/share'),
+      XDG_RUNTIME_DIR: join(home, 'runtime'),
+    },
+  });
+}
+
+/** Emits a D-Bus signal on one of the suite's private buses (see run.sh). */
+function emitSignal(bus, path, member, ...args) {
+  execFileSync('dbus-send', [`--address=${bus}`, '--type=signal', path, member, ...args], { timeout: 5000 });
+}
+
+/** Reveals and copies a value, so a lock has something to wipe. */
+async function revealAndCopy() {
+  await goTo('secrets');
+  await selectSecret('prod/api/token');
+  await click(browser, 'reveal');
+  assert.equal(await text(browser, 'revealed-value'), 'sk_live_token_v1');
+  await click(browser, 'copy');
+  if (haveXclip) await until(browser, async () => clipboard() === 'sk_live_token_v1', 'the value was not copied');
+}
+
+/** After a lock made outside the window: the lock screen says why, and nothing of the
+ * value is left on screen or on the clipboard. */
+async function expectWiped(reasonPattern) {
+  const reason = await waitForTestId(browser, 'lock-reason', 15_000);
+  assert.match(await reason.getText(), reasonPattern);
+  assert.equal(await (await byTestId(browser, 'revealed-value')).isExisting(), false);
+  const page = await browser.execute(() => document.body.innerText);
+  assert.ok(!page.includes('sk_live_token_v1'), 'the revealed value is still in the page');
+  if (haveXclip) await until(browser, async () => !clipboard(), 'the clipboard still holds the value', 8000);
+}
+
+test('coffer lock in a terminal locks the app, hides the value and clears the clipboard', async () => {
+  await goTo('settings');
+  // A long clipboard timeout, so that only the lock can have cleared it.
+  await (await byTestId(browser, 'clipboard-timeout')).selectByAttribute('value', '120');
+  await revealAndCopy();
+  coffer('lock');
+  await expectWiped(/command line/);
+  await unlockWith(PIN);
+  await waitForTestId(browser, 'lock-button', 30_000);
+});
+
+test('the screen locking and the machine going to sleep lock the app', async () => {
+  await revealAndCopy();
+  emitSignal(process.env.E2E_SESSION_BUS, '/org/freedesktop/ScreenSaver', 'org.freedesktop.ScreenSaver.ActiveChanged', 'boolean:true');
+  await expectWiped(/screen locked/);
+  await screenshot(browser, 'locked-on-screen-lock');
+  await unlockWith(PIN);
+  await waitForTestId(browser, 'lock-button', 30_000);
+
+  await revealAndCopy();
+  // Waking up (false) is not a reason to lock; going to sleep (true) is.
+  emitSignal(process.env.E2E_SYSTEM_BUS, '/org/freedesktop/login1', 'org.freedesktop.login1.Manager.PrepareForSleep', 'boolean:false');
+  await new Promise((resolve) => setTimeout(resolve, 1500));
+  assert.equal(await text(browser, 'revealed-value'), 'sk_live_token_v1', 'locked on wake-up');
+  emitSignal(process.env.E2E_SYSTEM_BUS, '/org/freedesktop/login1', 'org.freedesktop.login1.Manager.PrepareForSleep', 'boolean:true');
+  await expectWiped(/went to sleep/);
+  await unlockWith(PIN);
+  await waitForTestId(browser, 'lock-button', 30_000);
+
+  // Turned off in Settings, the screen lock leaves the vault open.
+  await goTo('settings');
+  await click(browser, 'lock-on-screen-lock');
+  await until(browser, async () => !(await (await byTestId(browser, 'lock-on-screen-lock')).isSelected()), 'the setting did not turn off');
+  emitSignal(process.env.E2E_SESSION_BUS, '/org/gnome/ScreenSaver', 'org.gnome.ScreenSaver.ActiveChanged', 'boolean:true');
+  await new Promise((resolve) => setTimeout(resolve, 1500));
+  assert.ok(await (await byTestId(browser, 'lock-button')).isExisting(), 'locked although the setting is off');
+  await click(browser, 'lock-on-screen-lock');
 });
 
 test('a restart opens the same vault on the same software TPM', async () => {

@@ -187,6 +187,10 @@ export interface Settings {
   auto_lock_secs: number;
   clipboard_clear_secs: number;
   theme: Theme;
+  /** Lock when the machine is about to suspend. */
+  lock_on_suspend: boolean;
+  /** Lock when the screen locks. */
+  lock_on_screen_lock: boolean;
 }
 
 // ---------- rotation (mirrors coffer_core::rotation) ----------
@@ -405,7 +409,8 @@ export type Api = typeof api;
 
 // ---------- events ----------
 
-export type LockReason = 'manual' | 'idle';
+/** Why the vault locked (mirrors the app's `locking::LockReason`). */
+export type LockReason = 'manual' | 'idle' | 'elsewhere' | 'suspend' | 'screen-lock';
 
 export const events = {
   onLocked: (handler: (reason: LockReason) => void): Promise<UnlistenFn> =>

@@ -1,5 +1,5 @@
 // App-wide state (Svelte 5 runes): which screen, the status, settings, toasts.
-import { api, ApiError, type AppStatus, type Settings } from './api';
+import { api, ApiError, type AppStatus, type LockReason, type Settings } from './api';
 
 export type View = 'secrets' | 'deleted' | 'rotation' | 'keys' | 'audit' | 'settings';
 export type DetailTab = 'overview' | 'versions' | 'rotation' | 'activity';
@@ -14,14 +14,20 @@ export interface Toast {
 export const app = $state({
   screen: 'loading' as Screen,
   status: null as AppStatus | null,
-  settings: { auto_lock_secs: 600, clipboard_clear_secs: 30, theme: 'system' } as Settings,
+  settings: {
+    auto_lock_secs: 600,
+    clipboard_clear_secs: 30,
+    theme: 'system',
+    lock_on_suspend: true,
+    lock_on_screen_lock: true,
+  } as Settings,
   view: 'secrets' as View,
   /** The secret shown in the detail pane. */
   selected: null as string | null,
   /** The tab the next secret detail opens on; the detail consumes it once. */
   detailTab: null as DetailTab | null,
   /** Why the vault was locked last (shown on the unlock screen). */
-  lockReason: null as 'manual' | 'idle' | null,
+  lockReason: null as LockReason | null,
   /** Bumped when secrets change, so lists reload. */
   revision: 0,
   toasts: [] as Toast[],
@@ -85,7 +91,7 @@ export async function lockNow(): Promise<void> {
   onLocked('manual');
 }
 
-export function onLocked(reason: 'manual' | 'idle'): void {
+export function onLocked(reason: LockReason): void {
   app.lockReason = reason;
   app.selected = null;
   app.paletteOpen = false;

@@ -6,7 +6,9 @@ use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use crate::clock::BootInstant;
 
 use serde::{Deserialize, Serialize};
 
@@ -90,7 +92,9 @@ impl AgentServer {
 
     /// Serves until the vault is locked (with `exit_when_locked`) or forever.
     pub fn serve(self, options: ServeOptions) -> io::Result<()> {
-        let started = Instant::now();
+        // The boot clock counts suspend, so a laptop closed past the idle timeout is
+        // locked when it wakes, not idle-timeout later.
+        let started = BootInstant::now();
         let last_activity = Arc::new(AtomicU64::new(0));
         if let Some(idle) = options.idle_lock {
             let vault = Arc::clone(&self.vault);
@@ -150,7 +154,7 @@ fn handle_connection(
     mut stream: UnixStream,
     vault: &SharedVault,
     last_activity: &AtomicU64,
-    started: Instant,
+    started: BootInstant,
 ) -> io::Result<()> {
     let peer = peer::credentials(&stream)?;
     // SAFETY: getuid has no preconditions and cannot fail.
