@@ -215,7 +215,7 @@ describe('Rotation tab', () => {
     await fireEvent.click(screen.getByTestId('enable-rotation'));
     expect(await screen.findByTestId('cancel-rotation')).toBeInTheDocument();
     expect(calls('configure_rotation')).toEqual([
-      { name: 'prod/db', settings: { schedule: 'rate(30 days)', window: null, rotator: off.rotator } },
+      { name: 'prod/db', settings: { schedule: 'rate(30 days)', window: null, rotator: off.rotator }, pin: null },
     ]);
   });
 
@@ -275,6 +275,7 @@ describe('Rotation editor', () => {
           window: null,
           rotator: { rotator: 'generate', password: { ...defaultPasswordOptions, exclude_punctuation: true } },
         },
+        pin: null,
       },
     ]);
     expect(screen.queryByTestId('rotation-editor')).toBeNull();
@@ -286,13 +287,18 @@ describe('Rotation editor', () => {
     await openEditor();
     await fireEvent.change(screen.getByTestId('rotator-select'), { target: { value: 'command' } });
     await fireEvent.input(screen.getByLabelText('Executable'), { target: { value: ' /usr/local/bin/rotate-db ' } });
-    await fireEvent.input(screen.getByLabelText('Arguments (optional)'), { target: { value: '--env prod "two words"' } });
+    expect(screen.queryByLabelText('Arguments (optional)')).toBeNull();
     await fireEvent.input(screen.getByLabelText('Step timeout (seconds)'), { target: { value: '90' } });
     await fireEvent.change(screen.getByTestId('schedule-kind'), { target: { value: 'cron' } });
     const cron = screen.getByLabelText('Cron expression (UTC)');
     expect(cron).toHaveAttribute('placeholder', 'cron(0 4 ? * SUN *)');
     await fireEvent.input(cron, { target: { value: '0 4 ? * SUN *' } });
     await fireEvent.input(screen.getByLabelText('Window (optional)'), { target: { value: '2h' } });
+    // Running a new program needs the PIN, asked at its field before the engine is called.
+    await fireEvent.click(screen.getByTestId('save-rotation'));
+    expect(await screen.findByTestId('rotation-pin-error')).toHaveTextContent('PIN');
+    expect(calls('configure_rotation')).toEqual([]);
+    await fireEvent.input(screen.getByLabelText('Your PIN'), { target: { value: 'my-pin-1234' } });
     await fireEvent.click(screen.getByTestId('save-rotation'));
     await vi.waitFor(() => expect(calls('configure_rotation')).toHaveLength(1));
     expect(calls('configure_rotation')[0]).toEqual({
@@ -300,8 +306,9 @@ describe('Rotation editor', () => {
       settings: {
         schedule: 'cron(0 4 ? * SUN *)',
         window: '2h',
-        rotator: { rotator: 'command', path: '/usr/local/bin/rotate-db', args: ['--env', 'prod', 'two words'], timeout_secs: 90 },
+        rotator: { rotator: 'command', path: '/usr/local/bin/rotate-db', timeout_secs: 90 },
       },
+      pin: 'my-pin-1234',
     });
   });
 
@@ -334,6 +341,7 @@ describe('Rotation editor', () => {
           password: { ...defaultPasswordOptions, length: 24 },
         },
       },
+      pin: null,
     });
   });
 
@@ -455,7 +463,8 @@ describe('Rotation editor', () => {
     });
     expect(screen.getByTestId('rotator-select')).toHaveValue('command');
     expect(screen.getByLabelText('Executable')).toHaveValue('/opt/rotate');
-    expect(screen.getByLabelText('Arguments (optional)')).toHaveValue('--db "a b"');
+    // Arguments set in a terminal are shown and kept, not edited here.
+    expect(screen.getByTestId('rotation-args-note')).toHaveTextContent('--db "a b"');
     expect(screen.getByLabelText('Step timeout (seconds)')).toHaveValue(120);
     expect(screen.getByTestId('schedule-kind')).toHaveValue('cron');
     expect(screen.getByLabelText('Cron expression (UTC)')).toHaveValue('cron(0 3 ? * MON *)');

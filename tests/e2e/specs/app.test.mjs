@@ -336,6 +336,8 @@ test('rotation: a failing command keeps CURRENT, shows why, and leads the schedu
   await click(browser, 'tab-rotation');
   await click(browser, 'rotation-configure');
   await select('#rotator-select', 'command');
+  // Running a program of the user's needs the PIN again (the web view alone cannot).
+  await type(browser, '#rotation-pin', PIN);
   // A relative path is refused at the field; a file that is not executable, by the engine.
   await type(browser, '#rotation-command', 'deploy-key.sh');
   await click(browser, 'save-rotation');

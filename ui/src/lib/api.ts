@@ -384,8 +384,9 @@ export const api = {
   retireKeyVersion: (key: string, version: number) =>
     call<KeyRotationInfo>('retire_key_version', { key, version }),
 
-  configureRotation: (name: string, settings: RotationSettings) =>
-    call<RotationInfo>('configure_rotation', { name, settings }),
+  /** `pin` is needed when the rotator is a new or changed command (it runs a program). */
+  configureRotation: (name: string, settings: RotationSettings, pin: string | null = null) =>
+    call<RotationInfo>('configure_rotation', { name, settings, pin }),
   cancelRotation: (name: string) => call<RotationInfo>('cancel_rotation', { name }),
   /** Rotates now, or resumes the rotation in progress. */
   rotateSecret: (name: string) => call<RotationOutcome>('rotate_secret', { name }),

@@ -244,7 +244,7 @@ export function joinArgs(args: string[]): string {
 
 // ---------- errors ----------
 
-export type RotationField = 'schedule' | 'window' | 'rotator';
+export type RotationField = 'schedule' | 'window' | 'rotator' | 'pin';
 
 /** Which part of the rotation form an engine error is about (ApiError.field), if any. */
 export function rotationField(error: Pick<ApiError, 'field'>): RotationField | null {
@@ -252,6 +252,7 @@ export function rotationField(error: Pick<ApiError, 'field'>): RotationField | n
   if (field.includes('schedule')) return 'schedule';
   if (field.includes('window')) return 'window';
   if (field.includes('rotator')) return 'rotator';
+  if (field === 'pin') return 'pin';
   return null;
 }
 

@@ -298,12 +298,7 @@ impl Vault {
     /// other wrong PIN, and is audited.
     pub fn change_pin(&mut self, current_pin: &str, new_pin: &str) -> Result<()> {
         check_pin(new_pin)?;
-        self.require_unlocked()?;
-        if let Err(error) = self.prove_pin(current_pin) {
-            let event = AuditEvent::new("change_pin").failed(error.code());
-            let _ = self.write(event, |_, _, _| Ok(()));
-            return Err(error);
-        }
+        self.prove_pin("change_pin", current_pin)?;
         let new_pin = PinAuth::derive(self.vault_id.as_bytes(), new_pin);
         let settings = self.integrity()?.settings(self.store.conn())?;
         let pcrs = String::from_utf8_lossy(&settings.pcr_binding).parse::<PcrBinding>()?;
@@ -322,9 +317,22 @@ impl Vault {
         Ok(())
     }
 
-    /// Proves `pin` by unsealing the default key's newest version with it, and checking
-    /// that what comes out opens this vault's audit key.
-    fn prove_pin(&self, pin: &str) -> Result<()> {
+    /// Proves the user's PIN again, for an operation that an unlocked vault alone must not
+    /// allow (changing the PIN, pointing a rotation at a new program). The TPM checks it:
+    /// a wrong PIN counts against its lockout, and the refusal is audited as `operation`.
+    pub fn prove_pin(&mut self, operation: &'static str, pin: &str) -> Result<()> {
+        self.require_unlocked()?;
+        if let Err(error) = self.unseal_with(pin) {
+            let event = AuditEvent::new(operation).failed(error.code());
+            let _ = self.write(event, |_, _, _| Ok(()));
+            return Err(error);
+        }
+        Ok(())
+    }
+
+    /// Unseals the default key's newest version with `pin`, and checks that what comes
+    /// out opens this vault's audit key.
+    fn unseal_with(&self, pin: &str) -> Result<()> {
         let keyring = self.keyring.as_ref().ok_or(Error::Locked)?;
         let pin = PinAuth::derive(self.vault_id.as_bytes(), pin);
         let default = key_rows::default_key(self.store.conn())?;

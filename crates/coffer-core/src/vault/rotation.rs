@@ -346,6 +346,25 @@ impl Vault {
         info(name.as_str(), &row, now)
     }
 
+    /// Whether `rotator` is exactly the rotator this secret already has, as Coffer saved
+    /// it (its MAC checks). Saving the same rotator again runs no new program, so a shell
+    /// can skip asking for the PIN; anything else that names an executable needs it.
+    pub fn has_rotator(&mut self, name: &str, rotator: &RotatorConfig) -> Result<bool> {
+        let name = SecretName::parse(name)?;
+        let keyring = self.keyring.as_ref().ok_or(Error::Locked)?;
+        let conn = self.store.conn();
+        let secret = live_secret(conn, &keyring.integrity(), &name)?;
+        let Some(row) = rows::get(conn, secret.id)? else {
+            return Ok(false);
+        };
+        if check_rotator_mac(keyring.audit_key(), self.vault_id, &row, &name).is_err() {
+            return Ok(false);
+        }
+        let stored: RotatorConfig = serde_json::from_str(&row.rotator)
+            .map_err(|e| corrupt(format!("rotation configuration: {e}")))?;
+        Ok(&stored == rotator)
+    }
+
     /// A secret's rotation configuration and status.
     pub fn rotation_info(&mut self, name: &str) -> Result<RotationInfo> {
         let name = SecretName::parse(name)?;
