@@ -84,21 +84,30 @@ fn watch_all(
     }
 }
 
+/// The signals on `bus` that match `trigger`.
+async fn signals(bus: &Connection, trigger: &Trigger) -> zbus::Result<MessageStream> {
+    let rule = MatchRule::builder()
+        .msg_type(zbus::message::Type::Signal)
+        .interface(trigger.interface)?
+        .member(trigger.member)?
+        .build();
+    MessageStream::for_match_rule(rule, bus, None).await
+}
+
+/// Whether a matching signal asks for a lock (`PrepareForSleep(false)` is waking up).
+fn fires(trigger: &Trigger, message: &zbus::Message) -> bool {
+    !trigger.needs_true || message.body().deserialize::<bool>().unwrap_or(false)
+}
+
 async fn watch(
     app: &AppHandle,
     session: &SharedSession,
     bus: &Connection,
     trigger: &Trigger,
 ) -> zbus::Result<()> {
-    let rule = MatchRule::builder()
-        .msg_type(zbus::message::Type::Signal)
-        .interface(trigger.interface)?
-        .member(trigger.member)?
-        .build();
-    let mut stream = MessageStream::for_match_rule(rule, bus, None).await?;
+    let mut stream = signals(bus, trigger).await?;
     while let Some(message) = stream.next().await {
-        let message = message?;
-        if trigger.needs_true && !message.body().deserialize::<bool>().unwrap_or(false) {
+        if !fires(trigger, &message?) {
             continue;
         }
         let settings = session.settings();
@@ -114,4 +123,99 @@ async fn watch(
             .await;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Child, Command, Stdio};
+    use std::time::Duration;
+
+    use super::*;
+
+    /// A private bus from Debian's dbus-daemon, stopped when dropped.
+    struct PrivateBus {
+        daemon: Child,
+        address: String,
+    }
+
+    impl PrivateBus {
+        fn start() -> PrivateBus {
+            let mut daemon = Command::new("dbus-daemon")
+                .args(["--session", "--nofork", "--print-address"])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("dbus-daemon (Debian package dbus-daemon)");
+            let mut address = String::new();
+            let stdout = daemon.stdout.take().expect("stdout");
+            BufReader::new(stdout).read_line(&mut address).unwrap();
+            PrivateBus {
+                daemon,
+                address: address.trim().to_owned(),
+            }
+        }
+
+        fn emit(&self, path: &str, member: &str, args: &[&str]) {
+            // `--address` would send without registering (no Hello), and the bus drops
+            // such messages: name the bus through the variable instead.
+            let status = Command::new("dbus-send")
+                .env("DBUS_SESSION_BUS_ADDRESS", &self.address)
+                .args(["--session", "--type=signal", path, member])
+                .args(args)
+                .status()
+                .expect("dbus-send (Debian package dbus-bin)");
+            assert!(status.success());
+        }
+    }
+
+    impl Drop for PrivateBus {
+        fn drop(&mut self) {
+            let _ = self.daemon.kill();
+            let _ = self.daemon.wait();
+        }
+    }
+
+    async fn next(stream: &mut MessageStream) -> zbus::Message {
+        tokio::time::timeout(Duration::from_secs(10), stream.next())
+            .await
+            .expect("the signal arrived")
+            .expect("a message")
+            .expect("a valid message")
+    }
+
+    #[tokio::test]
+    async fn the_screensaver_and_logind_signals_arrive_and_only_true_locks() {
+        let bus = PrivateBus::start();
+        let conn = zbus::connection::Builder::address(bus.address.as_str())
+            .unwrap()
+            .build()
+            .await
+            .unwrap();
+        let sleep = &SYSTEM_TRIGGERS[0];
+        let screen = &SESSION_TRIGGERS[0];
+        let mut sleeps = signals(&conn, sleep).await.unwrap();
+        let mut screens = signals(&conn, screen).await.unwrap();
+        bus.emit(
+            "/org/freedesktop/login1",
+            "org.freedesktop.login1.Manager.PrepareForSleep",
+            &["boolean:false"],
+        );
+        assert!(
+            !fires(sleep, &next(&mut sleeps).await),
+            "waking up does not lock"
+        );
+        bus.emit(
+            "/org/freedesktop/login1",
+            "org.freedesktop.login1.Manager.PrepareForSleep",
+            &["boolean:true"],
+        );
+        assert!(fires(sleep, &next(&mut sleeps).await));
+        bus.emit(
+            "/org/freedesktop/ScreenSaver",
+            "org.freedesktop.ScreenSaver.ActiveChanged",
+            &["boolean:true"],
+        );
+        assert!(fires(screen, &next(&mut screens).await));
+    }
 }

@@ -549,9 +549,14 @@ function coffer(...args) {
   });
 }
 
-/** Emits a D-Bus signal on one of the suite's private buses (see run.sh). */
+/** Emits a D-Bus signal on one of the suite's private buses (see run.sh). The bus is named
+ * through the variable: with `--address`, dbus-send sends without registering and the bus
+ * drops the signal. */
 function emitSignal(bus, path, member, ...args) {
-  execFileSync('dbus-send', [`--address=${bus}`, '--type=signal', path, member, ...args], { timeout: 5000 });
+  execFileSync('dbus-send', ['--session', '--type=signal', path, member, ...args], {
+    timeout: 5000,
+    env: { PATH: process.env.PATH, DBUS_SESSION_BUS_ADDRESS: bus },
+  });
 }
 
 /** Reveals and copies a value, so a lock has something to wipe. */
