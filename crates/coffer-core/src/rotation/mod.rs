@@ -7,6 +7,7 @@
 //! `vault::rotation` (an `impl Vault`), because every step's bookkeeping is one vault
 //! transaction with its audit entry.
 
+pub mod executable;
 pub mod postgres;
 pub mod rotator;
 pub mod schedule;
@@ -198,22 +199,10 @@ impl RotatorConfig {
 }
 
 /// A command rotator runs without a shell or working directory of its own, so its path
-/// must be absolute and name an executable file now, not at the first scheduled run.
+/// must be absolute and name an executable file only the user or root can change, now,
+/// not at the first scheduled run (and again before every step: see `executable`).
 fn check_executable(path: &str) -> Result<(), String> {
-    use std::os::unix::fs::PermissionsExt;
-    if !std::path::Path::new(path).is_absolute() {
-        return Err(format!(
-            "the rotator command {path:?} is not an absolute path; give the full path, like /usr/local/bin/rotate-db"
-        ));
-    }
-    let metadata = std::fs::metadata(path)
-        .map_err(|e| format!("the rotator command {path:?} cannot be used: {e}"))?;
-    if !metadata.is_file() || metadata.permissions().mode() & 0o111 == 0 {
-        return Err(format!(
-            "the rotator command {path:?} is not an executable file (chmod +x it, or name another)"
-        ));
-    }
-    Ok(())
+    executable::check(path)
 }
 
 /// What a caller sets up with `configure_rotation` (and `coffer secret rotate --schedule`).
