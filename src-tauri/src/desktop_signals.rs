@@ -141,7 +141,16 @@ mod tests {
 
     impl PrivateBus {
         fn start() -> PrivateBus {
-            let mut daemon = Command::new("dbus-daemon")
+            let mut command = Command::new("dbus-daemon");
+            // SAFETY: prctl is async-signal-safe; the daemon dies with the test process
+            // even if a failing test never reaches Drop.
+            unsafe {
+                std::os::unix::process::CommandExt::pre_exec(&mut command, || {
+                    libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                    Ok(())
+                });
+            }
+            let mut daemon = command
                 .args(["--session", "--nofork", "--print-address"])
                 .stdout(Stdio::piped())
                 .stderr(Stdio::null())

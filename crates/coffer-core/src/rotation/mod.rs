@@ -9,6 +9,7 @@
 
 pub mod executable;
 pub mod postgres;
+mod process;
 pub mod rotator;
 pub mod schedule;
 

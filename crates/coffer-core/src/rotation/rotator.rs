@@ -5,13 +5,12 @@
 //! vault. Values reach a `command` rotator over its stdin as JSON and come back on its
 //! stdout, never in its arguments or environment.
 
-use std::io::{Read, Write};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{json, Map, Value};
 use zeroize::{Zeroize, Zeroizing};
 
+use super::process::{self, Outcome};
 use super::{RotatorConfig, Step};
 use crate::model::SecretValue;
 use crate::password::{generate_password, PasswordOptions};
@@ -120,7 +119,7 @@ fn wipe(value: &mut Value) {
 }
 
 /// Most bytes read from a rotator's stdout.
-const MAX_OUTPUT: u64 = 1024 * 1024;
+const MAX_OUTPUT: usize = 1024 * 1024;
 
 fn run_command(
     path: &str,
@@ -138,74 +137,25 @@ fn run_command(
     let request = Zeroizing::new(format!("{body}\n"));
     wipe(&mut body);
 
-    let mut child = Command::new(path);
-    // Its own process group, so that a timeout also stops whatever it started.
-    std::os::unix::process::CommandExt::process_group(&mut child, 0);
-    let mut child = child
-        .args(args)
-        .arg(input.step.as_str())
-        .arg(input.secret_name)
-        .arg(input.token)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .map_err(|e| {
+    // Checked again at every step: ownership and modes may have changed since it was saved.
+    super::executable::check(path).map_err(RotatorFailure::new)?;
+    let mut argv: Vec<&str> = args.iter().map(String::as_str).collect();
+    argv.extend([input.step.as_str(), input.secret_name, input.token]);
+    let outcome =
+        process::run(path, &argv, request.as_bytes(), timeout, MAX_OUTPUT).map_err(|e| {
             RotatorFailure::new(format!("cannot start the rotator command {path:?}: {e}"))
         })?;
-    let stdin = child.stdin.take();
-    let stdout = child.stdout.take();
-    // Writing and reading happen on threads so a child that never reads its stdin, or
-    // writes a lot, cannot block us past the timeout.
-    let request_bytes = Zeroizing::new(request.as_bytes().to_vec());
-    let writer = std::thread::spawn(move || {
-        if let Some(mut stdin) = stdin {
-            let _ = stdin.write_all(&request_bytes);
-        }
-    });
-    let out_reader = std::thread::spawn(move || {
-        let mut buf = Zeroizing::new(Vec::new());
-        if let Some(pipe) = stdout {
-            let _ = pipe.take(MAX_OUTPUT).read_to_end(&mut buf);
-        }
-        buf
-    });
-
-    let deadline = Instant::now() + timeout;
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(status)) => break status,
-            Ok(None) if Instant::now() >= deadline => {
-                // Our own child and its process group (it leads the group we made for it).
-                if let Ok(pid) = libc::pid_t::try_from(child.id()) {
-                    // SAFETY: kill(2) has no memory-safety preconditions.
-                    unsafe {
-                        libc::kill(-pid, libc::SIGKILL);
-                    }
-                }
-                let _ = child.kill();
-                let _ = child.wait();
-                let _ = writer.join();
-                return Err(RotatorFailure {
-                    reason: format!(
-                        "the rotator command {path:?} did not finish step {} within {} s and was killed",
-                        input.step,
-                        timeout.as_secs()
-                    ),
-                    timed_out: true,
-                });
-            }
-            Ok(None) => std::thread::sleep(Duration::from_millis(10)),
-            Err(e) => {
-                let _ = child.kill();
-                return Err(RotatorFailure::new(format!(
-                    "cannot wait for the rotator command {path:?}: {e}"
-                )));
-            }
-        }
+    let (status, stdout) = match outcome {
+        Outcome::Exited { status, stdout } => (status, stdout),
+        Outcome::TimedOut => return Err(RotatorFailure {
+            reason: format!(
+                "the rotator command {path:?} did not finish step {} within {} s and was killed",
+                input.step,
+                timeout.as_secs()
+            ),
+            timed_out: true,
+        }),
     };
-    let _ = writer.join();
-    let stdout = out_reader.join().unwrap_or_default();
     if !status.success() {
         let how = match status.code() {
             Some(code) => format!("exited with status {code}"),
@@ -301,6 +251,7 @@ fn parse_reply(
 mod tests {
     use super::*;
     use std::os::unix::fs::PermissionsExt;
+    use std::time::Instant;
 
     fn script(dir: &std::path::Path, body: &str) -> String {
         let path = dir.join(format!("rotator-{}", rand::random::<u32>()));
@@ -389,7 +340,7 @@ mod tests {
             &input(Step::Set, None),
         )
         .unwrap_err();
-        assert!(err.reason.contains("cannot start"), "{}", err.reason);
+        assert!(err.reason.contains("cannot be used"), "{}", err.reason);
         // Steps other than create may print nothing.
         assert!(run_step(
             &command(script(dir.path(), "true"), 5),
