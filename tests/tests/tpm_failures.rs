@@ -490,3 +490,70 @@ fn killed_process_leaves_the_tpm_usable() {
         assert_eq!(run.stdout, b"survivor-value");
     }
 }
+
+/// Another TPM answering at the vault's TCTI (as an interposer would) presents a storage
+/// primary with a different Name: refused before any session is salted with it.
+#[test]
+fn a_tpm_with_another_storage_key_is_refused_before_it_sees_anything() {
+    let env = Env::new();
+    env.init();
+    env.create("guarded", b"guarded-value");
+    let impostor = coffer_testkit::Swtpm::start();
+    env.set_tcti(Some(impostor.tcti()));
+    env.coffer(&["secret", "get", "guarded"])
+        .fails_all(exit::AUTH, &["different storage key", "coffer recover"]);
+    env.set_tcti(None);
+    assert_eq!(env.get("guarded", &[]), b"guarded-value");
+}
+
+/// A vault written before the primary's Name was recorded records it at its next unlock.
+#[test]
+fn the_primary_name_is_recorded_at_the_next_unlock() {
+    let env = Env::new();
+    env.init();
+    env.create("guarded", b"guarded-value");
+    let name = |env: &Env| -> Option<Vec<u8>> {
+        env.db()
+            .query_row(
+                "SELECT value FROM vault_meta WHERE name = 'tpm_primary_name'",
+                [],
+                |r| r.get(0),
+            )
+            .ok()
+    };
+    let recorded = name(&env).expect("init records the primary's name");
+    env.db()
+        .execute("DELETE FROM vault_meta WHERE name = 'tpm_primary_name'", [])
+        .unwrap();
+    assert_eq!(env.get("guarded", &[]), b"guarded-value");
+    assert_eq!(name(&env), Some(recorded));
+    env.coffer(&["audit", "verify"]).ok();
+}
+
+/// Recovery re-seals every key version, so every one must wrap the vault's audit key:
+/// a later version altered in the file must not be trusted from then on.
+#[test]
+fn recover_checks_every_key_version() {
+    let mut env = Env::new();
+    let code = env.init();
+    env.create("precious", b"precious-value");
+    let key = env.coffer(&["key", "list", "-o", "json"]).ok().json()[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    env.coffer(&["key", "rotate", &key]).ok();
+    env.swtpm.wipe_and_restart();
+    let tampered = env
+        .db()
+        .execute(
+            "UPDATE key_versions SET wrapped_audit_key = randomblob(60) WHERE version = 2",
+            [],
+        )
+        .unwrap();
+    assert_eq!(tampered, 1);
+    env.set_new_pin("new-pin-Kd2p-after-wipe");
+    env.cmd(["recover", "--recovery-code-file"])
+        .arg(env.code_file(&code))
+        .run()
+        .fails(exit::TAMPERED, "version 2");
+}

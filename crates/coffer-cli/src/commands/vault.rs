@@ -54,11 +54,20 @@ pub fn init(env: &Env, pcrs: Option<String>) -> Result<(), Failure> {
     }
 }
 
-pub fn recover(env: &Env, code_file: Option<PathBuf>, pcrs: Option<String>) -> Result<(), Failure> {
+pub fn recover(
+    env: &Env,
+    code_file: Option<PathBuf>,
+    pcrs: Option<String>,
+    accept_rollback: bool,
+) -> Result<(), Failure> {
     let pcrs = pcrs.as_deref().map(parse_pcrs).transpose()?;
     let code = input::recovery_code(code_file.as_deref())?;
     let pin = input::new_pin("COFFER_NEW_PIN_FILE")?;
-    let vault = Vault::recover(&env.vault, &env.tcti, &code, &pin, pcrs)?;
+    let vault = if accept_rollback {
+        Vault::recover_accepting_rollback(&env.vault, &env.tcti, &code, &pin, pcrs)?
+    } else {
+        Vault::recover(&env.vault, &env.tcti, &code, &pin, pcrs)?
+    };
     eprintln!(
         "Recovered vault {}: every key is sealed in this TPM again under the new PIN.",
         vault.id()

@@ -85,6 +85,12 @@ pub enum Error {
     CiphertextInvalid,
     #[error("the audit log was altered at entry {seq}: {reason}")]
     AuditTampered { seq: i64, reason: String },
+    #[error("this vault file is older than the last one this TPM saw (rollback counter {stored}, the TPM is at {current}): an older copy replaced it, and changes made since are missing; restore the newest copy, or if you mean to keep this one run `coffer recover --accept-rollback` with your recovery code")]
+    Rollback { stored: u64, current: u64 },
+    #[error("this vault's rollback counter record was removed from the file although the TPM holds its counter, so the file may be an older copy; restore the newest copy, or run `coffer recover --accept-rollback` with your recovery code to keep this one")]
+    RollbackStateMissing,
+    #[error("this vault's rollback counter record failed its integrity check: it was altered outside Coffer; restore the newest copy, or run `coffer recover --accept-rollback` with your recovery code")]
+    RollbackStateTampered,
     #[error("the PIN must be {min} to {max} characters long")]
     PinLength { min: usize, max: usize },
     #[error(transparent)]
@@ -115,9 +121,15 @@ impl Error {
             Error::Tpm(TpmError::WrongPin { .. }) => "wrong_pin",
             Error::Tpm(TpmError::Lockout { .. }) => "tpm_lockout",
             Error::Tpm(TpmError::PcrMismatch { .. }) => "pcr_mismatch",
-            Error::Tpm(TpmError::ForeignKey) => "foreign_tpm",
+            Error::Tpm(TpmError::ForeignKey) | Error::Tpm(TpmError::PrimaryMismatch { .. }) => {
+                "foreign_tpm"
+            }
             Error::Tpm(TpmError::InvalidPcr { .. }) => "invalid_argument",
             Error::Tpm(TpmError::Malformed { .. }) => "vault_corrupt",
+            Error::Tpm(TpmError::NvCounterMissing { .. })
+            | Error::Tpm(TpmError::NvCounterForeign { .. })
+            | Error::Rollback { .. }
+            | Error::RollbackStateMissing => "rollback",
             Error::Tpm(TpmError::OutOfMemory { .. }) | Error::Tpm(TpmError::Busy { .. }) => {
                 "tpm_busy"
             }
@@ -150,7 +162,8 @@ impl Error {
             | Error::KeyTampered { .. }
             | Error::SecretRowTampered { .. }
             | Error::KeyRowTampered { .. }
-            | Error::SettingsTampered => "tampered",
+            | Error::SettingsTampered
+            | Error::RollbackStateTampered => "tampered",
             Error::KeyNotFound { .. } => "key_not_found",
             Error::KeyDisabled { .. } | Error::KeyPendingDeletion { .. } => "key_unavailable",
             Error::DefaultKeyProtected | Error::KeyInUse { .. } | Error::AliasExists { .. } => {

@@ -9,6 +9,7 @@ use super::context;
 use super::error::{Error, Result};
 use super::integrity::{Integrity, RowKey};
 use super::keyring::{open_audit_key, AuditKey, Keyring};
+use super::rollback;
 use super::Vault;
 use crate::crypto::recovery::{self, RecoveryCode, RecoveryError, RecoveryParams, RecoverySecret};
 use crate::crypto::Kek;
@@ -115,6 +116,8 @@ impl Vault {
             recovery_public: &recovery_public,
         };
         let (version_row, kek) = new_key_version(&mut tpm, &pin, &audit_key, &spec)?;
+        let counter = rollback::establish(&mut tpm, &audit_key, vault_id)?;
+        let primary_name = tpm.primary_name()?;
         let now = Timestamp::now().millis();
         let actor = Actor::current();
         {
@@ -125,6 +128,8 @@ impl Vault {
                 .map_err(|e| Error::invalid("recovery parameters", e.to_string()))?;
             meta::set(&tx, meta::RECOVERY_PARAMS, &params_json)?;
             meta::set(&tx, meta::PCR_BINDING, pcrs.to_string().as_bytes())?;
+            rollback::write_stored(&tx, &audit_key, vault_id, counter)?;
+            meta::set(&tx, meta::PRIMARY_NAME, &primary_name)?;
             let seq = record_change(&tx, now, "key", key_id.as_bytes(), "create")?;
             key_rows::insert_key(
                 &tx,
@@ -151,6 +156,7 @@ impl Vault {
         }
         drop(tpm);
         let mut keyring = Keyring::with_keys(tcti, pin, vault_id, audit_key);
+        keyring.set_primary_name(primary_name);
         keyring.insert(key_id, 1, kek);
         Ok(Initialized {
             vault: Vault {
@@ -178,10 +184,29 @@ impl Vault {
                 what: "default key version",
             },
         )?;
-        let unlocked = Keyring::unlock(tcti, pin, self.vault_id, &first);
+        let primary_name = meta::get(self.store.conn(), meta::PRIMARY_NAME)?;
+        let recorded = primary_name.is_some();
+        let unlocked = Keyring::unlock(tcti, pin, self.vault_id, &first, primary_name);
         match unlocked {
             Ok(keyring) => {
+                // A keyring that fails this check is dropped: nothing unlocks.
+                let verdict = Tpm::connect(tcti)
+                    .map_err(Error::from)
+                    .and_then(|mut tpm| {
+                        rollback::check(
+                            &mut self.store,
+                            &mut tpm,
+                            keyring.audit_key(),
+                            self.vault_id,
+                        )
+                    })?;
                 self.keyring = Some(keyring);
+                if verdict == rollback::Verdict::NoCounter {
+                    self.adopt_rollback_counter(tcti)?;
+                }
+                if !recorded {
+                    self.record_primary_name(tcti)?;
+                }
                 self.adopt_row_macs()?;
                 self.purge_expired()?;
                 // Failed unlocks recorded while locked are chained now, with this unlock.
@@ -212,12 +237,40 @@ impl Vault {
 
     /// Brings every key back with the recovery code, re-seals it in the TPM at `tcti`
     /// under a new PIN (and optionally a new PCR binding), and returns the vault unlocked.
+    ///
+    /// Refuses a vault file that the TPM's rollback counter shows to be an older copy;
+    /// see [`recover_accepting_rollback`](Self::recover_accepting_rollback).
     pub fn recover(
         path: &Path,
         tcti: &str,
         code: &str,
         new_pin: &str,
         pcrs: Option<PcrBinding>,
+    ) -> Result<Vault> {
+        Self::recover_with(path, tcti, code, new_pin, pcrs, false)
+    }
+
+    /// Like [`recover`](Self::recover), and keeps this vault file even if the TPM's
+    /// rollback counter shows it to be an older copy (or the counter is missing): the
+    /// recovery code's owner decides that this copy is the one to keep, and the file is
+    /// re-synced to the TPM's counter.
+    pub fn recover_accepting_rollback(
+        path: &Path,
+        tcti: &str,
+        code: &str,
+        new_pin: &str,
+        pcrs: Option<PcrBinding>,
+    ) -> Result<Vault> {
+        Self::recover_with(path, tcti, code, new_pin, pcrs, true)
+    }
+
+    fn recover_with(
+        path: &Path,
+        tcti: &str,
+        code: &str,
+        new_pin: &str,
+        pcrs: Option<PcrBinding>,
+        accept_rollback: bool,
     ) -> Result<Vault> {
         check_pin(new_pin)?;
         let mut vault = Vault::open(path)?;
@@ -238,6 +291,9 @@ impl Vault {
         let vault_id = vault.vault_id;
         let pin = PinAuth::derive(vault_id.as_bytes(), new_pin);
         let mut tpm = Tpm::connect(tcti)?;
+        // The recovery code re-establishes trust in this TPM: whatever primary it has now
+        // is the one to expect from here on.
+        let primary_name = tpm.primary_name()?;
         let rows = key_rows::all_key_versions(conn)?;
         let mut recovered = Vec::with_capacity(rows.len());
         let mut audit_key = None;
@@ -249,8 +305,18 @@ impl Vault {
                     key_id: row.key_id,
                     version: row.version,
                 })?;
-            if audit_key.is_none() {
-                audit_key = Some(open_audit_key(vault_id, row, &kek)?);
+            // Every version must wrap the same audit key: a row swapped in from elsewhere
+            // (or altered) would otherwise be re-sealed and trusted from now on.
+            let wrapped = open_audit_key(vault_id, row, &kek)?;
+            match &audit_key {
+                None => audit_key = Some(wrapped),
+                Some(first) if first.same_as(&wrapped) => {}
+                Some(_) => {
+                    return Err(Error::KeyTampered {
+                        key_id: row.key_id,
+                        version: row.version,
+                    })
+                }
             }
             let sealed = tpm.seal(&kek, &pin, &pcrs)?;
             recovered.push((row.key_id, row.version, sealed.to_bytes(), kek));
@@ -258,6 +324,13 @@ impl Vault {
         let audit_key = audit_key.ok_or(StoreError::Missing {
             what: "key versions",
         })?;
+        let counter = rollback::settle_for_recovery(
+            &mut vault.store,
+            &mut tpm,
+            &audit_key,
+            vault_id,
+            accept_rollback,
+        )?;
         {
             let tx = vault.store.write()?;
             for (key_id, version, sealed, _) in &recovered {
@@ -268,6 +341,8 @@ impl Vault {
                 integrity.adopt_all(&tx)?;
             }
             meta::set(&tx, meta::PCR_BINDING, pcrs.to_string().as_bytes())?;
+            rollback::write_stored(&tx, &audit_key, vault_id, counter)?;
+            meta::set(&tx, meta::PRIMARY_NAME, &primary_name)?;
             // The recovery code proved who owns the vault and matched the stored public
             // key, so the settings it leaves are the ones to trust from now on.
             integrity.seal_settings(&tx)?;
@@ -282,6 +357,7 @@ impl Vault {
         let _ = tpm.reset_dictionary_attack_lockout();
         drop(tpm);
         let mut keyring = Keyring::with_keys(tcti, pin, vault_id, audit_key);
+        keyring.set_primary_name(primary_name);
         for (key_id, version, _, kek) in recovered {
             keyring.insert(key_id, version, kek);
         }
@@ -341,7 +417,8 @@ impl Vault {
                 what: "default key version",
             },
         )?;
-        Keyring::unlock(keyring.tcti(), pin, self.vault_id, &first).map(drop)
+        let primary_name = meta::get(self.store.conn(), meta::PRIMARY_NAME)?;
+        Keyring::unlock(keyring.tcti(), pin, self.vault_id, &first, primary_name).map(drop)
     }
 
     /// Computes the row MACs of a vault written before they existed, once: the audit
@@ -362,6 +439,28 @@ impl Vault {
                 event.detail = format!("rows={rows}");
                 Ok(())
             },
+        )
+    }
+
+    /// Records the storage primary's Name for a vault created before it was recorded.
+    fn record_primary_name(&mut self, tcti: &str) -> Result<()> {
+        let name = Tpm::connect(tcti)?.primary_name()?;
+        self.write(AuditEvent::new("record_tpm_primary"), |tx, keyring, _| {
+            meta::set(tx, meta::PRIMARY_NAME, &name)?;
+            keyring.set_primary_name(name.clone());
+            Ok(())
+        })
+    }
+
+    /// Gives a vault from before rollback detection its TPM counter.
+    fn adopt_rollback_counter(&mut self, tcti: &str) -> Result<()> {
+        let keyring = self.keyring.as_ref().ok_or(Error::Locked)?;
+        let counter =
+            rollback::establish(&mut Tpm::connect(tcti)?, keyring.audit_key(), self.vault_id)?;
+        let vault_id = self.vault_id;
+        self.write(
+            AuditEvent::new("rollback_counter").detail(format!("index={:#010x}", counter.index)),
+            |tx, keyring, _| rollback::write_stored(tx, keyring.audit_key(), vault_id, counter),
         )
     }
 
