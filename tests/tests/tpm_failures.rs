@@ -64,7 +64,7 @@ fn wrong_pin_says_how_many_attempts_are_left() {
 
     // A PIN of the wrong length never reaches the TPM: bad input.
     env.coffer_with_pin("12", &["secret", "get", "guarded"])
-        .fails_any(exit::AUTH, &["wrong PIN", "4 to 128"]);
+        .fails_any(exit::AUTH, &["wrong PIN", "6 to 128"]);
 }
 
 #[test]
@@ -331,7 +331,7 @@ fn init_without_a_tpm_leaves_no_vault_behind() {
     env.cmd(["init"])
         .var("COFFER_PIN_FILE", env.file("short", b"12"))
         .run()
-        .fails(exit::USAGE, "4 to 128");
+        .fails(exit::USAGE, "6 to 128");
     // And then init works, and refuses to overwrite.
     env.init();
     env.create("first", b"first-value");
@@ -450,7 +450,7 @@ fn change_pin_reseals_every_key() {
     assert_eq!(env.get("second", &[]), b"second-value");
     // Too short a new PIN is bad input and changes nothing.
     env.set_new_pin("123");
-    env.coffer(&["change-pin"]).fails(exit::USAGE, "4 to 128");
+    env.coffer(&["change-pin"]).fails(exit::USAGE, "6 to 128");
     assert_eq!(env.get("repinned", &[]), b"repinned-value");
 }
 
@@ -556,4 +556,67 @@ fn recover_checks_every_key_version() {
         .arg(env.code_file(&code))
         .run()
         .fails(exit::TAMPERED, "version 2");
+}
+
+/// swtpm starts with an empty lockout authorization, like most Linux machines: anyone can
+/// reset the count of wrong PINs, so a short PIN is refused and the status says why.
+#[test]
+fn a_tpm_whose_lockout_can_be_reset_needs_a_long_pin() {
+    let env = Env::new();
+    std::fs::write(&env.pin_file, "8char-pin").unwrap();
+    env.coffer(&["init"])
+        .fails_all(exit::USAGE, &["lockout authorization is empty", "12"]);
+    assert!(!env.vault.exists(), "a refused init leaves no vault");
+    std::fs::write(&env.pin_file, "five5").unwrap();
+    env.coffer(&["init"]).fails(exit::USAGE, "6 to 128");
+
+    env.set_pin(coffer_system_tests::PIN);
+    env.init();
+    let status = env.coffer(&["status", "-o", "json"]).ok().json();
+    assert_eq!(status["tpm"]["lockout_auth_set"], false, "{status:#}");
+    let weakness = status["pin_lockout_weakness"].as_str().unwrap_or_default();
+    assert!(
+        weakness.contains("lockout authorization is empty"),
+        "{status:#}"
+    );
+    let table = env.coffer(&["status"]).ok().text();
+    assert!(table.contains("NOT EFFECTIVE"), "{table}");
+}
+
+/// With a lockout password the TPM's brake holds, so a 6-character PIN is enough; with the
+/// lockout interval at 0 it is off again.
+#[test]
+fn a_tpm_with_a_lockout_password_accepts_a_short_pin() {
+    let env = Env::new();
+    env.swtpm
+        .tpm2_tool("tpm2_changeauth", &["-c", "lockout", "lockout-pass-Xy7"]);
+    std::fs::write(&env.pin_file, "8char-pin").unwrap();
+    env.init();
+    let status = env.coffer(&["status", "-o", "json"]).ok().json();
+    assert_eq!(status["tpm"]["lockout_auth_set"], true, "{status:#}");
+    assert!(status["pin_lockout_weakness"].is_null(), "{status:#}");
+    env.create("short-pin", b"short-pin-value");
+    assert_eq!(env.get("short-pin", &[]), b"short-pin-value");
+
+    // A lockout interval of 0 switches the brake off: a new short PIN is refused again.
+    env.swtpm.tpm2_tool(
+        "tpm2_dictionarylockout",
+        &[
+            "-s",
+            "-n",
+            "3",
+            "-t",
+            "0",
+            "-l",
+            "1000",
+            "-p",
+            "lockout-pass-Xy7",
+        ],
+    );
+    let status = env.coffer(&["status", "-o", "json"]).ok().json();
+    let weakness = status["pin_lockout_weakness"].as_str().unwrap_or_default();
+    assert!(weakness.contains("switched off"), "{status:#}");
+    std::fs::write(&env.new_pin_file, "other-8ch").unwrap();
+    env.coffer(&["change-pin"])
+        .fails_all(exit::USAGE, &["switched off", "12"]);
 }

@@ -27,6 +27,7 @@ pub fn init(env: &Env, pcrs: Option<String>) -> Result<(), Failure> {
         .unwrap_or_default();
     let pin = input::new_pin("COFFER_PIN_FILE")?;
     let created = Vault::init(&env.vault, &env.tcti, &pin, pcrs)?;
+    warn_weak_lockout(env);
     let code = created.recovery_code.display();
     match env.output {
         Output::Json => {
@@ -91,6 +92,20 @@ pub fn change_pin(env: &Env) -> Result<(), Failure> {
     )
 }
 
+/// Says loudly when the TPM's PIN lockout can be bypassed (the PIN was accepted because it
+/// is long enough to stand on its own, but the user should know).
+fn warn_weak_lockout(env: &Env) {
+    if let Ok(info) = Vault::tpm_info(&env.tcti) {
+        if let Some(weakness) = info.dictionary_attack.brake_weakness() {
+            eprintln!(
+                "coffer: WARNING: {weakness}; the TPM does not really limit PIN guessing, so only \
+                 the PIN's length protects the vault if someone gets this machine. Set a lockout \
+                 password with `tpm2_changeauth -c lockout` to fix this."
+            );
+        }
+    }
+}
+
 pub fn status(env: &Env) -> Result<(), Failure> {
     let vault = Vault::open(&env.vault)?;
     let pcrs = vault.pcr_binding()?;
@@ -120,6 +135,10 @@ pub fn status(env: &Env) -> Result<(), Failure> {
         "tpm_error": tpm.as_ref().err().map(|e| e.to_string()),
         "key_memory_locked": key_memory_locked,
         "core_dumps_disabled": core_dumps_disabled,
+        "pin_lockout_weakness": tpm
+            .as_ref()
+            .ok()
+            .and_then(|info| info.dictionary_attack.brake_weakness()),
     });
     render(env.output, &value, |_, out| {
         let mut rows = vec![
@@ -173,6 +192,9 @@ pub fn status(env: &Env) -> Result<(), Failure> {
                         if da.in_lockout { " (in lockout)" } else { "" }
                     ),
                 ));
+                if let Some(weakness) = da.brake_weakness() {
+                    rows.push(("PIN lockout", format!("NOT EFFECTIVE: {weakness}")));
+                }
             }
             Err(error) => rows.push(("TPM error", error.to_string())),
         }

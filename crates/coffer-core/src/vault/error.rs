@@ -93,6 +93,8 @@ pub enum Error {
     RollbackStateTampered,
     #[error("the PIN must be {min} to {max} characters long")]
     PinLength { min: usize, max: usize },
+    #[error("{weakness}, so the PIN alone must resist guessing: use at least {min} characters, or give the TPM a lockout password (`tpm2_changeauth -c lockout`) and keep the lockout interval above 0")]
+    PinTooShortForTpm { min: usize, weakness: &'static str },
     #[error(transparent)]
     Rotation(#[from] crate::rotation::RotationError),
     #[error("key {key_id} version {version} still wraps {count} data keys; re-wrap them under the newest version first (`coffer key rewrap {key_id}`)")]
@@ -142,9 +144,10 @@ impl Error {
             }
             Error::Store(_) => "storage",
             Error::Recovery(_) => "recovery_code",
-            Error::InvalidName(_) | Error::InvalidArgument { .. } | Error::PinLength { .. } => {
-                "invalid_argument"
-            }
+            Error::InvalidName(_)
+            | Error::InvalidArgument { .. }
+            | Error::PinLength { .. }
+            | Error::PinTooShortForTpm { .. } => "invalid_argument",
             Error::Locked => "locked",
             Error::SecretNotFound { .. } => "secret_not_found",
             Error::SecretExists { .. } => "secret_exists",

@@ -20,8 +20,27 @@ use crate::tpm::{PcrBinding, PinAuth, Tpm, TpmError};
 
 /// Shortest and longest PIN accepted. The TPM's lockout, not PIN length, is what stops
 /// guessing; the floor only keeps out the trivially observable.
-pub const PIN_MIN: usize = 4;
+pub const PIN_MIN: usize = 6;
 pub const PIN_MAX: usize = 128;
+
+/// Shortest PIN accepted when the TPM's lockout does not really stop guessing (see
+/// [`crate::tpm::DaStatus::brake_weakness`]): the PIN itself must then resist an attacker who can try
+/// as fast as the TPM answers (12 characters: even digits only take centuries at 100/s).
+pub const PIN_MIN_WITHOUT_LOCKOUT: usize = 12;
+
+/// Refuses a new PIN that is too short for this TPM's dictionary-attack protection.
+fn check_pin_for_tpm(pin: &str, tpm: &mut Tpm) -> Result<()> {
+    let da = tpm.dictionary_attack_status()?;
+    match da.brake_weakness() {
+        Some(weakness) if pin.chars().count() < PIN_MIN_WITHOUT_LOCKOUT => {
+            Err(Error::PinTooShortForTpm {
+                min: PIN_MIN_WITHOUT_LOCKOUT,
+                weakness,
+            })
+        }
+        _ => Ok(()),
+    }
+}
 
 fn check_pin(pin: &str) -> Result<()> {
     let chars = pin.chars().count();
@@ -101,6 +120,7 @@ impl Vault {
         pin: &str,
         pcrs: PcrBinding,
     ) -> Result<Initialized> {
+        check_pin_for_tpm(pin, &mut tpm)?;
         let vault_id = Uuid::new_v4();
         let pin = PinAuth::derive(vault_id.as_bytes(), pin);
         let recovery_code = RecoveryCode::generate();
@@ -291,6 +311,7 @@ impl Vault {
         let vault_id = vault.vault_id;
         let pin = PinAuth::derive(vault_id.as_bytes(), new_pin);
         let mut tpm = Tpm::connect(tcti)?;
+        check_pin_for_tpm(new_pin, &mut tpm)?;
         // The recovery code re-establishes trust in this TPM: whatever primary it has now
         // is the one to expect from here on.
         let primary_name = tpm.primary_name()?;
@@ -374,6 +395,11 @@ impl Vault {
     /// other wrong PIN, and is audited.
     pub fn change_pin(&mut self, current_pin: &str, new_pin: &str) -> Result<()> {
         check_pin(new_pin)?;
+        self.require_unlocked()?;
+        check_pin_for_tpm(
+            new_pin,
+            &mut self.keyring.as_ref().ok_or(Error::Locked)?.connect()?,
+        )?;
         self.prove_pin("change_pin", current_pin)?;
         let new_pin = PinAuth::derive(self.vault_id.as_bytes(), new_pin);
         let settings = self.integrity()?.settings(self.store.conn())?;
