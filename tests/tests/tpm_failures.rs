@@ -620,3 +620,37 @@ fn a_tpm_with_a_lockout_password_accepts_a_short_pin() {
     env.coffer(&["change-pin"])
         .fails_all(exit::USAGE, &["switched off", "12"]);
 }
+
+/// Something that accepts the TPM connection but never answers must not hang Coffer: the
+/// command fails within the deadline, naming the TCTI.
+#[test]
+fn a_tpm_that_never_answers_fails_within_the_deadline() {
+    let env = Env::new();
+    env.init();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let stop = Arc::new(AtomicBool::new(false));
+    let holder = {
+        let stop = stop.clone();
+        thread::spawn(move || {
+            listener.set_nonblocking(true).unwrap();
+            let mut held = Vec::new();
+            while !stop.load(Ordering::Relaxed) {
+                if let Ok((conn, _)) = listener.accept() {
+                    held.push(conn);
+                }
+                thread::sleep(Duration::from_millis(20));
+            }
+        })
+    };
+    let tcti = format!("swtpm:host=127.0.0.1,port={port}");
+    env.set_tcti(Some(tcti.clone()));
+    let started = Instant::now();
+    env.cmd(["secret", "list"])
+        .var("COFFER_TPM_TIMEOUT_MS", "1000")
+        .run()
+        .fails_all(exit::TPM_UNAVAILABLE, &["did not answer", &tcti]);
+    assert!(started.elapsed() < Duration::from_secs(10));
+    stop.store(true, Ordering::Relaxed);
+    holder.join().unwrap();
+}

@@ -25,6 +25,14 @@ pub enum TpmError {
         reason: String,
     },
 
+    /// Something accepted the connection at a TCP TCTI but did not answer a TPM command.
+    #[error(
+        "the TPM at \"{tcti}\" accepted the connection but did not answer within {millis} ms; \
+         check that a TPM simulator (not some other program) listens there and is not stuck, \
+         or raise COFFER_TPM_TIMEOUT_MS"
+    )]
+    NoAnswer { tcti: String, millis: u64 },
+
     /// The TPM went away in the middle of an operation (device error, simulator killed).
     #[error(
         "lost the connection to the TPM at \"{tcti}\" while trying to {operation}; check that \

@@ -29,6 +29,7 @@ mod info;
 mod nv;
 mod pcr;
 mod pin;
+mod probe;
 mod seal;
 mod template;
 
@@ -301,6 +302,7 @@ impl std::fmt::Debug for Tpm {
 
 /// Opens a context and checks the TPM answers, starting it up if nobody did.
 fn open(tcti: &str) -> Result<Context, TpmError> {
+    probe::check_answers(tcti)?;
     let unreachable = |reason: String| TpmError::Unreachable {
         tcti: tcti.to_owned(),
         reason,

@@ -119,6 +119,7 @@ impl Error {
     pub fn code(&self) -> &'static str {
         match self {
             Error::Tpm(TpmError::Unreachable { .. })
+            | Error::Tpm(TpmError::NoAnswer { .. })
             | Error::Tpm(TpmError::ConnectionLost { .. }) => "tpm_unreachable",
             Error::Tpm(TpmError::WrongPin { .. }) => "wrong_pin",
             Error::Tpm(TpmError::Lockout { .. }) => "tpm_lockout",

@@ -210,16 +210,12 @@ impl Vault {
         match unlocked {
             Ok(keyring) => {
                 // A keyring that fails this check is dropped: nothing unlocks.
-                let verdict = Tpm::connect(tcti)
-                    .map_err(Error::from)
-                    .and_then(|mut tpm| {
-                        rollback::check(
-                            &mut self.store,
-                            &mut tpm,
-                            keyring.audit_key(),
-                            self.vault_id,
-                        )
-                    })?;
+                let verdict = rollback::check(
+                    &mut self.store,
+                    &mut rollback::TpmAccess::Connect(tcti),
+                    keyring.audit_key(),
+                    self.vault_id,
+                )?;
                 self.keyring = Some(keyring);
                 if verdict == rollback::Verdict::NoCounter {
                     self.adopt_rollback_counter(tcti)?;

@@ -145,6 +145,24 @@ pub fn establish(tpm: &mut Tpm, audit_key: &AuditKey, vault_id: Uuid) -> Result<
     Ok(StoredCounter { index, value })
 }
 
+/// How the rollback code reaches the TPM: a connection the caller holds, or one opened
+/// per use. Per use lets `catch_up` take the vault's write lock before the TPM's client
+/// lock, the order every write follows (a write may unseal a key while holding the
+/// vault's lock), so two processes never wait on each other's lock.
+pub enum TpmAccess<'a> {
+    Held(&'a mut Tpm),
+    Connect(&'a str),
+}
+
+impl TpmAccess<'_> {
+    fn with<T>(&mut self, op: impl FnOnce(&mut Tpm) -> Result<T>) -> Result<T> {
+        match self {
+            TpmAccess::Held(tpm) => op(tpm),
+            TpmAccess::Connect(tcti) => op(&mut Tpm::connect(tcti)?),
+        }
+    }
+}
+
 /// What unlocking found.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Verdict {
@@ -159,7 +177,7 @@ pub enum Verdict {
 /// [`Error::Rollback`].
 pub fn check(
     store: &mut Store,
-    tpm: &mut Tpm,
+    tpm: &mut TpmAccess<'_>,
     audit_key: &AuditKey,
     vault_id: Uuid,
 ) -> Result<Verdict> {
@@ -168,21 +186,22 @@ pub fn check(
     // The TPM first, then the file: every TPM value was committed to the file before the
     // TPM reached it, so a file read after the TPM read is never legitimately behind it.
     let current = match candidate {
-        Some(stored) => Some(tpm.read_counter(stored.index, &id)?.ok_or(
-            TpmError::NvCounterMissing {
-                index: stored.index,
-            },
-        )?),
+        Some(stored) => Some(
+            tpm.with(|t| Ok(t.read_counter(stored.index, &id)?))?
+                .ok_or(TpmError::NvCounterMissing {
+                    index: stored.index,
+                })?,
+        ),
         None => None,
     };
     let Some(stored) = read_stored(store.conn(), audit_key, vault_id)? else {
         // No record: fine for a vault from before counters, unless this vault already has
         // a counter on the TPM, which means the record was deleted from the file.
         for index in candidates(vault_id) {
-            match tpm.read_counter(index, &id) {
+            match tpm.with(|t| Ok(t.read_counter(index, &id)?)) {
                 Ok(Some(_)) => return Err(Error::RollbackStateMissing),
-                Ok(None) | Err(TpmError::NvCounterForeign { .. }) => {}
-                Err(e) => return Err(e.into()),
+                Ok(None) | Err(Error::Tpm(TpmError::NvCounterForeign { .. })) => {}
+                Err(e) => return Err(e),
             }
         }
         return Ok(Verdict::NoCounter);
@@ -205,20 +224,28 @@ pub fn check(
 
 /// Under the vault's write lock: increments the TPM counter until it reaches the value
 /// committed to the file. Idempotent, so any process may run it.
-fn catch_up(store: &mut Store, tpm: &mut Tpm, audit_key: &AuditKey, vault_id: Uuid) -> Result<()> {
+fn catch_up(
+    store: &mut Store,
+    tpm: &mut TpmAccess<'_>,
+    audit_key: &AuditKey,
+    vault_id: Uuid,
+) -> Result<()> {
     let id = counter_auth(audit_key, vault_id);
     let tx = store.write()?;
     let Some(stored) = read_stored(&tx, audit_key, vault_id)? else {
         return Ok(());
     };
-    let mut current = tpm
-        .read_counter(stored.index, &id)?
-        .ok_or(TpmError::NvCounterMissing {
-            index: stored.index,
-        })?;
-    while current < stored.value {
-        current = tpm.increment_counter(stored.index, &id)?;
-    }
+    tpm.with(|tpm| {
+        let mut current =
+            tpm.read_counter(stored.index, &id)?
+                .ok_or(TpmError::NvCounterMissing {
+                    index: stored.index,
+                })?;
+        while current < stored.value {
+            current = tpm.increment_counter(stored.index, &id)?;
+        }
+        Ok(())
+    })?;
     // Nothing was written: dropping the transaction releases the lock.
     drop(tx);
     Ok(())
@@ -236,7 +263,7 @@ pub fn settle_for_recovery(
     accept_rollback: bool,
 ) -> Result<StoredCounter> {
     let id = counter_auth(audit_key, vault_id);
-    let refusal = match check(store, tpm, audit_key, vault_id) {
+    let refusal = match check(store, &mut TpmAccess::Held(tpm), audit_key, vault_id) {
         Ok(Verdict::InSync) => {
             return read_stored(store.conn(), audit_key, vault_id)?
                 .ok_or(Error::RollbackStateMissing);
@@ -308,9 +335,7 @@ pub fn finish_bump(
     if staged.is_none() {
         return;
     }
-    let done = Tpm::connect(tcti)
-        .map_err(Error::from)
-        .and_then(|mut tpm| catch_up(store, &mut tpm, audit_key, vault_id));
+    let done = catch_up(store, &mut TpmAccess::Connect(tcti), audit_key, vault_id);
     match done {
         Ok(()) => session.last_bump = Some(Instant::now()),
         Err(_) => session.stalled = true,
