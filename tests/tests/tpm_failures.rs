@@ -654,3 +654,23 @@ fn a_tpm_that_never_answers_fails_within_the_deadline() {
     stop.store(true, Ordering::Relaxed);
     holder.join().unwrap();
 }
+
+/// PCRs 16 and 23 can be reset by any process, so binding to them proves nothing: the
+/// binding is made (it is the user's choice) but with a warning; PCR 7 gets none.
+#[test]
+fn binding_to_a_resettable_pcr_warns() {
+    let env = Env::new();
+    let run = env.coffer(&["init", "--pcrs", "7,16,23"]).ok();
+    assert!(
+        run.stderr
+            .contains("PCR 16, 23 can be reset by any program"),
+        "{run}"
+    );
+    let other = env.dir.path().join("other").join("vault.db");
+    let run = env
+        .cmd(["init", "--pcrs", "7"])
+        .var("COFFER_VAULT", &other)
+        .run()
+        .ok();
+    assert!(!run.stderr.contains("can be reset"), "{run}");
+}

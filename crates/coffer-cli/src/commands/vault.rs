@@ -16,7 +16,18 @@ use crate::input;
 use crate::output::{self, fields, render};
 
 fn parse_pcrs(text: &str) -> Result<PcrBinding, Failure> {
-    text.parse::<PcrBinding>().map_err(Failure::from)
+    let pcrs = text.parse::<PcrBinding>().map_err(Failure::from)?;
+    let resettable = pcrs.resettable();
+    if !resettable.is_empty() {
+        let list: Vec<String> = resettable.iter().map(u8::to_string).collect();
+        eprintln!(
+            "coffer: WARNING: PCR {} can be reset by any program on this machine, so binding to \
+             it does not tie the vault to a measured boot; bind to PCRs such as 7 (Secure Boot \
+             state) instead",
+            list.join(", ")
+        );
+    }
+    Ok(pcrs)
 }
 
 pub fn init(env: &Env, pcrs: Option<String>) -> Result<(), Failure> {

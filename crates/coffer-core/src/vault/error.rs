@@ -91,6 +91,8 @@ pub enum Error {
     RollbackStateMissing,
     #[error("this vault's rollback counter record failed its integrity check: it was altered outside Coffer; restore the newest copy, or run `coffer recover --accept-rollback` with your recovery code")]
     RollbackStateTampered,
+    #[error("key {key_id} version {version} has made as many encryptions as Coffer allows under one key version (random nonces must not repeat); rotate it with `coffer key rotate {key_id}` and encrypt again")]
+    KeyVersionExhausted { key_id: Uuid, version: u32 },
     #[error("the PIN must be {min} to {max} characters long")]
     PinLength { min: usize, max: usize },
     #[error("{weakness}, so the PIN alone must resist guessing: use at least {min} characters, or give the TPM a lockout password (`tpm2_changeauth -c lockout`) and keep the lockout interval above 0")]
@@ -169,7 +171,9 @@ impl Error {
             | Error::SettingsTampered
             | Error::RollbackStateTampered => "tampered",
             Error::KeyNotFound { .. } => "key_not_found",
-            Error::KeyDisabled { .. } | Error::KeyPendingDeletion { .. } => "key_unavailable",
+            Error::KeyDisabled { .. }
+            | Error::KeyPendingDeletion { .. }
+            | Error::KeyVersionExhausted { .. } => "key_unavailable",
             Error::DefaultKeyProtected | Error::KeyInUse { .. } | Error::AliasExists { .. } => {
                 "key_conflict"
             }

@@ -30,6 +30,8 @@ pub struct Keyring {
     integrity: Integrity,
     /// The storage primary's recorded TPM Name; every connection checks it.
     primary_name: Option<Vec<u8>>,
+    /// KMS encryptions this process reserved per key version.
+    pub(super) nonce_budget: super::nonce_budget::NonceBudget,
     /// When this session last moved the TPM rollback counter.
     pub(super) rollback: super::rollback::SessionCounter,
 }
@@ -56,6 +58,7 @@ impl Keyring {
             integrity: Integrity::new(RowKey::derive(&audit_key.0), vault_id),
             audit_key,
             rollback: Default::default(),
+            nonce_budget: Default::default(),
             primary_name,
         })
     }
@@ -70,6 +73,7 @@ impl Keyring {
             integrity: Integrity::new(RowKey::derive(&audit_key.0), vault_id),
             audit_key,
             rollback: Default::default(),
+            nonce_budget: Default::default(),
             primary_name: None,
         }
     }

@@ -8,6 +8,7 @@ mod integrity;
 mod keyring;
 mod keys;
 mod lifecycle;
+mod nonce_budget;
 pub mod rewrap;
 mod rollback;
 pub mod rotation;
