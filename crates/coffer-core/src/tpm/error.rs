@@ -492,6 +492,16 @@ mod tests {
                 reason: "PCR 24 does not exist".into(),
             },
             TpmError::OwnerAuthRequired,
+            TpmError::NoAnswer {
+                tcti: "swtpm:host=127.0.0.1,port=2321".into(),
+                millis: 10_000,
+            },
+            TpmError::PrimaryMismatch {
+                tcti: "device:/dev/tpmrm0".into(),
+            },
+            TpmError::NvCounterMissing { index: 0x0150_0001 },
+            TpmError::NvCounterForeign { index: 0x0150_0001 },
+            TpmError::NvIndexesTaken,
             TpmError::OutOfMemory {
                 operation: "seal the vault key",
             },
