@@ -627,17 +627,28 @@ fn a_tpm_with_a_lockout_password_accepts_a_short_pin() {
 fn a_tpm_that_never_answers_fails_within_the_deadline() {
     let env = Env::new();
     env.init();
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
+    // The swtpm TCTI uses a command port and, next to it, a control port: both accept and
+    // never answer.
+    let (listeners, port) = loop {
+        let first = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = first.local_addr().unwrap().port();
+        if let Ok(second) = std::net::TcpListener::bind(("127.0.0.1", port.wrapping_add(1))) {
+            break (vec![first, second], port);
+        }
+    };
     let stop = Arc::new(AtomicBool::new(false));
     let holder = {
         let stop = stop.clone();
         thread::spawn(move || {
-            listener.set_nonblocking(true).unwrap();
             let mut held = Vec::new();
+            for listener in &listeners {
+                listener.set_nonblocking(true).unwrap();
+            }
             while !stop.load(Ordering::Relaxed) {
-                if let Ok((conn, _)) = listener.accept() {
-                    held.push(conn);
+                for listener in &listeners {
+                    if let Ok((conn, _)) = listener.accept() {
+                        held.push(conn);
+                    }
                 }
                 thread::sleep(Duration::from_millis(20));
             }
@@ -648,6 +659,7 @@ fn a_tpm_that_never_answers_fails_within_the_deadline() {
     let started = Instant::now();
     env.cmd(["secret", "list"])
         .var("COFFER_TPM_TIMEOUT_MS", "1000")
+        .timeout(Duration::from_secs(20))
         .run()
         .fails_all(exit::TPM_UNAVAILABLE, &["did not answer", &tcti]);
     assert!(started.elapsed() < Duration::from_secs(10));
