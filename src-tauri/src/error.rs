@@ -71,7 +71,9 @@ impl From<coffer_core::Error> for AppError {
             E::Tpm(TpmError::Unreachable { .. }) => mapped.code = "tpm_unreachable".to_owned(),
             E::InvalidName(name) => mapped.field = Some(name.what.to_owned()),
             E::InvalidArgument { what, .. } => mapped.field = Some((*what).to_owned()),
-            E::PinLength { .. } => mapped.field = Some("PIN".to_owned()),
+            E::PinLength { .. } | E::PinTooShortForTpm { .. } => {
+                mapped.field = Some("PIN".to_owned())
+            }
             E::Recovery(_) => mapped.field = Some("recovery code".to_owned()),
             E::SecretExists { .. } => mapped.field = Some("secret name".to_owned()),
             E::EmptyValue | E::ValueTooLarge { .. } => mapped.field = Some("value".to_owned()),

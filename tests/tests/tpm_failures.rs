@@ -64,7 +64,7 @@ fn wrong_pin_says_how_many_attempts_are_left() {
 
     // A PIN of the wrong length never reaches the TPM: bad input.
     env.coffer_with_pin("12", &["secret", "get", "guarded"])
-        .fails_any(exit::AUTH, &["wrong PIN", "4 to 128"]);
+        .fails_any(exit::AUTH, &["wrong PIN", "6 to 128"]);
 }
 
 #[test]
@@ -331,7 +331,7 @@ fn init_without_a_tpm_leaves_no_vault_behind() {
     env.cmd(["init"])
         .var("COFFER_PIN_FILE", env.file("short", b"12"))
         .run()
-        .fails(exit::USAGE, "4 to 128");
+        .fails(exit::USAGE, "6 to 128");
     // And then init works, and refuses to overwrite.
     env.init();
     env.create("first", b"first-value");
@@ -450,7 +450,7 @@ fn change_pin_reseals_every_key() {
     assert_eq!(env.get("second", &[]), b"second-value");
     // Too short a new PIN is bad input and changes nothing.
     env.set_new_pin("123");
-    env.coffer(&["change-pin"]).fails(exit::USAGE, "4 to 128");
+    env.coffer(&["change-pin"]).fails(exit::USAGE, "6 to 128");
     assert_eq!(env.get("repinned", &[]), b"repinned-value");
 }
 
@@ -489,4 +489,200 @@ fn killed_process_leaves_the_tpm_usable() {
         );
         assert_eq!(run.stdout, b"survivor-value");
     }
+}
+
+/// Another TPM answering at the vault's TCTI (as an interposer would) presents a storage
+/// primary with a different Name: refused before any session is salted with it.
+#[test]
+fn a_tpm_with_another_storage_key_is_refused_before_it_sees_anything() {
+    let env = Env::new();
+    env.init();
+    env.create("guarded", b"guarded-value");
+    let impostor = coffer_testkit::Swtpm::start();
+    env.set_tcti(Some(impostor.tcti()));
+    env.coffer(&["secret", "get", "guarded"])
+        .fails_all(exit::AUTH, &["different storage key", "coffer recover"]);
+    env.set_tcti(None);
+    assert_eq!(env.get("guarded", &[]), b"guarded-value");
+}
+
+/// A vault written before the primary's Name was recorded records it at its next unlock.
+#[test]
+fn the_primary_name_is_recorded_at_the_next_unlock() {
+    let env = Env::new();
+    env.init();
+    env.create("guarded", b"guarded-value");
+    let name = |env: &Env| -> Option<Vec<u8>> {
+        env.db()
+            .query_row(
+                "SELECT value FROM vault_meta WHERE name = 'tpm_primary_name'",
+                [],
+                |r| r.get(0),
+            )
+            .ok()
+    };
+    let recorded = name(&env).expect("init records the primary's name");
+    env.db()
+        .execute("DELETE FROM vault_meta WHERE name = 'tpm_primary_name'", [])
+        .unwrap();
+    assert_eq!(env.get("guarded", &[]), b"guarded-value");
+    assert_eq!(name(&env), Some(recorded));
+    env.coffer(&["audit", "verify"]).ok();
+}
+
+/// Recovery re-seals every key version, so every one must wrap the vault's audit key:
+/// a later version altered in the file must not be trusted from then on.
+#[test]
+fn recover_checks_every_key_version() {
+    let mut env = Env::new();
+    let code = env.init();
+    env.create("precious", b"precious-value");
+    let key = env.coffer(&["key", "list", "-o", "json"]).ok().json()[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    env.coffer(&["key", "rotate", &key]).ok();
+    env.swtpm.wipe_and_restart();
+    let tampered = env
+        .db()
+        .execute(
+            "UPDATE key_versions SET wrapped_audit_key = randomblob(60) WHERE version = 2",
+            [],
+        )
+        .unwrap();
+    assert_eq!(tampered, 1);
+    env.set_new_pin("new-pin-Kd2p-after-wipe");
+    env.cmd(["recover", "--recovery-code-file"])
+        .arg(env.code_file(&code))
+        .run()
+        .fails(exit::TAMPERED, "version 2");
+}
+
+/// swtpm starts with an empty lockout authorization, like most Linux machines: anyone can
+/// reset the count of wrong PINs, so a short PIN is refused and the status says why.
+#[test]
+fn a_tpm_whose_lockout_can_be_reset_needs_a_long_pin() {
+    let env = Env::new();
+    std::fs::write(&env.pin_file, "8char-pin").unwrap();
+    env.coffer(&["init"])
+        .fails_all(exit::USAGE, &["lockout authorization is empty", "12"]);
+    assert!(!env.vault.exists(), "a refused init leaves no vault");
+    std::fs::write(&env.pin_file, "five5").unwrap();
+    env.coffer(&["init"]).fails(exit::USAGE, "6 to 128");
+
+    env.set_pin(coffer_system_tests::PIN);
+    env.init();
+    let status = env.coffer(&["status", "-o", "json"]).ok().json();
+    assert_eq!(status["tpm"]["lockout_auth_set"], false, "{status:#}");
+    let weakness = status["pin_lockout_weakness"].as_str().unwrap_or_default();
+    assert!(
+        weakness.contains("lockout authorization is empty"),
+        "{status:#}"
+    );
+    let table = env.coffer(&["status"]).ok().text();
+    assert!(table.contains("NOT EFFECTIVE"), "{table}");
+}
+
+/// With a lockout password the TPM's brake holds, so a 6-character PIN is enough; with the
+/// lockout interval at 0 it is off again.
+#[test]
+fn a_tpm_with_a_lockout_password_accepts_a_short_pin() {
+    let env = Env::new();
+    env.swtpm
+        .tpm2_tool("tpm2_changeauth", &["-c", "lockout", "lockout-pass-Xy7"]);
+    std::fs::write(&env.pin_file, "8char-pin").unwrap();
+    env.init();
+    let status = env.coffer(&["status", "-o", "json"]).ok().json();
+    assert_eq!(status["tpm"]["lockout_auth_set"], true, "{status:#}");
+    assert!(status["pin_lockout_weakness"].is_null(), "{status:#}");
+    env.create("short-pin", b"short-pin-value");
+    assert_eq!(env.get("short-pin", &[]), b"short-pin-value");
+
+    // A lockout interval of 0 switches the brake off: a new short PIN is refused again.
+    env.swtpm.tpm2_tool(
+        "tpm2_dictionarylockout",
+        &[
+            "-s",
+            "-n",
+            "3",
+            "-t",
+            "0",
+            "-l",
+            "1000",
+            "-p",
+            "lockout-pass-Xy7",
+        ],
+    );
+    let status = env.coffer(&["status", "-o", "json"]).ok().json();
+    let weakness = status["pin_lockout_weakness"].as_str().unwrap_or_default();
+    assert!(weakness.contains("switched off"), "{status:#}");
+    std::fs::write(&env.new_pin_file, "other-8ch").unwrap();
+    env.coffer(&["change-pin"])
+        .fails_all(exit::USAGE, &["switched off", "12"]);
+}
+
+/// Something that accepts the TPM connection but never answers must not hang Coffer: the
+/// command fails within the deadline, naming the TCTI.
+#[test]
+fn a_tpm_that_never_answers_fails_within_the_deadline() {
+    let env = Env::new();
+    env.init();
+    // The swtpm TCTI uses a command port and, next to it, a control port: both accept and
+    // never answer.
+    let (listeners, port) = loop {
+        let first = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = first.local_addr().unwrap().port();
+        if let Ok(second) = std::net::TcpListener::bind(("127.0.0.1", port.wrapping_add(1))) {
+            break (vec![first, second], port);
+        }
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    let holder = {
+        let stop = stop.clone();
+        thread::spawn(move || {
+            let mut held = Vec::new();
+            for listener in &listeners {
+                listener.set_nonblocking(true).unwrap();
+            }
+            while !stop.load(Ordering::Relaxed) {
+                for listener in &listeners {
+                    if let Ok((conn, _)) = listener.accept() {
+                        held.push(conn);
+                    }
+                }
+                thread::sleep(Duration::from_millis(20));
+            }
+        })
+    };
+    let tcti = format!("swtpm:host=127.0.0.1,port={port}");
+    env.set_tcti(Some(tcti.clone()));
+    let started = Instant::now();
+    env.cmd(["secret", "list"])
+        .var("COFFER_TPM_TIMEOUT_MS", "1000")
+        .timeout(Duration::from_secs(20))
+        .run()
+        .fails_all(exit::TPM_UNAVAILABLE, &["did not answer", &tcti]);
+    assert!(started.elapsed() < Duration::from_secs(10));
+    stop.store(true, Ordering::Relaxed);
+    holder.join().unwrap();
+}
+
+/// PCRs 16 and 23 can be reset by any process, so binding to them proves nothing: the
+/// binding is made (it is the user's choice) but with a warning; PCR 7 gets none.
+#[test]
+fn binding_to_a_resettable_pcr_warns() {
+    let env = Env::new();
+    let run = env.coffer(&["init", "--pcrs", "7,16,23"]).ok();
+    assert!(
+        run.stderr
+            .contains("PCR 16, 23 can be reset by any program"),
+        "{run}"
+    );
+    let other = env.dir.path().join("other").join("vault.db");
+    let run = env
+        .cmd(["init", "--pcrs", "7"])
+        .var("COFFER_VAULT", &other)
+        .run()
+        .ok();
+    assert!(!run.stderr.contains("can be reset"), "{run}");
 }

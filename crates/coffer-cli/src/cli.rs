@@ -60,6 +60,10 @@ pub enum Command {
         /// Bind to these PCRs from now on ("none" for no binding); default: as before.
         #[arg(long, value_name = "LIST")]
         pcrs: Option<String>,
+        /// Keep this vault file even though the TPM's rollback counter shows it is an older
+        /// copy (or the counter is gone): changes made after this copy are lost for good.
+        #[arg(long)]
+        accept_rollback: bool,
     },
     /// Re-seal every key under a new PIN.
     ChangePin,

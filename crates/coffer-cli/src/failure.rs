@@ -49,7 +49,9 @@ fn exit_code(code: &str) -> u8 {
         | "key_not_found" => exit::NOT_FOUND,
         "vault_exists" | "secret_exists" | "secret_deleted" | "secret_not_deleted"
         | "label_conflict" | "token_reused" | "key_unavailable" | "key_conflict" => exit::CONFLICT,
-        "tampered" | "audit_tampered" | "ciphertext_invalid" | "vault_corrupt" => exit::TAMPERED,
+        "tampered" | "audit_tampered" | "ciphertext_invalid" | "vault_corrupt" | "rollback" => {
+            exit::TAMPERED
+        }
         "invalid_argument" | "value_too_large" | "empty_value" => exit::USAGE,
         _ => exit::FAILURE,
     }

@@ -147,7 +147,8 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
         Command::Recover {
             recovery_code_file,
             pcrs,
-        } => vault::recover(&env, recovery_code_file, pcrs),
+            accept_rollback,
+        } => vault::recover(&env, recovery_code_file, pcrs, accept_rollback),
         Command::ChangePin => vault::change_pin(&env),
         Command::Status => vault::status(&env),
         Command::Unlock { timeout } => agent::unlock(&env, &timeout),

@@ -16,7 +16,18 @@ use crate::input;
 use crate::output::{self, fields, render};
 
 fn parse_pcrs(text: &str) -> Result<PcrBinding, Failure> {
-    text.parse::<PcrBinding>().map_err(Failure::from)
+    let pcrs = text.parse::<PcrBinding>().map_err(Failure::from)?;
+    let resettable = pcrs.resettable();
+    if !resettable.is_empty() {
+        let list: Vec<String> = resettable.iter().map(u8::to_string).collect();
+        eprintln!(
+            "coffer: WARNING: PCR {} can be reset by any program on this machine, so binding to \
+             it does not tie the vault to a measured boot; bind to PCRs such as 7 (Secure Boot \
+             state) instead",
+            list.join(", ")
+        );
+    }
+    Ok(pcrs)
 }
 
 pub fn init(env: &Env, pcrs: Option<String>) -> Result<(), Failure> {
@@ -27,6 +38,7 @@ pub fn init(env: &Env, pcrs: Option<String>) -> Result<(), Failure> {
         .unwrap_or_default();
     let pin = input::new_pin("COFFER_PIN_FILE")?;
     let created = Vault::init(&env.vault, &env.tcti, &pin, pcrs)?;
+    warn_weak_lockout(env);
     let code = created.recovery_code.display();
     match env.output {
         Output::Json => {
@@ -54,11 +66,20 @@ pub fn init(env: &Env, pcrs: Option<String>) -> Result<(), Failure> {
     }
 }
 
-pub fn recover(env: &Env, code_file: Option<PathBuf>, pcrs: Option<String>) -> Result<(), Failure> {
+pub fn recover(
+    env: &Env,
+    code_file: Option<PathBuf>,
+    pcrs: Option<String>,
+    accept_rollback: bool,
+) -> Result<(), Failure> {
     let pcrs = pcrs.as_deref().map(parse_pcrs).transpose()?;
     let code = input::recovery_code(code_file.as_deref())?;
     let pin = input::new_pin("COFFER_NEW_PIN_FILE")?;
-    let vault = Vault::recover(&env.vault, &env.tcti, &code, &pin, pcrs)?;
+    let vault = if accept_rollback {
+        Vault::recover_accepting_rollback(&env.vault, &env.tcti, &code, &pin, pcrs)?
+    } else {
+        Vault::recover(&env.vault, &env.tcti, &code, &pin, pcrs)?
+    };
     eprintln!(
         "Recovered vault {}: every key is sealed in this TPM again under the new PIN.",
         vault.id()
@@ -80,6 +101,20 @@ pub fn change_pin(env: &Env) -> Result<(), Failure> {
         request,
         "PIN changed; every key was re-sealed under the new PIN.",
     )
+}
+
+/// Says loudly when the TPM's PIN lockout can be bypassed (the PIN was accepted because it
+/// is long enough to stand on its own, but the user should know).
+fn warn_weak_lockout(env: &Env) {
+    if let Ok(info) = Vault::tpm_info(&env.tcti) {
+        if let Some(weakness) = info.dictionary_attack.brake_weakness() {
+            eprintln!(
+                "coffer: WARNING: {weakness}; the TPM does not really limit PIN guessing, so only \
+                 the PIN's length protects the vault if someone gets this machine. Set a lockout \
+                 password with `tpm2_changeauth -c lockout` to fix this."
+            );
+        }
+    }
 }
 
 pub fn status(env: &Env) -> Result<(), Failure> {
@@ -111,6 +146,10 @@ pub fn status(env: &Env) -> Result<(), Failure> {
         "tpm_error": tpm.as_ref().err().map(|e| e.to_string()),
         "key_memory_locked": key_memory_locked,
         "core_dumps_disabled": core_dumps_disabled,
+        "pin_lockout_weakness": tpm
+            .as_ref()
+            .ok()
+            .and_then(|info| info.dictionary_attack.brake_weakness()),
     });
     render(env.output, &value, |_, out| {
         let mut rows = vec![
@@ -164,6 +203,9 @@ pub fn status(env: &Env) -> Result<(), Failure> {
                         if da.in_lockout { " (in lockout)" } else { "" }
                     ),
                 ));
+                if let Some(weakness) = da.brake_weakness() {
+                    rows.push(("PIN lockout", format!("NOT EFFECTIVE: {weakness}")));
+                }
             }
             Err(error) => rows.push(("TPM error", error.to_string())),
         }

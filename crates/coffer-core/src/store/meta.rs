@@ -12,6 +12,10 @@ pub const PCR_BINDING: &str = "pcr_binding";
 pub const AUDIT_HEAD: &str = "audit_head";
 /// MAC of the recovery key, its parameters and the PCR binding (see `vault::integrity`).
 pub const SETTINGS_MAC: &str = "settings_mac";
+/// The vault's TPM rollback counter: NV index, last value, MAC (see `vault::rollback`).
+/// The TPM Name of the storage primary key, checked before salting sessions with it.
+pub const PRIMARY_NAME: &str = "tpm_primary_name";
+pub const ROLLBACK_COUNTER: &str = "rollback_counter";
 
 pub fn get(conn: &Connection, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
     Ok(conn

@@ -25,6 +25,14 @@ pub enum TpmError {
         reason: String,
     },
 
+    /// Something accepted the connection at a TCP TCTI but did not answer a TPM command.
+    #[error(
+        "the TPM at \"{tcti}\" accepted the connection but did not answer within {millis} ms; \
+         check that a TPM simulator (not some other program) listens there and is not stuck, \
+         or raise COFFER_TPM_TIMEOUT_MS"
+    )]
+    NoAnswer { tcti: String, millis: u64 },
+
     /// The TPM went away in the middle of an operation (device error, simulator killed).
     #[error(
         "lost the connection to the TPM at \"{tcti}\" while trying to {operation}; check that \
@@ -124,6 +132,41 @@ pub enum TpmError {
     /// Another Coffer process is using a TPM that serves one client at a time.
     #[error("the TPM at \"{tcti}\" is busy ({reason}); retry, or raise COFFER_BUSY_TIMEOUT_MS")]
     Busy { tcti: String, reason: String },
+
+    /// The vault's rollback counter (a TPM NV index) is not on this TPM: the vault was made
+    /// on another TPM, this one was cleared, or someone deleted the index.
+    #[error(
+        "this TPM has no rollback counter for this vault (NV index {index:#010x}): the vault was \
+         created on another TPM, this TPM was cleared, or the index was deleted, so Coffer cannot \
+         tell whether this vault file is the newest copy; if it is, run `coffer recover` with \
+         your recovery code to keep it"
+    )]
+    NvCounterMissing { index: u32 },
+
+    /// The NV index where the vault's counter should be belongs to something else.
+    #[error(
+        "the TPM's NV index {index:#010x} is not this vault's rollback counter (it was replaced \
+         or belongs to another vault), so Coffer cannot tell whether this vault file is the \
+         newest copy; if it is, run `coffer recover --accept-rollback` with your recovery code"
+    )]
+    NvCounterForeign { index: u32 },
+
+    /// The TPM's storage primary key is not the one recorded when the vault was created.
+    #[error(
+        "the TPM at \"{tcti}\" presented a different storage key than the one this vault \
+         recorded, so Coffer did not send it anything secret: something between Coffer and the \
+         TPM may be impersonating it, or the TPM was cleared or replaced; check how the TPM is \
+         connected, and if it was really cleared or replaced run `coffer recover` with your \
+         recovery code"
+    )]
+    PrimaryMismatch { tcti: String },
+
+    /// Every NV index Coffer may use for this vault's counter is taken.
+    #[error(
+        "every TPM NV index Coffer could use for this vault's rollback counter is taken; free \
+         one with `tpm2_nvundefine` or use another TPM"
+    )]
+    NvIndexesTaken,
 
     /// Any other TSS or TPM failure.
     #[error(
@@ -449,6 +492,16 @@ mod tests {
                 reason: "PCR 24 does not exist".into(),
             },
             TpmError::OwnerAuthRequired,
+            TpmError::NoAnswer {
+                tcti: "swtpm:host=127.0.0.1,port=2321".into(),
+                millis: 10_000,
+            },
+            TpmError::PrimaryMismatch {
+                tcti: "device:/dev/tpmrm0".into(),
+            },
+            TpmError::NvCounterMissing { index: 0x0150_0001 },
+            TpmError::NvCounterForeign { index: 0x0150_0001 },
+            TpmError::NvIndexesTaken,
             TpmError::OutOfMemory {
                 operation: "seal the vault key",
             },

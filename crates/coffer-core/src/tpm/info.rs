@@ -18,6 +18,8 @@ const PT_LOCKOUT_COUNTER: u32 = 0x20e;
 const PT_MAX_AUTH_FAIL: u32 = 0x20f;
 const PT_LOCKOUT_INTERVAL: u32 = 0x210;
 const PT_LOCKOUT_RECOVERY: u32 = 0x211;
+/// TPMA_PERMANENT.lockoutAuthSet.
+const PERMANENT_LOCKOUT_AUTH_SET: u32 = 1 << 2;
 /// TPMA_PERMANENT.inLockout.
 const PERMANENT_IN_LOCKOUT: u32 = 1 << 9;
 
@@ -53,9 +55,29 @@ pub struct DaStatus {
     pub lockout_recovery_secs: u32,
     /// TPMA_PERMANENT.inLockout: the TPM refuses DA-protected authorizations right now.
     pub in_lockout: bool,
+    /// TPMA_PERMANENT.lockoutAuthSet: the lockout hierarchy has a password. Without one,
+    /// any program can reset the failure counter (TPM2_DictionaryAttackLockReset).
+    #[serde(default)]
+    pub lockout_auth_set: bool,
 }
 
 impl DaStatus {
+    /// Why the TPM's dictionary-attack protection does not really limit PIN guessing, if
+    /// it does not: anyone can reset the failure counter when the lockout hierarchy has no
+    /// password, and an interval of 0 (or no failure limit) turns the brake off.
+    pub fn brake_weakness(&self) -> Option<&'static str> {
+        if self.lockout_interval_secs == 0 || self.max_auth_fail == 0 {
+            Some("the TPM's dictionary-attack protection is switched off (lockout interval 0)")
+        } else if !self.lockout_auth_set {
+            Some(
+                "the TPM's lockout authorization is empty, so any program can reset its count of \
+                 wrong PINs",
+            )
+        } else {
+            None
+        }
+    }
+
     /// Wrong PINs the TPM still accepts before lockout.
     pub fn attempts_left(&self) -> u32 {
         self.max_auth_fail.saturating_sub(self.lockout_counter)
@@ -85,6 +107,7 @@ pub(crate) fn da_status(ctx: &mut Context) -> Result<DaStatus, tss_esapi::Error>
         lockout_interval_secs: get(PT_LOCKOUT_INTERVAL),
         lockout_recovery_secs: get(PT_LOCKOUT_RECOVERY),
         in_lockout: get(PT_PERMANENT) & PERMANENT_IN_LOCKOUT != 0,
+        lockout_auth_set: get(PT_PERMANENT) & PERMANENT_LOCKOUT_AUTH_SET != 0,
     })
 }
 
@@ -179,7 +202,15 @@ mod tests {
             lockout_interval_secs: 1000,
             lockout_recovery_secs: 1000,
             in_lockout: true,
+            lockout_auth_set: true,
         };
+        assert_eq!(s.brake_weakness(), None);
+        assert!(DaStatus {
+            lockout_auth_set: false,
+            ..s
+        }
+        .brake_weakness()
+        .is_some());
         assert_eq!(s.attempts_left(), 0);
         assert_eq!(s.retry_after_secs(), Some(1000));
         let s = DaStatus {
@@ -192,5 +223,6 @@ mod tests {
             ..s
         };
         assert_eq!(s.retry_after_secs(), None);
+        assert!(s.brake_weakness().is_some());
     }
 }

@@ -26,8 +26,10 @@ mod client_lock;
 mod da;
 mod error;
 mod info;
+mod nv;
 mod pcr;
 mod pin;
+mod probe;
 mod seal;
 mod template;
 
@@ -45,6 +47,7 @@ use tss_esapi::{Context, TctiNameConf};
 pub use blob::SealedKek;
 pub use error::{TpmError, TssCause};
 pub use info::{DaStatus, TpmInfo};
+pub use nv::NvCounterAuth;
 pub use pcr::{PcrBinding, MAX_PCR};
 pub use pin::{PinAuth, PIN_AUTH_LEN};
 
@@ -77,6 +80,9 @@ pub struct Tpm {
     ctx: Option<Context>,
     /// The storage primary key, created on first use.
     primary: Option<KeyHandle>,
+    /// The Name the storage primary must have (see
+    /// [`expect_primary_name`](Self::expect_primary_name)).
+    expected_primary: Option<Vec<u8>>,
     /// Keeps other Coffer processes off a TPM without a resource manager; declared last
     /// so it is released only after the primary is flushed and the connection closed.
     _lock: Option<client_lock::ClientLock>,
@@ -93,6 +99,7 @@ impl Tpm {
             tcti: tcti.to_owned(),
             ctx: Some(open(tcti)?),
             primary: None,
+            expected_primary: None,
             _lock: lock,
         })
     }
@@ -105,6 +112,26 @@ impl Tpm {
     /// The TCTI string this connection uses.
     pub fn tcti(&self) -> &str {
         &self.tcti
+    }
+
+    /// Requires the storage primary key this connection creates to have `name` (the TPM
+    /// Name recorded when the vault was created), before any session is salted with it.
+    ///
+    /// Sessions are salted by encrypting to the primary's public key as the TPM returns it;
+    /// something between Coffer and the TPM could return its own key and read every salted
+    /// session. The primary is derived from the TPM's seed and a fixed template, so its Name
+    /// never changes on the same TPM: a different one is [`TpmError::PrimaryMismatch`].
+    pub fn expect_primary_name(&mut self, name: &[u8]) {
+        self.expected_primary = Some(name.to_vec());
+    }
+
+    /// The Name of the storage primary key (to record at `init` and `recover`).
+    pub fn primary_name(&mut self) -> Result<Vec<u8>, TpmError> {
+        self.with_primary(|ctx, tcti, primary| {
+            ctx.tr_get_name(primary.into())
+                .map(|name| name.value().to_vec())
+                .map_err(|e| generic(tcti, "read the storage primary key's name", e))
+        })
     }
 
     /// Seals `kek` so that only this TPM, given the PIN behind `pin` (and, if `pcrs` is not
@@ -226,11 +253,15 @@ impl Tpm {
     ) -> Result<T, TpmError> {
         // A primary handle is only meaningful on the connection that created it.
         let mut cached = self.ctx.as_ref().and(self.primary);
+        let expected = self.expected_primary.clone();
         let result = self.with_context(|ctx, tcti| {
             let primary = match cached {
                 Some(primary) => primary,
                 None => {
                     let primary = create_primary(ctx, tcti)?;
+                    if let Some(expected) = &expected {
+                        check_primary_name(ctx, tcti, primary, expected)?;
+                    }
                     cached = Some(primary);
                     primary
                 }
@@ -271,6 +302,7 @@ impl std::fmt::Debug for Tpm {
 
 /// Opens a context and checks the TPM answers, starting it up if nobody did.
 fn open(tcti: &str) -> Result<Context, TpmError> {
+    probe::check_answers(tcti)?;
     let unreachable = |reason: String| TpmError::Unreachable {
         tcti: tcti.to_owned(),
         reason,
@@ -322,6 +354,27 @@ fn open_failure(tcti: &str, error: tss_esapi::Error) -> String {
         }
         Err(e) => format!("cannot open {path}: {e}"),
         Ok(_) => format!("could not open {path}: {code}"),
+    }
+}
+
+/// Refuses (and flushes) a primary whose Name is not the recorded one.
+fn check_primary_name(
+    ctx: &mut Context,
+    tcti: &str,
+    primary: KeyHandle,
+    expected: &[u8],
+) -> Result<(), TpmError> {
+    let name = ctx.tr_get_name(primary.into());
+    let matches = matches!(&name, Ok(name) if name.value() == expected);
+    if matches {
+        return Ok(());
+    }
+    seal::flush(ctx, primary.into());
+    match name {
+        Err(e) => Err(generic(tcti, "read the storage primary key's name", e)),
+        Ok(_) => Err(TpmError::PrimaryMismatch {
+            tcti: tcti.to_owned(),
+        }),
     }
 }
 

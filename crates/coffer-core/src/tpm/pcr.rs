@@ -19,6 +19,9 @@ pub const MAX_PCR: u8 = 23;
 #[serde(try_from = "Vec<u8>", into = "Vec<u8>")]
 pub struct PcrBinding(Vec<u8>);
 
+/// PCRs resettable from locality 0 (TCG PC Client Platform TPM Profile).
+const RESETTABLE: [u8; 2] = [16, 23];
+
 impl PcrBinding {
     /// No PCR binding.
     pub fn none() -> Self {
@@ -45,6 +48,18 @@ impl PcrBinding {
     }
 
     /// Whether no PCRs are selected.
+    /// The bound PCRs that any process may reset to zero with TPM2_PCR_Reset (16, the debug
+    /// PCR, and 23, the application PCR, are resettable from locality 0 on PC Client TPMs):
+    /// binding to them proves nothing about the boot, since their sealed values can be
+    /// recreated at will.
+    pub fn resettable(&self) -> Vec<u8> {
+        self.indexes()
+            .iter()
+            .copied()
+            .filter(|i| RESETTABLE.contains(i))
+            .collect()
+    }
+
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }

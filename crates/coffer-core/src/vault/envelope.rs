@@ -174,9 +174,10 @@ impl Vault {
     ) -> Result<Vec<u8>> {
         let vault_id = self.vault_id;
         let keyring = self.keyring.as_mut().ok_or(Error::Locked)?;
-        let conn = self.store.conn();
+        let store = &mut self.store;
         let mut event = AuditEvent::new(operation);
         let result = (|| {
+            let conn = store.conn();
             let key = resolve_key(conn, &keyring.integrity(), key)?;
             event.key_id = Some(key.id);
             usable(&key)?;
@@ -185,6 +186,9 @@ impl Vault {
                     what: "key version",
                 })?
                 .version;
+            // Random nonces: one key version may only make so many encryptions.
+            keyring.nonce_budget.take(store, key.id, version)?;
+            let conn = store.conn();
             let kek = keyring.kek(conn, key.id, version)?;
             let aad = context::envelope(vault_id, key.id, version, context);
             let sealed = aead::seal(kek.expose(), aad.as_bytes(), plaintext);

@@ -85,8 +85,18 @@ pub enum Error {
     CiphertextInvalid,
     #[error("the audit log was altered at entry {seq}: {reason}")]
     AuditTampered { seq: i64, reason: String },
+    #[error("this vault file is older than the last one this TPM saw (rollback counter {stored}, the TPM is at {current}): an older copy replaced it, and changes made since are missing; restore the newest copy, or if you mean to keep this one run `coffer recover --accept-rollback` with your recovery code")]
+    Rollback { stored: u64, current: u64 },
+    #[error("this vault's rollback counter record was removed from the file although the TPM holds its counter, so the file may be an older copy; restore the newest copy, or run `coffer recover --accept-rollback` with your recovery code to keep this one")]
+    RollbackStateMissing,
+    #[error("this vault's rollback counter record failed its integrity check: it was altered outside Coffer; restore the newest copy, or run `coffer recover --accept-rollback` with your recovery code")]
+    RollbackStateTampered,
+    #[error("key {key_id} version {version} has made as many encryptions as Coffer allows under one key version (random nonces must not repeat); rotate it with `coffer key rotate {key_id}` and encrypt again")]
+    KeyVersionExhausted { key_id: Uuid, version: u32 },
     #[error("the PIN must be {min} to {max} characters long")]
     PinLength { min: usize, max: usize },
+    #[error("{weakness}, so the PIN alone must resist guessing: use at least {min} characters, or give the TPM a lockout password (`tpm2_changeauth -c lockout`) and keep the lockout interval above 0")]
+    PinTooShortForTpm { min: usize, weakness: &'static str },
     #[error(transparent)]
     Rotation(#[from] crate::rotation::RotationError),
     #[error("key {key_id} version {version} still wraps {count} data keys; re-wrap them under the newest version first (`coffer key rewrap {key_id}`)")]
@@ -111,13 +121,20 @@ impl Error {
     pub fn code(&self) -> &'static str {
         match self {
             Error::Tpm(TpmError::Unreachable { .. })
+            | Error::Tpm(TpmError::NoAnswer { .. })
             | Error::Tpm(TpmError::ConnectionLost { .. }) => "tpm_unreachable",
             Error::Tpm(TpmError::WrongPin { .. }) => "wrong_pin",
             Error::Tpm(TpmError::Lockout { .. }) => "tpm_lockout",
             Error::Tpm(TpmError::PcrMismatch { .. }) => "pcr_mismatch",
-            Error::Tpm(TpmError::ForeignKey) => "foreign_tpm",
+            Error::Tpm(TpmError::ForeignKey) | Error::Tpm(TpmError::PrimaryMismatch { .. }) => {
+                "foreign_tpm"
+            }
             Error::Tpm(TpmError::InvalidPcr { .. }) => "invalid_argument",
             Error::Tpm(TpmError::Malformed { .. }) => "vault_corrupt",
+            Error::Tpm(TpmError::NvCounterMissing { .. })
+            | Error::Tpm(TpmError::NvCounterForeign { .. })
+            | Error::Rollback { .. }
+            | Error::RollbackStateMissing => "rollback",
             Error::Tpm(TpmError::OutOfMemory { .. }) | Error::Tpm(TpmError::Busy { .. }) => {
                 "tpm_busy"
             }
@@ -130,9 +147,10 @@ impl Error {
             }
             Error::Store(_) => "storage",
             Error::Recovery(_) => "recovery_code",
-            Error::InvalidName(_) | Error::InvalidArgument { .. } | Error::PinLength { .. } => {
-                "invalid_argument"
-            }
+            Error::InvalidName(_)
+            | Error::InvalidArgument { .. }
+            | Error::PinLength { .. }
+            | Error::PinTooShortForTpm { .. } => "invalid_argument",
             Error::Locked => "locked",
             Error::SecretNotFound { .. } => "secret_not_found",
             Error::SecretExists { .. } => "secret_exists",
@@ -150,9 +168,12 @@ impl Error {
             | Error::KeyTampered { .. }
             | Error::SecretRowTampered { .. }
             | Error::KeyRowTampered { .. }
-            | Error::SettingsTampered => "tampered",
+            | Error::SettingsTampered
+            | Error::RollbackStateTampered => "tampered",
             Error::KeyNotFound { .. } => "key_not_found",
-            Error::KeyDisabled { .. } | Error::KeyPendingDeletion { .. } => "key_unavailable",
+            Error::KeyDisabled { .. }
+            | Error::KeyPendingDeletion { .. }
+            | Error::KeyVersionExhausted { .. } => "key_unavailable",
             Error::DefaultKeyProtected | Error::KeyInUse { .. } | Error::AliasExists { .. } => {
                 "key_conflict"
             }

@@ -28,13 +28,25 @@ pub struct Keyring {
     keks: HashMap<(Uuid, u32), Kek>,
     audit_key: AuditKey,
     integrity: Integrity,
+    /// The storage primary's recorded TPM Name; every connection checks it.
+    primary_name: Option<Vec<u8>>,
+    /// KMS encryptions this process reserved per key version.
+    pub(super) nonce_budget: super::nonce_budget::NonceBudget,
+    /// When this session last moved the TPM rollback counter.
+    pub(super) rollback: super::rollback::SessionCounter,
 }
 
 impl Keyring {
     /// Unlocks by unsealing one key version: proof of the PIN, and the source of the
     /// audit key.
-    pub fn unlock(tcti: &str, pin: PinAuth, vault_id: Uuid, first: &KeyVersionRow) -> Result<Self> {
-        let kek = unseal(&mut Tpm::connect(tcti)?, &pin, first)?;
+    pub fn unlock(
+        tcti: &str,
+        pin: PinAuth,
+        vault_id: Uuid,
+        first: &KeyVersionRow,
+        primary_name: Option<Vec<u8>>,
+    ) -> Result<Self> {
+        let kek = unseal(&mut connect(tcti, primary_name.as_deref())?, &pin, first)?;
         let audit_key = open_audit_key(vault_id, first, &kek)?;
         let mut keks = HashMap::new();
         keks.insert((first.key_id, first.version), kek);
@@ -45,6 +57,9 @@ impl Keyring {
             keks,
             integrity: Integrity::new(RowKey::derive(&audit_key.0), vault_id),
             audit_key,
+            rollback: Default::default(),
+            nonce_budget: Default::default(),
+            primary_name,
         })
     }
 
@@ -57,12 +72,44 @@ impl Keyring {
             keks: HashMap::new(),
             integrity: Integrity::new(RowKey::derive(&audit_key.0), vault_id),
             audit_key,
+            rollback: Default::default(),
+            nonce_budget: Default::default(),
+            primary_name: None,
         }
     }
 
     /// Where this keyring's TPM is.
     pub fn tcti(&self) -> &str {
         &self.tcti
+    }
+
+    /// After a committed write that moved the file's rollback counter: moves the TPM's.
+    pub(super) fn finish_rollback_bump(
+        &mut self,
+        store: &mut crate::store::Store,
+        staged: Option<super::rollback::StoredCounter>,
+    ) {
+        super::rollback::finish_bump(
+            store,
+            &self.tcti,
+            &mut self.rollback,
+            &self.audit_key,
+            self.vault_id,
+            staged,
+        );
+    }
+
+    /// A TPM connection that refuses a storage primary other than the recorded one.
+    pub(super) fn connect(&self) -> Result<Tpm> {
+        connect(&self.tcti, self.primary_name.as_deref())
+    }
+
+    pub(super) fn set_primary_name(&mut self, name: Vec<u8>) {
+        self.primary_name = Some(name);
+    }
+
+    pub fn vault_id(&self) -> Uuid {
+        self.vault_id
     }
 
     pub fn audit_key(&self) -> &AuditKey {
@@ -90,7 +137,7 @@ impl Keyring {
         if !self.keks.contains_key(&(key_id, version)) {
             let row = key_rows::key_version(conn, key_id, version)?
                 .ok_or(Error::KeyTampered { key_id, version })?;
-            let kek = unseal(&mut Tpm::connect(&self.tcti)?, &self.pin, &row)?;
+            let kek = unseal(&mut self.connect()?, &self.pin, &row)?;
             // The audit-key wrapping doubles as a check that this row is the vault's own.
             open_audit_key(self.vault_id, &row, &kek)?;
             self.keks.insert((key_id, version), kek);
@@ -119,7 +166,7 @@ impl Keyring {
             recovery_public,
         };
         let (row, kek) = super::lifecycle::new_key_version(
-            &mut Tpm::connect(&self.tcti)?,
+            &mut self.connect()?,
             &self.pin,
             &self.audit_key,
             &spec,
@@ -143,8 +190,17 @@ impl Keyring {
             .keks
             .get(&(key_id, version))
             .ok_or(Error::KeyTampered { key_id, version })?;
-        Ok(Tpm::connect(&self.tcti)?.seal(kek, pin, pcrs)?)
+        Ok(self.connect()?.seal(kek, pin, pcrs)?)
     }
+}
+
+/// Connects to the TPM, requiring the recorded primary if there is one.
+fn connect(tcti: &str, primary_name: Option<&[u8]>) -> Result<Tpm> {
+    let mut tpm = Tpm::connect(tcti)?;
+    if let Some(name) = primary_name {
+        tpm.expect_primary_name(name);
+    }
+    Ok(tpm)
 }
 
 fn unseal(tpm: &mut Tpm, pin: &PinAuth, row: &KeyVersionRow) -> Result<Kek> {
@@ -174,6 +230,11 @@ impl AuditKey {
         let mut key = LockedKey::zeroed();
         OsRng.fill_bytes(key.bytes_mut());
         AuditKey(key)
+    }
+
+    /// Whether two unwrapped audit keys are the same key (constant time).
+    pub(super) fn same_as(&self, other: &AuditKey) -> bool {
+        bool::from(subtle::ConstantTimeEq::ct_eq(&self.0[..], &other.0[..]))
     }
 
     /// Wraps this key under a KEK version so that unsealing that version recovers it.

@@ -9,6 +9,7 @@ use super::context;
 use super::error::{Error, Result};
 use super::integrity::{Integrity, RowKey};
 use super::keyring::{open_audit_key, AuditKey, Keyring};
+use super::rollback;
 use super::Vault;
 use crate::crypto::recovery::{self, RecoveryCode, RecoveryError, RecoveryParams, RecoverySecret};
 use crate::crypto::Kek;
@@ -19,8 +20,27 @@ use crate::tpm::{PcrBinding, PinAuth, Tpm, TpmError};
 
 /// Shortest and longest PIN accepted. The TPM's lockout, not PIN length, is what stops
 /// guessing; the floor only keeps out the trivially observable.
-pub const PIN_MIN: usize = 4;
+pub const PIN_MIN: usize = 6;
 pub const PIN_MAX: usize = 128;
+
+/// Shortest PIN accepted when the TPM's lockout does not really stop guessing (see
+/// [`crate::tpm::DaStatus::brake_weakness`]): the PIN itself must then resist an attacker who can try
+/// as fast as the TPM answers (12 characters: even digits only take centuries at 100/s).
+pub const PIN_MIN_WITHOUT_LOCKOUT: usize = 12;
+
+/// Refuses a new PIN that is too short for this TPM's dictionary-attack protection.
+fn check_pin_for_tpm(pin: &str, tpm: &mut Tpm) -> Result<()> {
+    let da = tpm.dictionary_attack_status()?;
+    match da.brake_weakness() {
+        Some(weakness) if pin.chars().count() < PIN_MIN_WITHOUT_LOCKOUT => {
+            Err(Error::PinTooShortForTpm {
+                min: PIN_MIN_WITHOUT_LOCKOUT,
+                weakness,
+            })
+        }
+        _ => Ok(()),
+    }
+}
 
 fn check_pin(pin: &str) -> Result<()> {
     let chars = pin.chars().count();
@@ -100,6 +120,7 @@ impl Vault {
         pin: &str,
         pcrs: PcrBinding,
     ) -> Result<Initialized> {
+        check_pin_for_tpm(pin, &mut tpm)?;
         let vault_id = Uuid::new_v4();
         let pin = PinAuth::derive(vault_id.as_bytes(), pin);
         let recovery_code = RecoveryCode::generate();
@@ -115,6 +136,8 @@ impl Vault {
             recovery_public: &recovery_public,
         };
         let (version_row, kek) = new_key_version(&mut tpm, &pin, &audit_key, &spec)?;
+        let counter = rollback::establish(&mut tpm, &audit_key, vault_id)?;
+        let primary_name = tpm.primary_name()?;
         let now = Timestamp::now().millis();
         let actor = Actor::current();
         {
@@ -125,6 +148,8 @@ impl Vault {
                 .map_err(|e| Error::invalid("recovery parameters", e.to_string()))?;
             meta::set(&tx, meta::RECOVERY_PARAMS, &params_json)?;
             meta::set(&tx, meta::PCR_BINDING, pcrs.to_string().as_bytes())?;
+            rollback::write_stored(&tx, &audit_key, vault_id, counter)?;
+            meta::set(&tx, meta::PRIMARY_NAME, &primary_name)?;
             let seq = record_change(&tx, now, "key", key_id.as_bytes(), "create")?;
             key_rows::insert_key(
                 &tx,
@@ -151,6 +176,7 @@ impl Vault {
         }
         drop(tpm);
         let mut keyring = Keyring::with_keys(tcti, pin, vault_id, audit_key);
+        keyring.set_primary_name(primary_name);
         keyring.insert(key_id, 1, kek);
         Ok(Initialized {
             vault: Vault {
@@ -178,10 +204,25 @@ impl Vault {
                 what: "default key version",
             },
         )?;
-        let unlocked = Keyring::unlock(tcti, pin, self.vault_id, &first);
+        let primary_name = meta::get(self.store.conn(), meta::PRIMARY_NAME)?;
+        let recorded = primary_name.is_some();
+        let unlocked = Keyring::unlock(tcti, pin, self.vault_id, &first, primary_name);
         match unlocked {
             Ok(keyring) => {
+                // A keyring that fails this check is dropped: nothing unlocks.
+                let verdict = rollback::check(
+                    &mut self.store,
+                    &mut rollback::TpmAccess::Connect(tcti),
+                    keyring.audit_key(),
+                    self.vault_id,
+                )?;
                 self.keyring = Some(keyring);
+                if verdict == rollback::Verdict::NoCounter {
+                    self.adopt_rollback_counter(tcti)?;
+                }
+                if !recorded {
+                    self.record_primary_name(tcti)?;
+                }
                 self.adopt_row_macs()?;
                 self.purge_expired()?;
                 // Failed unlocks recorded while locked are chained now, with this unlock.
@@ -212,12 +253,40 @@ impl Vault {
 
     /// Brings every key back with the recovery code, re-seals it in the TPM at `tcti`
     /// under a new PIN (and optionally a new PCR binding), and returns the vault unlocked.
+    ///
+    /// Refuses a vault file that the TPM's rollback counter shows to be an older copy;
+    /// see [`recover_accepting_rollback`](Self::recover_accepting_rollback).
     pub fn recover(
         path: &Path,
         tcti: &str,
         code: &str,
         new_pin: &str,
         pcrs: Option<PcrBinding>,
+    ) -> Result<Vault> {
+        Self::recover_with(path, tcti, code, new_pin, pcrs, false)
+    }
+
+    /// Like [`recover`](Self::recover), and keeps this vault file even if the TPM's
+    /// rollback counter shows it to be an older copy (or the counter is missing): the
+    /// recovery code's owner decides that this copy is the one to keep, and the file is
+    /// re-synced to the TPM's counter.
+    pub fn recover_accepting_rollback(
+        path: &Path,
+        tcti: &str,
+        code: &str,
+        new_pin: &str,
+        pcrs: Option<PcrBinding>,
+    ) -> Result<Vault> {
+        Self::recover_with(path, tcti, code, new_pin, pcrs, true)
+    }
+
+    fn recover_with(
+        path: &Path,
+        tcti: &str,
+        code: &str,
+        new_pin: &str,
+        pcrs: Option<PcrBinding>,
+        accept_rollback: bool,
     ) -> Result<Vault> {
         check_pin(new_pin)?;
         let mut vault = Vault::open(path)?;
@@ -238,6 +307,10 @@ impl Vault {
         let vault_id = vault.vault_id;
         let pin = PinAuth::derive(vault_id.as_bytes(), new_pin);
         let mut tpm = Tpm::connect(tcti)?;
+        check_pin_for_tpm(new_pin, &mut tpm)?;
+        // The recovery code re-establishes trust in this TPM: whatever primary it has now
+        // is the one to expect from here on.
+        let primary_name = tpm.primary_name()?;
         let rows = key_rows::all_key_versions(conn)?;
         let mut recovered = Vec::with_capacity(rows.len());
         let mut audit_key = None;
@@ -249,8 +322,18 @@ impl Vault {
                     key_id: row.key_id,
                     version: row.version,
                 })?;
-            if audit_key.is_none() {
-                audit_key = Some(open_audit_key(vault_id, row, &kek)?);
+            // Every version must wrap the same audit key: a row swapped in from elsewhere
+            // (or altered) would otherwise be re-sealed and trusted from now on.
+            let wrapped = open_audit_key(vault_id, row, &kek)?;
+            match &audit_key {
+                None => audit_key = Some(wrapped),
+                Some(first) if first.same_as(&wrapped) => {}
+                Some(_) => {
+                    return Err(Error::KeyTampered {
+                        key_id: row.key_id,
+                        version: row.version,
+                    })
+                }
             }
             let sealed = tpm.seal(&kek, &pin, &pcrs)?;
             recovered.push((row.key_id, row.version, sealed.to_bytes(), kek));
@@ -258,6 +341,13 @@ impl Vault {
         let audit_key = audit_key.ok_or(StoreError::Missing {
             what: "key versions",
         })?;
+        let counter = rollback::settle_for_recovery(
+            &mut vault.store,
+            &mut tpm,
+            &audit_key,
+            vault_id,
+            accept_rollback,
+        )?;
         {
             let tx = vault.store.write()?;
             for (key_id, version, sealed, _) in &recovered {
@@ -268,6 +358,8 @@ impl Vault {
                 integrity.adopt_all(&tx)?;
             }
             meta::set(&tx, meta::PCR_BINDING, pcrs.to_string().as_bytes())?;
+            rollback::write_stored(&tx, &audit_key, vault_id, counter)?;
+            meta::set(&tx, meta::PRIMARY_NAME, &primary_name)?;
             // The recovery code proved who owns the vault and matched the stored public
             // key, so the settings it leaves are the ones to trust from now on.
             integrity.seal_settings(&tx)?;
@@ -282,6 +374,7 @@ impl Vault {
         let _ = tpm.reset_dictionary_attack_lockout();
         drop(tpm);
         let mut keyring = Keyring::with_keys(tcti, pin, vault_id, audit_key);
+        keyring.set_primary_name(primary_name);
         for (key_id, version, _, kek) in recovered {
             keyring.insert(key_id, version, kek);
         }
@@ -298,6 +391,11 @@ impl Vault {
     /// other wrong PIN, and is audited.
     pub fn change_pin(&mut self, current_pin: &str, new_pin: &str) -> Result<()> {
         check_pin(new_pin)?;
+        self.require_unlocked()?;
+        check_pin_for_tpm(
+            new_pin,
+            &mut self.keyring.as_ref().ok_or(Error::Locked)?.connect()?,
+        )?;
         self.prove_pin("change_pin", current_pin)?;
         let new_pin = PinAuth::derive(self.vault_id.as_bytes(), new_pin);
         let settings = self.integrity()?.settings(self.store.conn())?;
@@ -341,7 +439,8 @@ impl Vault {
                 what: "default key version",
             },
         )?;
-        Keyring::unlock(keyring.tcti(), pin, self.vault_id, &first).map(drop)
+        let primary_name = meta::get(self.store.conn(), meta::PRIMARY_NAME)?;
+        Keyring::unlock(keyring.tcti(), pin, self.vault_id, &first, primary_name).map(drop)
     }
 
     /// Computes the row MACs of a vault written before they existed, once: the audit
@@ -362,6 +461,28 @@ impl Vault {
                 event.detail = format!("rows={rows}");
                 Ok(())
             },
+        )
+    }
+
+    /// Records the storage primary's Name for a vault created before it was recorded.
+    fn record_primary_name(&mut self, tcti: &str) -> Result<()> {
+        let name = Tpm::connect(tcti)?.primary_name()?;
+        self.write(AuditEvent::new("record_tpm_primary"), |tx, keyring, _| {
+            meta::set(tx, meta::PRIMARY_NAME, &name)?;
+            keyring.set_primary_name(name.clone());
+            Ok(())
+        })
+    }
+
+    /// Gives a vault from before rollback detection its TPM counter.
+    fn adopt_rollback_counter(&mut self, tcti: &str) -> Result<()> {
+        let keyring = self.keyring.as_ref().ok_or(Error::Locked)?;
+        let counter =
+            rollback::establish(&mut Tpm::connect(tcti)?, keyring.audit_key(), self.vault_id)?;
+        let vault_id = self.vault_id;
+        self.write(
+            AuditEvent::new("rollback_counter").detail(format!("index={:#010x}", counter.index)),
+            |tx, keyring, _| rollback::write_stored(tx, keyring.audit_key(), vault_id, counter),
         )
     }
 

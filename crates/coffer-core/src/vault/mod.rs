@@ -8,7 +8,9 @@ mod integrity;
 mod keyring;
 mod keys;
 mod lifecycle;
+mod nonce_budget;
 pub mod rewrap;
+mod rollback;
 pub mod rotation;
 mod secrets;
 #[cfg(test)]
@@ -195,9 +197,19 @@ impl Vault {
         let error = match outcome {
             Ok(value) => {
                 touch_accessed(&tx, pending_reads)?;
+                // Rollback counter: the file moves ahead here, the TPM after the commit.
+                let bump = rollback::stage_bump(
+                    &tx,
+                    &keyring.rollback,
+                    keyring.audit_key(),
+                    keyring.vault_id(),
+                )?;
                 pending_reads.push(event);
                 let appended = audit::append(&tx, keyring.audit_key(), actor, pending_reads)
                     .and_then(|()| tx.commit().map_err(|e| StoreError::from(e).into()));
+                if appended.is_ok() {
+                    keyring.finish_rollback_bump(store, bump);
+                }
                 // Whatever happened, this write's own event must not linger as a "read".
                 pending_reads.pop();
                 appended?;

@@ -744,3 +744,40 @@ fn the_default_key_answers_to_alias_default() {
         );
     }
 }
+
+#[test]
+fn kms_encryption_stops_at_the_per_version_cap_until_the_key_rotates() {
+    use super::nonce_budget;
+    let mut f = fixture();
+    let default = f.vault.list_keys().unwrap()[0].id;
+    let key = default.to_string();
+    let context = BTreeMap::new();
+    // As if the version had already made all but two of its encryptions.
+    nonce_budget::set_recorded(
+        f.vault.store.conn(),
+        default,
+        1,
+        nonce_budget::MAX_ENCRYPTIONS - 2,
+    )
+    .unwrap();
+    f.vault.encrypt(&key, b"one", &context).unwrap();
+    f.vault
+        .generate_data_key(&key, 32, &context, false)
+        .unwrap();
+    let refused = f.vault.encrypt(&key, b"three", &context).unwrap_err();
+    assert!(
+        matches!(refused, Error::KeyVersionExhausted { version: 1, .. }),
+        "{refused}"
+    );
+    assert!(refused.to_string().contains("coffer key rotate"));
+    assert_eq!(
+        nonce_budget::recorded(f.vault.store.conn(), default, 1).unwrap(),
+        nonce_budget::MAX_ENCRYPTIONS
+    );
+    // A rotation starts a fresh version with a fresh budget.
+    f.vault.rotate_key(&key).unwrap();
+    let blob = f.vault.encrypt(&key, b"four", &context).unwrap();
+    let (plain, with) = f.vault.decrypt(&blob, &context).unwrap();
+    assert_eq!(&plain[..], b"four");
+    assert_eq!(with.key_version, 2);
+}
