@@ -45,9 +45,17 @@ pub mod exit {
 /// The PIN every [`Env`] starts with: distinctive, so a leak is easy to spot.
 pub const PIN: &str = "pin-Qx7k-Wm3v";
 
-/// The `coffer` binary of this build: `<target>/debug/coffer`, next to the `deps/`
-/// directory the test executable runs from. `COFFER_BIN` overrides it.
+/// The `coffer` binary of the current source: `<target>/debug/coffer`, next to the
+/// `deps/` directory the test executable runs from, built (once per test process) by
+/// `cargo build -p coffer-cli` first. `cargo test` alone does not rebuild another
+/// package's binary, so without this an engine change was tested against the previous
+/// binary. `COFFER_BIN` points at a binary to use as it is.
 pub fn coffer_bin() -> PathBuf {
+    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BUILT.get_or_init(build_coffer).clone()
+}
+
+fn build_coffer() -> PathBuf {
     if let Some(bin) = std::env::var_os("COFFER_BIN") {
         return PathBuf::from(bin);
     }
@@ -57,13 +65,39 @@ pub fn coffer_bin() -> PathBuf {
         .parent()
         .and_then(Path::parent)
         .expect("the test executable is not in <target>/<profile>/deps");
-    let bin = profile_dir.join("coffer");
+    let target_dir = profile_dir
+        .parent()
+        .expect("the profile directory is inside the target directory");
+    let profile = match profile_dir.file_name().and_then(|n| n.to_str()) {
+        Some("debug") => "dev",
+        Some(other) => other,
+        None => "dev",
+    };
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../Cargo.toml");
+    let out = Command::new(cargo)
+        .args([
+            "build",
+            "--quiet",
+            "-p",
+            "coffer-cli",
+            "--bin",
+            "coffer",
+            "--profile",
+        ])
+        .arg(profile)
+        .arg("--manifest-path")
+        .arg(&manifest)
+        .env("CARGO_TARGET_DIR", target_dir)
+        .output()
+        .expect("cannot run cargo to build the coffer binary");
     assert!(
-        bin.is_file(),
-        "the coffer binary is missing at {}: build it first with `cargo build -p coffer-cli` \
-         (or point COFFER_BIN at it)",
-        bin.display()
+        out.status.success(),
+        "building the coffer binary failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
     );
+    let bin = profile_dir.join("coffer");
+    assert!(bin.is_file(), "cargo built no binary at {}", bin.display());
     bin
 }
 

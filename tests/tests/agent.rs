@@ -474,3 +474,52 @@ fn change_pin_through_the_agent_needs_the_current_pin() {
     env.set_pin("changed-pin-5678");
     assert_eq!(env.get("owned", &[]), b"owner-value-9876");
 }
+
+/// A symlink planted at `inject -f`'s target overwrote and chmodded the file it pointed
+/// to; an environment variable named like a shell command became one under `eval`.
+#[test]
+fn inject_and_env_refuse_what_would_write_or_run_elsewhere() {
+    let env = Env::new();
+    env.init();
+    env.create("app/user", b"app-user-value");
+    let template = env.file("config.tmpl", b"user: {{ coffer://app/user }}\n");
+    let victim = env.file("victim.txt", b"precious");
+    std::fs::set_permissions(&victim, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out = victim.with_file_name("out.yml");
+    std::os::unix::fs::symlink(&victim, &out).unwrap();
+    env.cmd(["inject", "-i"])
+        .arg(&template)
+        .arg("-f")
+        .arg(&out)
+        .run()
+        .fails(exit::USAGE, "symbolic link");
+    assert_eq!(std::fs::read(&victim).unwrap(), b"precious");
+    let mode = std::fs::metadata(&victim).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o644);
+    std::fs::remove_file(&out).unwrap();
+    env.cmd(["inject", "-i"])
+        .arg(&template)
+        .arg("-f")
+        .arg(&out)
+        .run()
+        .ok();
+    assert_eq!(std::fs::read(&out).unwrap(), b"user: app-user-value\n");
+    let mode = std::fs::metadata(&out).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+
+    let run = env
+        .cmd(["env"])
+        .var("x;touch pwned;y", "coffer://app/user")
+        .run()
+        .fails(exit::USAGE, "not a shell variable name");
+    assert!(run.stdout.is_empty(), "{run}");
+    let fish = env
+        .cmd(["env", "--shell", "fish"])
+        .var("APP_USER", "coffer://app/user")
+        .run()
+        .ok();
+    assert!(
+        String::from_utf8_lossy(&fish.stdout).contains("set -gx APP_USER 'app-user-value'"),
+        "{fish}"
+    );
+}

@@ -829,3 +829,49 @@ fn a_rotation_through_the_agent_lets_other_clients_in_while_its_rotator_runs() {
         b"before-rotation"
     );
 }
+
+/// The README's `--step-timeout 30s` was refused ("invalid digit found in string").
+#[test]
+fn step_timeouts_take_units() {
+    let env = Env::new();
+    env.init();
+    env.create("svc/key", b"svc-key-value-1");
+    let script = env.file(
+        "rotate.sh",
+        b"#!/bin/sh\necho '{\"value\": \"rotated-value-22\"}'\n",
+    );
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let script = script.display().to_string();
+    env.coffer(&[
+        "secret",
+        "rotate",
+        "svc/key",
+        "--rotator",
+        "command",
+        "--command",
+        &script,
+        "--step-timeout",
+        "30s",
+    ])
+    .ok();
+    let status = env
+        .coffer(&["secret", "rotation-status", "svc/key", "--output", "json"])
+        .ok()
+        .json();
+    assert_eq!(
+        status["rotation"]["rotator"]["timeout_secs"], 30,
+        "{status:#}"
+    );
+    env.coffer(&[
+        "secret",
+        "rotate",
+        "svc/key",
+        "--rotator",
+        "command",
+        "--command",
+        &script,
+        "--step-timeout",
+        "2h",
+    ])
+    .fails(exit::USAGE, "at most 1h");
+}

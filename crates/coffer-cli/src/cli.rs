@@ -10,7 +10,7 @@ Environment:
   COFFER_TCTI              TPM to use (default: device:/dev/tpmrm0; e.g. swtpm:host=127.0.0.1,port=2321)
   COFFER_PIN_FILE          read the PIN from this file instead of prompting (also the new PIN for init)
   COFFER_NEW_PIN_FILE      read the new PIN for recover and change-pin from this file
-  COFFER_NO_AGENT          never use a running agent
+  COFFER_NO_AGENT          never use a running agent (1/0, yes/no, true/false, on/off)
   COFFER_BUSY_TIMEOUT_MS   how long to wait for another process's write (default 10000)
 
 Exit codes: 0 ok, 1 other failure, 2 bad input, 3 PIN/lockout/PCR/recovery, 4 not found,
@@ -31,8 +31,15 @@ pub struct Cli {
     /// Say more about what happens (which agent or TPM is used) on stderr.
     #[arg(long, short, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
-    /// Never use a running agent; unseal the keys in this process.
-    #[arg(long, global = true, env = "COFFER_NO_AGENT")]
+    /// Never use a running agent; unseal the keys in this process. COFFER_NO_AGENT takes
+    /// 1/0, yes/no, true/false or on/off.
+    #[arg(
+        long,
+        global = true,
+        env = "COFFER_NO_AGENT",
+        action = clap::ArgAction::SetTrue,
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
     pub no_agent: bool,
     #[command(subcommand)]
     pub command: Command,
@@ -103,6 +110,9 @@ pub enum Command {
     Env {
         #[arg(long, value_name = "FILE")]
         env_file: Vec<PathBuf>,
+        /// The shell that evaluates the output (fish quotes differently).
+        #[arg(long, value_enum, default_value = "posix")]
+        shell: crate::commands::EnvShell,
     },
     /// Render a template, replacing every {{ coffer://… }} with the value it references.
     Inject {
@@ -188,8 +198,9 @@ pub struct RotateArgs {
     /// command rotator: an argument placed before STEP NAME TOKEN; repeatable.
     #[arg(long = "command-arg", value_name = "ARG")]
     pub command_args: Vec<String>,
-    /// command and postgres rotators: seconds each step may take (default 30).
-    #[arg(long, value_name = "SECONDS")]
+    /// command and postgres rotators: how long each step may take, like 30s or 5m
+    /// (default 30s, at most 1h).
+    #[arg(long, value_name = "DURATION", value_parser = crate::commands::step_timeout_secs)]
     pub step_timeout: Option<u64>,
     /// generate rotator: replace only this field of a JSON value.
     #[arg(long, value_name = "FIELD")]
@@ -567,4 +578,37 @@ pub enum AuditCommand {
     },
     /// Check every entry's MAC and the chain's head.
     Verify,
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::Cli;
+
+    #[test]
+    fn no_agent_takes_the_values_people_type() {
+        for (value, expected) in [
+            ("1", true),
+            ("yes", true),
+            ("TRUE", true),
+            ("on", true),
+            ("0", false),
+            ("no", false),
+            ("false", false),
+            ("off", false),
+        ] {
+            std::env::set_var("COFFER_NO_AGENT", value);
+            let cli = Cli::try_parse_from(["coffer", "status"]).unwrap();
+            assert_eq!(cli.no_agent, expected, "{value}");
+        }
+        std::env::set_var("COFFER_NO_AGENT", "maybe");
+        assert!(Cli::try_parse_from(["coffer", "status"]).is_err());
+        std::env::remove_var("COFFER_NO_AGENT");
+        assert!(
+            Cli::try_parse_from(["coffer", "--no-agent", "status"])
+                .unwrap()
+                .no_agent
+        );
+    }
 }

@@ -14,6 +14,14 @@ pub struct Entry {
     pub line: usize,
 }
 
+/// A name a POSIX shell accepts for a variable: letters, digits and `_`, not starting
+/// with a digit. Anything else could turn an `export` line into a command.
+pub fn is_variable_name(key: &str) -> bool {
+    !key.is_empty()
+        && !key.starts_with(|c: char| c.is_ascii_digit())
+        && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
 pub fn parse(path: &Path) -> Result<Vec<Entry>, Failure> {
     let text = Zeroizing::new(std::fs::read_to_string(path).map_err(|e| {
         Failure::usage(format!("cannot read the env file {}: {e}", path.display()))
@@ -34,10 +42,7 @@ pub fn parse(path: &Path) -> Result<Vec<Entry>, Failure> {
             .split_once('=')
             .ok_or_else(|| bad("expected KEY=VALUE"))?;
         let key = key.trim();
-        if key.is_empty()
-            || key.starts_with(|c: char| c.is_ascii_digit())
-            || !key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-        {
+        if !is_variable_name(key) {
             return Err(bad(
                 "the variable name must be letters, digits and _, not starting with a digit",
             ));

@@ -6,6 +6,7 @@ mod dotenv;
 mod failure;
 mod input;
 mod output;
+mod private_file;
 
 use std::process::ExitCode;
 

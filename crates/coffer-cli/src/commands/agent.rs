@@ -15,6 +15,18 @@ use super::{say, unexpected, Env};
 use crate::failure::Failure;
 use crate::input;
 
+/// A rotator step timeout as clap reads it: a duration with a unit (`30s`, `5m`, `1h`)
+/// or plain seconds, as seconds from 1 to 3600.
+pub fn step_timeout_secs(text: &str) -> Result<u64, String> {
+    let secs = parse_duration(text).map_err(|f| f.message)?.as_secs();
+    if secs > 3600 {
+        return Err(format!(
+            "{text:?} is longer than a step may take; use at most 1h (3600 s)"
+        ));
+    }
+    Ok(secs)
+}
+
 /// Parses `90s`, `15m`, `8h`, `1d` or plain seconds.
 pub fn parse_duration(text: &str) -> Result<Duration, Failure> {
     let bad = || {
@@ -28,13 +40,14 @@ pub fn parse_duration(text: &str) -> Result<Duration, Failure> {
         None => (text, "s"),
     };
     let number: u64 = number.parse().map_err(|_| bad())?;
-    let seconds = match unit {
-        "s" => number,
-        "m" => number * 60,
-        "h" => number * 3600,
-        "d" => number * 86_400,
+    let scale: u64 = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
         _ => return Err(bad()),
     };
+    let seconds = number.saturating_mul(scale);
     if seconds == 0 || seconds > 30 * 86_400 {
         return Err(Failure::usage(format!(
             "{text:?} is out of range; use 1s to 30d"
@@ -181,10 +194,23 @@ mod tests {
     use super::*;
 
     #[test]
+    fn step_timeouts_take_units() {
+        assert_eq!(step_timeout_secs("30s"), Ok(30));
+        assert_eq!(step_timeout_secs("5m"), Ok(300));
+        assert_eq!(step_timeout_secs("45"), Ok(45));
+        assert!(step_timeout_secs("2h").unwrap_err().contains("at most 1h"));
+        assert!(step_timeout_secs("30x")
+            .unwrap_err()
+            .contains("not a duration"));
+    }
+
+    #[test]
     fn durations() {
         assert_eq!(parse_duration("90").unwrap(), Duration::from_secs(90));
         assert_eq!(parse_duration("15m").unwrap(), Duration::from_secs(900));
         assert_eq!(parse_duration("8h").unwrap(), Duration::from_secs(28_800));
+        // Too large to multiply is out of range, not a panic or a wrapped small number.
+        assert!(parse_duration("307445734561825861m").is_err());
         for bad in ["", "0", "5w", "m", "-1s", "31d"] {
             assert!(parse_duration(bad).is_err(), "{bad}");
         }

@@ -10,6 +10,9 @@ mod secret;
 mod vault;
 mod workflow;
 
+pub use agent::step_timeout_secs;
+pub use workflow::Shell as EnvShell;
+
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
@@ -155,7 +158,7 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
         Command::Lock => agent::lock(&env),
         Command::Agent { timeout, pin_stdin } => agent::serve(&env, &timeout, pin_stdin),
         Command::Run { env_file, command } => workflow::run(&env, &env_file, command),
-        Command::Env { env_file } => workflow::env(&env, &env_file),
+        Command::Env { env_file, shell } => workflow::env(&env, &env_file, shell),
         Command::Inject { in_file, out_file } => {
             workflow::inject(&env, &in_file, out_file.as_deref())
         }

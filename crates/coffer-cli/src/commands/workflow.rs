@@ -2,8 +2,6 @@
 
 use std::collections::HashMap;
 use std::ffi::OsString;
-use std::io::Write;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 
@@ -87,6 +85,13 @@ fn collect(env: &Env, env_files: &[PathBuf]) -> Result<Vec<(String, Zeroizing<St
             continue;
         };
         if SecretReference::looks_like(value) {
+            // The name is printed into `export` lines that a shell evaluates: a variable
+            // named `x;cmd;y` must not become a command.
+            if !dotenv::is_variable_name(key) {
+                return Err(Failure::usage(format!(
+                    "the environment variable {key:?} holds a secret reference but its name is not a shell variable name (letters, digits and _, not starting with a digit); rename it"
+                )));
+            }
             let resolved = resolver.resolve(value, &format!("environment variable {key}"))?;
             set(key.to_owned(), resolved);
         }
@@ -129,15 +134,35 @@ pub fn run(env: &Env, env_files: &[PathBuf], command: Vec<OsString>) -> Result<(
     })
 }
 
+/// Which shell `coffer env` writes for: their quoting rules differ.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Shell {
+    /// sh, bash, zsh, dash: `export KEY='value'`.
+    Posix,
+    /// fish: `set -gx KEY 'value'`, where \\ and \' are escapes inside single quotes.
+    Fish,
+}
+
 fn shell_quote(value: &str) -> String {
     format!("'{}'", value.replace('\'', "'\\''"))
 }
 
-pub fn env(env: &Env, env_files: &[PathBuf]) -> Result<(), Failure> {
+fn fish_quote(value: &str) -> String {
+    format!("'{}'", value.replace('\\', "\\\\").replace('\'', "\\'"))
+}
+
+fn assignment(shell: Shell, key: &str, value: &str) -> String {
+    match shell {
+        Shell::Posix => format!("export {key}={}\n", shell_quote(value)),
+        Shell::Fish => format!("set -gx {key} {}\n", fish_quote(value)),
+    }
+}
+
+pub fn env(env: &Env, env_files: &[PathBuf], shell: Shell) -> Result<(), Failure> {
     let vars = collect(env, env_files)?;
     let mut text = Zeroizing::new(String::new());
     for (key, value) in &vars {
-        text.push_str(&format!("export {key}={}\n", shell_quote(value)));
+        text.push_str(&assignment(shell, key, value));
     }
     output::raw(text.as_bytes(), false)
 }
@@ -178,21 +203,7 @@ pub fn inject(env: &Env, input: &Path, output_path: Option<&Path>) -> Result<(),
     resolver.finish();
     match output_path {
         None => output::raw(rendered.as_bytes(), false),
-        Some(path) => {
-            let write = || -> std::io::Result<()> {
-                let mut file = std::fs::OpenOptions::new()
-                    .write(true)
-                    .create(true)
-                    .truncate(true)
-                    .mode(0o600)
-                    .open(path)?;
-                // An existing file keeps its mode on open: tighten it before writing.
-                file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
-                file.write_all(rendered.as_bytes())?;
-                file.sync_all()
-            };
-            write().map_err(|e| Failure::usage(format!("cannot write {}: {e}", path.display())))
-        }
+        Some(path) => crate::private_file::write(path, rendered.as_bytes()),
     }
 }
 
@@ -203,6 +214,31 @@ mod tests {
     #[test]
     fn quoting_survives_single_quotes() {
         assert_eq!(shell_quote("it's"), "'it'\\''s'");
+    }
+
+    /// What a shell makes of an assignment line: the value it sets.
+    fn evaluated(shell: &str, script: &str) -> Option<String> {
+        let out = std::process::Command::new(shell)
+            .args(["-c", &format!("{script}\nprintf %s \"$K\"")])
+            .output()
+            .ok()?;
+        Some(String::from_utf8(out.stdout).unwrap())
+    }
+
+    #[test]
+    fn each_shell_gets_back_the_exact_value() {
+        let tricky = r"it's a \'back\slash\' $HOME `id` \n end\";
+        let posix = assignment(Shell::Posix, "K", tricky);
+        assert_eq!(evaluated("sh", &posix).unwrap(), tricky, "{posix}");
+        let fish = assignment(Shell::Fish, "K", tricky);
+        assert_eq!(
+            fish,
+            "set -gx K 'it\\'s a \\\\\\'back\\\\slash\\\\\\' $HOME `id` \\\\n end\\\\'\n"
+        );
+        // Where fish is installed, it agrees.
+        if let Some(out) = evaluated("fish", &fish) {
+            assert_eq!(out, tricky, "{fish}");
+        }
     }
 
     #[test]

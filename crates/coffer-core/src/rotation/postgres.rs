@@ -103,6 +103,22 @@ fn ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
+/// PostgreSQL truncates identifiers to 63 bytes (NAMEDATALEN - 1): a longer clone name
+/// would silently become the live user's own name, and the rotation would change the
+/// password that is in use.
+const MAX_ROLE_NAME: usize = 63;
+
+fn check_role_name(name: &str) -> Result<(), RotatorFailure> {
+    if name.len() > MAX_ROLE_NAME {
+        return Err(RotatorFailure::new(format!(
+            "the role name {name:?} is {} bytes, more than PostgreSQL's {MAX_ROLE_NAME}: it would be cut to another role's name; use a user name of at most {} bytes for alternating users",
+            name.len(),
+            MAX_ROLE_NAME - CLONE_SUFFIX.len()
+        )));
+    }
+    Ok(())
+}
+
 fn other_user(username: &str) -> String {
     match username.strip_suffix(CLONE_SUFFIX) {
         Some(base) if !base.is_empty() => base.to_owned(),
@@ -136,10 +152,9 @@ pub(super) fn run_step(
             .map_err(|e| RotatorFailure::new(format!("cannot generate a password: {e}")))?;
         let mut pending = current;
         if *strategy == PgStrategy::AlternatingUsers {
-            pending.insert(
-                "username".into(),
-                Value::String(other_user(&current_creds.username)),
-            );
+            let clone = other_user(&current_creds.username);
+            check_role_name(&clone)?;
+            pending.insert("username".into(), Value::String(clone));
         }
         pending.insert("password".into(), Value::String(new_password.to_string()));
         let text = Zeroizing::new(Value::Object(pending).to_string());
@@ -147,6 +162,7 @@ pub(super) fn run_step(
     }
     let pending_map = json_object(input.pending, "the PostgreSQL rotator's PENDING version")?;
     let pending = Credentials::from_json(&pending_map, "PENDING")?;
+    check_role_name(&pending.username)?;
     if pending.host != current_creds.host || pending.port != current_creds.port {
         return Err(RotatorFailure::new(
             "the PENDING version names another host or port than CURRENT; refusing to connect elsewhere",
@@ -275,6 +291,40 @@ fn set(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_clone_name_postgres_would_truncate_is_refused_before_anything_changes() {
+        let long = "a".repeat(58);
+        let clone = other_user(&long);
+        assert_eq!(clone.len(), 64);
+        let error = check_role_name(&clone).unwrap_err();
+        assert!(error.reason.contains("63"), "{}", error.reason);
+        assert!(check_role_name(&other_user(&"a".repeat(57))).is_ok());
+        let config = RotatorConfig::Postgres {
+            strategy: PgStrategy::AlternatingUsers,
+            admin_secret: Some("admin".into()),
+            timeout_secs: 5,
+            password: PasswordOptions::default(),
+        };
+        let current = SecretValue::text(
+            serde_json::json!({"host": "127.0.0.1", "port": 1, "username": long, "password": "x", "dbname": "d"})
+                .to_string(),
+        );
+        let input = StepInput {
+            step: Step::Create,
+            secret_name: "db",
+            token: "t",
+            current: Some(&current),
+            pending: None,
+            admin: None,
+        };
+        let error = run_step(&config, &input).unwrap_err();
+        assert!(
+            error.reason.contains("cut to another role"),
+            "{}",
+            error.reason
+        );
+    }
 
     #[test]
     fn alternates_between_user_and_clone() {

@@ -147,14 +147,16 @@ fn run_command(
         })?;
     let (status, stdout) = match outcome {
         Outcome::Exited { status, stdout } => (status, stdout),
-        Outcome::TimedOut => return Err(RotatorFailure {
-            reason: format!(
+        Outcome::TimedOut => {
+            return Err(RotatorFailure {
+                reason: format!(
                 "the rotator command {path:?} did not finish step {} within {} s and was killed",
                 input.step,
                 timeout.as_secs()
             ),
-            timed_out: true,
-        }),
+                timed_out: true,
+            })
+        }
     };
     if !status.success() {
         let how = match status.code() {

@@ -58,6 +58,18 @@ impl Schedule {
         }
     }
 
+    /// Refuses a schedule with no rotation after `now` (30 February, only past years): it
+    /// would be saved and then silently never rotate. Checked when a schedule is set, not
+    /// when a stored one is read: a schedule may end after it was saved.
+    pub fn check_fires(&self, now: Timestamp) -> Result<(), ScheduleError> {
+        match self {
+            Schedule::Cron(cron) if cron.next_after(now).is_none() => Err(bad(format!(
+                "{self} never fires: no minute from now until {LAST_YEAR} matches it (a day that does not exist in the month, like 30 February, or only past years); check the day-of-month, month and year"
+            ))),
+            _ => Ok(()),
+        }
+    }
+
     /// The first rotation due after `last` (the last rotation, or when rotation was set up).
     pub fn next_after(&self, last: Timestamp) -> Option<Timestamp> {
         match self {
@@ -620,6 +632,31 @@ mod tests {
             .unwrap()
             .next_after(at("2026-06-01T00:00:00Z"))
             .is_none());
+    }
+
+    #[test]
+    fn a_schedule_that_never_fires_is_refused_when_set() {
+        let now = at("2026-06-01T00:00:00Z");
+        for expr in [
+            "cron(0 0 30 2 ? *)",
+            "cron(0 0 31 4,6,9,11 ? *)",
+            "cron(0 4 1 * ? 2020)",
+        ] {
+            let err = Schedule::parse(expr)
+                .unwrap()
+                .check_fires(now)
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("never fires"), "{expr}: {err}");
+        }
+        Schedule::parse("cron(0 4 1 * ? 2026)")
+            .unwrap()
+            .check_fires(now)
+            .unwrap();
+        Schedule::parse("rate(1 day)")
+            .unwrap()
+            .check_fires(now)
+            .unwrap();
     }
 
     #[test]

@@ -122,8 +122,14 @@ fn parse_schedule(text: &str) -> Result<Schedule> {
 fn checked_timing(
     schedule: Option<&str>,
     window: Option<&str>,
+    now: Timestamp,
 ) -> Result<(Option<Schedule>, Option<i64>)> {
     let schedule = schedule.map(parse_schedule).transpose()?;
+    if let Some(schedule) = &schedule {
+        schedule
+            .check_fires(now)
+            .map_err(|e| Error::invalid("rotation schedule", e.to_string()))?;
+    }
     let window_ms = window
         .map(|w| parse_duration(w).map_err(|e| Error::invalid("rotation window", e.to_string())))
         .transpose()?;
@@ -160,7 +166,7 @@ pub fn preview_schedule(
     now: Timestamp,
     count: usize,
 ) -> Result<SchedulePreview> {
-    let (parsed, window_ms) = checked_timing(Some(schedule), window)?;
+    let (parsed, window_ms) = checked_timing(Some(schedule), window, now)?;
     let parsed = parsed.ok_or_else(|| Error::invalid("rotation schedule", "it is empty"))?;
     let mut next: Vec<Timestamp> = Vec::new();
     let mut after = last_rotated.unwrap_or(now);
@@ -273,8 +279,11 @@ impl Vault {
             .rotator
             .validate()
             .map_err(|reason| RotationError::InvalidConfig { reason })?;
-        let (schedule, window_ms) =
-            checked_timing(settings.schedule.as_deref(), settings.window.as_deref())?;
+        let (schedule, window_ms) = checked_timing(
+            settings.schedule.as_deref(),
+            settings.window.as_deref(),
+            Timestamp::now(),
+        )?;
         let rotator = serde_json::to_string(&settings.rotator)
             .map_err(|e| Error::invalid("rotator configuration", e.to_string()))?;
         let event = AuditEvent::new("configure_rotation")
