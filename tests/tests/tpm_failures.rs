@@ -3,6 +3,7 @@
 //! one sentence with the right exit code, and the recovery code must bring the vault back.
 
 use std::net::TcpStream;
+use std::os::unix::fs::PermissionsExt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread;
@@ -685,4 +686,35 @@ fn binding_to_a_resettable_pcr_warns() {
         .run()
         .ok();
     assert!(!run.stderr.contains("can be reset"), "{run}");
+}
+
+/// With XDG_RUNTIME_DIR naming a directory that does not exist, `secret get` said the
+/// TPM was busy ("No such file or directory"). Now the missing directory is created when
+/// it sits in a directory of the user's own, and named when it cannot be.
+#[test]
+fn a_missing_runtime_directory_is_created_or_named_not_called_a_busy_tpm() {
+    let env = Env::new();
+    env.init();
+    env.create("app/token", b"token-value-123");
+    let own = env.file("marker", b"").with_file_name("new-runtime");
+    let run = env
+        .cmd(["--no-agent", "secret", "get", "app/token"])
+        .var("XDG_RUNTIME_DIR", &own)
+        .run()
+        .ok();
+    assert_eq!(run.stdout, b"token-value-123");
+    let mode = std::fs::metadata(&own).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o700);
+    let foreign = std::path::Path::new("/nonexistent-coffer-parent/run");
+    let run = env
+        .cmd(["--no-agent", "secret", "get", "app/token"])
+        .var("XDG_RUNTIME_DIR", foreign)
+        .run();
+    assert_ne!(run.code(), exit::BUSY, "{run}");
+    assert!(
+        run.stderr.contains("/nonexistent-coffer-parent/run"),
+        "{run}"
+    );
+    assert!(run.stderr.contains("does not exist"), "{run}");
+    assert!(!run.stderr.contains("busy"), "{run}");
 }

@@ -8,19 +8,58 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
+/// A missing `$XDG_RUNTIME_DIR` (a `su` or `sudo` session, a container, a cron job) is
+/// created 0700 when the directory above it is the user's own; otherwise the error says
+/// which directory is missing, rather than surfacing later as a busy TPM.
+fn ensure_base(base: &Path, uid: u32) -> io::Result<()> {
+    if base.is_dir() {
+        return Ok(());
+    }
+    let parent_is_ours = base
+        .parent()
+        .and_then(|p| fs::metadata(p).ok())
+        .is_some_and(|m| m.is_dir() && m.uid() == uid && m.permissions().mode() & 0o022 == 0);
+    if parent_is_ours {
+        match DirBuilder::new().mode(0o700).create(base) {
+            Ok(()) => return Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => return Ok(()),
+            Err(_) => {}
+        }
+    }
+    Err(io::Error::new(
+        io::ErrorKind::NotFound,
+        format!(
+            "XDG_RUNTIME_DIR is {}, which does not exist (and its parent is not yours to create it in); create it (mkdir -m 700), point XDG_RUNTIME_DIR at your runtime directory, or unset it",
+            base.display()
+        ),
+    ))
+}
+
 /// The user's private runtime directory for Coffer: `$XDG_RUNTIME_DIR/coffer`, else
 /// `/tmp/coffer-UID`. Created 0700; refused if someone else owns it or others can enter it.
 pub fn runtime_dir() -> io::Result<PathBuf> {
     // SAFETY: getuid has no preconditions and cannot fail.
     let uid = unsafe { libc::getuid() };
     let dir = match std::env::var_os("XDG_RUNTIME_DIR").filter(|d| !d.is_empty()) {
-        Some(base) => PathBuf::from(base).join("coffer"),
+        Some(base) => {
+            let base = PathBuf::from(base);
+            ensure_base(&base, uid)?;
+            base.join("coffer")
+        }
         None => std::env::temp_dir().join(format!("coffer-{uid}")),
     };
     match DirBuilder::new().mode(0o700).create(&dir) {
         Ok(()) => {}
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
-        Err(e) => return Err(e),
+        Err(e) => {
+            return Err(io::Error::new(
+                e.kind(),
+                format!(
+                    "cannot create Coffer's runtime directory {}: {e}",
+                    dir.display()
+                ),
+            ))
+        }
     }
     let meta = fs::symlink_metadata(&dir)?;
     if !meta.is_dir() || meta.uid() != uid {

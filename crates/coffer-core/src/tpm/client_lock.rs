@@ -31,7 +31,10 @@ impl ClientLock {
             tcti: tcti.to_owned(),
             reason: e.to_string(),
         };
-        let dir = crate::runtime::runtime_dir().map_err(io)?;
+        // A missing or unusable lock directory is not a busy TPM: say what is wrong.
+        let dir = crate::runtime::runtime_dir().map_err(|e| TpmError::LockDirectory {
+            reason: e.to_string(),
+        })?;
         let path = dir.join(format!(
             "tpm-{}.lock",
             crate::runtime::short_hash(tcti.as_bytes())

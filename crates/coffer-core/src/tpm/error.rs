@@ -129,6 +129,10 @@ pub enum TpmError {
         operation: &'static str,
     },
 
+    /// The directory that holds the TPM client lock cannot be used.
+    #[error("Coffer cannot take its TPM client lock: {reason}")]
+    LockDirectory { reason: String },
+
     /// Another Coffer process is using a TPM that serves one client at a time.
     #[error("the TPM at \"{tcti}\" is busy ({reason}); retry, or raise COFFER_BUSY_TIMEOUT_MS")]
     Busy { tcti: String, reason: String },
