@@ -2,7 +2,8 @@
 # The whole test suite, as CI runs it: installs what is missing, checks formatting and
 # lints, builds everything, then runs unit, property and system tests (each system test
 # starts its own swtpm on 127.0.0.1), the UI's component tests, the end-to-end tests of
-# the real app under Xvfb, and the demo launcher's self-test.
+# the real app under Xvfb, and the demo launcher's self-test; in between, a bounded
+# fuzzing run of every parser that takes outside input (fuzz/run.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source packaging/debian-deps.sh
@@ -23,6 +24,8 @@ echo "== cargo build"
 cargo build --workspace --locked
 echo "== cargo test"
 cargo test --workspace --locked --no-fail-fast
+echo "== fuzzing the parsers of outside input (bounded: FUZZ_SECONDS per target)"
+fuzz/run.sh
 echo "== UI component tests"
 (cd ui && npm test --silent)
 echo "== end-to-end tests in the real app"

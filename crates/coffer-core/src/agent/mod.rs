@@ -7,7 +7,7 @@
 //! exactly what the CLI can do locally, through the same code.
 
 mod client;
-mod frame;
+pub mod frame;
 mod peer;
 mod server;
 
