@@ -63,3 +63,73 @@ pub fn envelope(
     }
     aad
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every builder must depend on each identifier it is given and on its own domain:
+    /// an emptied or shortened builder would still "work" (sealing and opening use the
+    /// same one) while no longer binding a blob to its row.
+    #[test]
+    fn each_builder_binds_every_identifier_and_its_domain() {
+        let (v, k, s, n) = (
+            Uuid::new_v4(),
+            Uuid::new_v4(),
+            Uuid::new_v4(),
+            Uuid::new_v4(),
+        );
+        let other = Uuid::new_v4();
+        let distinct = |variants: Vec<Aad>| {
+            let bytes: Vec<Vec<u8>> = variants.iter().map(|a| a.as_bytes().to_vec()).collect();
+            for (i, a) in bytes.iter().enumerate() {
+                assert!(!a.is_empty());
+                for b in &bytes[i + 1..] {
+                    assert_ne!(a, b);
+                }
+            }
+        };
+        distinct(vec![
+            data_key(v, k, 1, s, n),
+            data_key(other, k, 1, s, n),
+            data_key(v, other, 1, s, n),
+            data_key(v, k, 2, s, n),
+            data_key(v, k, 1, other, n),
+            data_key(v, k, 1, s, other),
+        ]);
+        distinct(vec![
+            secret_value(v, s, n),
+            secret_value(other, s, n),
+            secret_value(v, other, n),
+            secret_value(v, s, other),
+        ]);
+        distinct(vec![
+            recovery(v, k, 1),
+            recovery(other, k, 1),
+            recovery(v, other, 1),
+            recovery(v, k, 2),
+        ]);
+        distinct(vec![
+            audit_key(v, k, 1),
+            audit_key(other, k, 1),
+            audit_key(v, other, 1),
+            audit_key(v, k, 2),
+        ]);
+        let ctx: BTreeMap<String, String> = [("app".to_owned(), "billing".to_owned())].into();
+        let ctx2: BTreeMap<String, String> = [("app".to_owned(), "orders".to_owned())].into();
+        distinct(vec![
+            envelope(v, k, 1, &ctx),
+            envelope(other, k, 1, &ctx),
+            envelope(v, other, 1, &ctx),
+            envelope(v, k, 2, &ctx),
+            envelope(v, k, 1, &ctx2),
+            envelope(v, k, 1, &BTreeMap::new()),
+        ]);
+        // The same identifiers under different domains never collide.
+        distinct(vec![
+            recovery(v, k, 1),
+            audit_key(v, k, 1),
+            envelope(v, k, 1, &BTreeMap::new()),
+        ]);
+    }
+}

@@ -217,3 +217,49 @@ pub fn generate_random(bytes: usize) -> Result<Zeroizing<Vec<u8>>> {
     OsRng.fill_bytes(&mut out);
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_encryption_context_over_8_kib_is_refused_at_the_limit() {
+        let at_limit: EncryptionContext = [("k".to_owned(), "v".repeat(8191))].into();
+        check_context(&at_limit).unwrap();
+        let over: EncryptionContext = [("k".to_owned(), "v".repeat(8192))].into();
+        assert!(matches!(
+            check_context(&over),
+            Err(Error::InvalidArgument {
+                what: "encryption context",
+                ..
+            })
+        ));
+        let many: EncryptionContext = (0..100)
+            .map(|i| (format!("key{i:03}"), "v".repeat(80)))
+            .collect();
+        assert!(check_context(&many).is_err(), "the limit is on the total");
+    }
+
+    #[test]
+    fn blobs_too_short_or_without_the_marker_are_refused_before_decryption() {
+        let key_id = Uuid::new_v4();
+        let mut blob = MAGIC.to_vec();
+        blob.extend_from_slice(key_id.as_bytes());
+        blob.extend_from_slice(&7u32.to_be_bytes());
+        blob.extend_from_slice(&[0u8; aead::OVERHEAD]);
+        let (id, version, sealed) = parse_blob(&blob).unwrap();
+        assert_eq!((id, version, sealed.len()), (key_id, 7, aead::OVERHEAD));
+        // One byte short of a header and an AEAD overhead.
+        assert!(matches!(
+            parse_blob(&blob[..blob.len() - 1]),
+            Err(Error::CiphertextInvalid)
+        ));
+        assert!(matches!(parse_blob(&[]), Err(Error::CiphertextInvalid)));
+        let mut wrong_marker = blob.clone();
+        wrong_marker[0] ^= 0x20;
+        assert!(matches!(
+            parse_blob(&wrong_marker),
+            Err(Error::CiphertextInvalid)
+        ));
+    }
+}
