@@ -249,7 +249,46 @@ fn another_user_is_refused_even_if_the_socket_is_reachable() {
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).expect("chmod dir");
     }
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o777)).expect("chmod socket");
-    // The other user runs the real client, pointed straight at the socket.
+    // The real client of the other user refuses to talk to an agent it does not own (see
+    // the next test), so the other user speaks the frame protocol by hand: the agent's own
+    // SO_PEERCRED check is what stands guard here.
+    let raw_client = r#"
+import socket, struct, sys
+s = socket.socket(socket.AF_UNIX)
+s.connect(sys.argv[1])
+body = b'{"GetSecretValue":{"name":"private"}}'
+try:
+    s.sendall(struct.pack('>I', len(body)) + body)
+except OSError:
+    pass
+(length,) = struct.unpack('>I', s.recv(4))
+data = b''
+while len(data) < length:
+    chunk = s.recv(length - len(data))
+    if not chunk:
+        break
+    data += chunk
+print(data.decode())
+"#;
+    let out = Command::new("setpriv")
+        .args([
+            format!("--reuid={uid}"),
+            format!("--regid={gid}"),
+            "--clear-groups".to_owned(),
+        ])
+        .args(["python3", "-c", raw_client])
+        .arg(&path)
+        .env_clear()
+        .output()
+        .expect("run a raw client as another user");
+    let reply = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        reply.contains(&format!("uid {uid} was refused")),
+        "{reply} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!reply.contains("value-other-user-must-not-see"));
+    // The other user's real client refuses the socket before sending anything.
     let out = Command::new("setpriv")
         .args([
             format!("--reuid={uid}"),
@@ -265,11 +304,8 @@ fn another_user_is_refused_even_if_the_socket_is_reachable() {
         .output()
         .expect("run a client as another user");
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(exit::AUTH), "refused: {stderr}");
-    assert!(
-        stderr.contains(&format!("uid {uid} was refused")),
-        "{stderr}"
-    );
+    assert_ne!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("not to you"), "{stderr}");
     assert!(!String::from_utf8_lossy(&out.stdout).contains("value-other-user-must-not-see"));
     let refused = env.audit();
     assert!(
@@ -522,4 +558,75 @@ fn inject_and_env_refuse_what_would_write_or_run_elsewhere() {
         String::from_utf8_lossy(&fish.stdout).contains("set -gx APP_USER 'app-user-value'"),
         "{fish}"
     );
+}
+
+/// The client's side of the same rule: a socket in a directory others can write, or one
+/// served by another user's process, is refused before a request (which may carry a value
+/// or a PIN) is sent.
+#[test]
+fn the_client_refuses_an_agent_socket_it_cannot_trust() {
+    let Some((uid, gid)) = other_user() else {
+        panic!("this test creates a second user and must run as root (CI does)");
+    };
+    let env = Env::new();
+    env.init();
+    env.create("mine", b"my-value-123456");
+    // A directory anyone can write: a socket there could be anyone's.
+    let shared = env.dir.path().join("shared");
+    std::fs::create_dir(&shared).unwrap();
+    std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o777)).unwrap();
+    env.cmd(["secret", "get", "mine"])
+        .var("COFFER_AGENT_SOCKET", shared.join("agent.sock"))
+        .run()
+        .fails_any(exit::FAILURE, &["can be written by other users"]);
+    // A private directory of ours, but the socket is served by another user.
+    // The fake binds in our directory as root, then becomes the other user before it
+    // listens: SO_PEERCRED reports who listened.
+    let private = env.dir.path().join("private");
+    std::fs::create_dir(&private).unwrap();
+    std::fs::set_permissions(&private, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let socket = private.join("fake-agent.sock");
+    let fake = Command::new("python3")
+        .args([
+            "-c",
+            "import os,socket,sys,time\n\
+             s=socket.socket(socket.AF_UNIX); s.bind(sys.argv[1])\n\
+             os.setgid(int(sys.argv[3])); os.setuid(int(sys.argv[2]))\n\
+             s.listen(1); print('ready', flush=True)\n\
+             c,_=s.accept(); time.sleep(5)",
+        ])
+        .arg(&socket)
+        .arg(uid.to_string())
+        .arg(gid.to_string())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("start a fake agent as another user");
+    let mut fake = scopeguard_kill(fake);
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(fake.0.stdout.as_mut().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    let run = env
+        .cmd(["secret", "get", "mine"])
+        .var("COFFER_AGENT_SOCKET", &socket)
+        .run();
+    assert!(run.stderr.contains(&format!("uid {uid}")), "{run}");
+    assert!(run.stderr.contains("not by you"), "{run}");
+    assert!(run.stdout.is_empty(), "{run}");
+}
+
+/// Kills a child process when the test ends, however it ends.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn scopeguard_kill(child: std::process::Child) -> KillOnDrop {
+    KillOnDrop(child)
 }

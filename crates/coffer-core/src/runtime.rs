@@ -98,12 +98,52 @@ pub fn short_hash(bytes: &[u8]) -> String {
         .collect()
 }
 
+/// Refuses a directory that is not the user's own or that other users can write.
+pub fn check_private_dir(dir: &Path, what: &str) -> io::Result<()> {
+    // SAFETY: getuid has no preconditions and cannot fail.
+    let uid = unsafe { libc::getuid() };
+    let meta = fs::metadata(dir)?;
+    if !meta.is_dir() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{what} {} is not a directory", dir.display()),
+        ));
+    }
+    if meta.uid() != uid {
+        return Err(io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            format!(
+                "{what} {} belongs to uid {}, not to you; use a directory of your own",
+                dir.display(),
+                meta.uid()
+            ),
+        ));
+    }
+    if meta.permissions().mode() & 0o022 != 0 {
+        return Err(io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            format!(
+                "{what} {} can be written by other users (mode {:o}); run chmod go-w on it",
+                dir.display(),
+                meta.permissions().mode() & 0o7777
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// The socket of the agent for one vault file: one agent per vault, named by a hash of
 /// the vault's absolute path. `COFFER_AGENT_SOCKET` overrides it (for example for a
 /// socket forwarded into a container).
 pub fn socket_path(vault: &Path) -> io::Result<PathBuf> {
     if let Some(socket) = std::env::var_os("COFFER_AGENT_SOCKET").filter(|s| !s.is_empty()) {
-        return Ok(PathBuf::from(socket));
+        let socket = PathBuf::from(socket);
+        // The same rule as the default directory: a socket in a directory others can
+        // write could be replaced by theirs.
+        if let Some(dir) = socket.parent().filter(|d| !d.as_os_str().is_empty()) {
+            check_private_dir(dir, "COFFER_AGENT_SOCKET's directory")?;
+        }
+        return Ok(socket);
     }
     let absolute = if vault.is_absolute() {
         vault.to_path_buf()

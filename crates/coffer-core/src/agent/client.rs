@@ -19,6 +19,10 @@ pub enum AgentError {
     Broken(io::Error),
     #[error("agent socket: {0}")]
     Io(io::Error),
+    /// The socket is served by a process of another user: refused before anything is sent,
+    /// since it could be anyone's stand-in collecting values and PINs.
+    #[error("the agent socket {socket} is served by uid {uid}, not by you; remove it or unset COFFER_AGENT_SOCKET")]
+    Foreign { socket: PathBuf, uid: u32 },
     /// The agent answered with an error; `code` is the engine's error code.
     #[error("{message}")]
     Remote { code: String, message: String },
@@ -39,6 +43,15 @@ impl AgentClient {
         let path = super::socket_path(vault).map_err(AgentError::Io)?;
         match UnixStream::connect(&path) {
             Ok(stream) => {
+                let peer = super::peer::credentials(&stream).map_err(AgentError::Io)?;
+                // SAFETY: getuid has no preconditions and cannot fail.
+                let own = unsafe { libc::getuid() };
+                if peer.uid != own {
+                    return Err(AgentError::Foreign {
+                        socket: path,
+                        uid: peer.uid,
+                    });
+                }
                 stream
                     .set_read_timeout(Some(REQUEST_TIMEOUT))
                     .map_err(AgentError::Io)?;

@@ -19,8 +19,50 @@ use std::path::{Path, PathBuf};
 
 use rusqlite::{Connection, ErrorCode, OpenFlags, Transaction, TransactionBehavior};
 
+/// Refuses a vault whose directory others can write (they could swap the file or plant
+/// its `-wal`), and `-wal`/`-shm` files left by another user (SQLite would read them as
+/// part of the vault).
+fn check_location(path: &Path) -> Result<(), StoreError> {
+    let unsafe_location = |reason: String| StoreError::UnsafeLocation {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    crate::runtime::check_private_dir(&dir, "the vault's directory")
+        .map_err(|e| unsafe_location(e.to_string()))?;
+    // SAFETY: getuid has no preconditions and cannot fail.
+    let uid = unsafe { libc::getuid() };
+    for suffix in ["", "-wal", "-shm"] {
+        let mut file = path.as_os_str().to_owned();
+        file.push(suffix);
+        let file = PathBuf::from(file);
+        match fs::symlink_metadata(&file) {
+            Ok(meta) if meta.file_type().is_symlink() => {
+                return Err(unsafe_location(format!(
+                    "{} is a symbolic link; point COFFER_VAULT at the real file",
+                    file.display()
+                )))
+            }
+            Ok(meta) if std::os::unix::fs::MetadataExt::uid(&meta) != uid => {
+                return Err(unsafe_location(format!(
+                    "{} belongs to uid {}, not to you; remove it if it is not part of your vault",
+                    file.display(),
+                    std::os::unix::fs::MetadataExt::uid(&meta)
+                )))
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
+    #[error("refusing the vault at {path}: {reason}")]
+    UnsafeLocation { path: PathBuf, reason: String },
     #[error("no vault at {path}: create one with `coffer init` or point COFFER_VAULT / --vault at an existing vault file")]
     NotFound { path: PathBuf },
     #[error("a vault already exists at {path}; choose another path with --vault or remove the old file first")]
@@ -86,13 +128,22 @@ impl Store {
         }
         // Create the file ourselves so it is 0600 from its first byte; SQLite gives its
         // -wal and -shm companions the same mode as the database file.
+        check_location(path)?;
         match OpenOptions::new()
             .write(true)
             .create_new(true)
             .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW)
             .open(path)
         {
-            Ok(_) => {}
+            // Permissions are set on the file we created, never through a path that could
+            // have become a symlink since.
+            Ok(file) => file
+                .set_permissions(fs::Permissions::from_mode(0o600))
+                .map_err(|source| StoreError::Filesystem {
+                    path: path.to_path_buf(),
+                    source,
+                })?,
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
                 return Err(StoreError::AlreadyExists {
                     path: path.to_path_buf(),
@@ -105,12 +156,6 @@ impl Store {
                 })
             }
         }
-        fs::set_permissions(path, fs::Permissions::from_mode(0o600)).map_err(|source| {
-            StoreError::Filesystem {
-                path: path.to_path_buf(),
-                source,
-            }
-        })?;
         Self::connect(path, true)
     }
 
@@ -121,6 +166,7 @@ impl Store {
                 path: path.to_path_buf(),
             });
         }
+        check_location(path)?;
         Self::connect(path, false)
     }
 
@@ -161,6 +207,13 @@ impl Store {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Moves the write-ahead log into the file and empties it, so that pages a purge just
+    /// overwrote (`secure_delete`) do not live on as old copies in the WAL. Best effort:
+    /// a reader holding a snapshot can keep part of the log until it finishes.
+    pub fn checkpoint(&self) {
+        let _ = self.conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);");
     }
 
     pub fn conn(&self) -> &Connection {
@@ -251,6 +304,39 @@ mod tests {
         fs::write(&path, vec![0x42u8; 8192]).unwrap();
         let err = Store::open(&path).err().unwrap();
         assert!(matches!(err, StoreError::Corrupt { .. }), "{err:?}");
+    }
+
+    #[test]
+    fn a_vault_others_could_tamper_with_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let vaults = dir.path().join("vaults");
+        let path = vaults.join("vault.db");
+        drop(Store::create(&path).unwrap());
+        // A directory others can write: they could swap the file or plant its WAL.
+        fs::set_permissions(&vaults, fs::Permissions::from_mode(0o777)).unwrap();
+        let err = Store::open(&path).err().unwrap();
+        assert!(matches!(err, StoreError::UnsafeLocation { .. }), "{err:?}");
+        assert!(err.to_string().contains("chmod go-w"), "{err}");
+        assert!(matches!(
+            Store::create(&vaults.join("other.db")),
+            Err(StoreError::UnsafeLocation { .. })
+        ));
+        fs::set_permissions(&vaults, fs::Permissions::from_mode(0o700)).unwrap();
+        Store::open(&path).unwrap();
+        // A vault path that is a symlink is not followed.
+        let link = vaults.join("link.db");
+        std::os::unix::fs::symlink(&path, &link).unwrap();
+        let err = Store::open(&link).err().unwrap();
+        assert!(err.to_string().contains("symbolic link"), "{err}");
+        // SAFETY: getuid has no preconditions.
+        if unsafe { libc::getuid() } == 0 {
+            // A -wal file of another user's would be read as part of the vault.
+            let wal = vaults.join("vault.db-wal");
+            fs::write(&wal, b"").unwrap();
+            std::os::unix::fs::chown(&wal, Some(65534), Some(65534)).unwrap();
+            let err = Store::open(&path).err().unwrap();
+            assert!(err.to_string().contains("uid 65534"), "{err}");
+        }
     }
 
     #[test]

@@ -519,6 +519,8 @@ impl Vault {
                 Ok(())
             })?;
         }
+        // Purged wrapped keys must not live on in the write-ahead log.
+        self.store.checkpoint();
         Ok(())
     }
 }

@@ -893,7 +893,7 @@ impl Vault {
             }
         }
         let event = AuditEvent::new("delete_secret").secret(None, name.as_str());
-        self.write(event, |tx, keyring, event| {
+        let deleted = self.write(event, |tx, keyring, event| {
             let mut secret = any_secret(tx, &keyring.integrity(), &name)?;
             event.secret_id = Some(secret.id);
             let now = Timestamp::now();
@@ -922,7 +922,12 @@ impl Vault {
                     Ok(Some(purge_at))
                 }
             }
-        })
+        })?;
+        if deleted.is_none() {
+            // A forced deletion destroyed the wrapped data keys: not in the WAL either.
+            self.store.checkpoint();
+        }
+        Ok(deleted)
     }
 
     /// Cancels a scheduled deletion.
