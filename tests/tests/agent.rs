@@ -270,12 +270,7 @@ while len(data) < length:
     data += chunk
 print(data.decode())
 "#;
-    let out = Command::new("setpriv")
-        .args([
-            format!("--reuid={uid}"),
-            format!("--regid={gid}"),
-            "--clear-groups".to_owned(),
-        ])
+    let out = as_user(uid, gid)
         .args(["python3", "-c", raw_client])
         .arg(&path)
         .env_clear()
@@ -289,12 +284,7 @@ print(data.decode())
     );
     assert!(!reply.contains("value-other-user-must-not-see"));
     // The other user's real client refuses the socket before sending anything.
-    let out = Command::new("setpriv")
-        .args([
-            format!("--reuid={uid}"),
-            format!("--regid={gid}"),
-            "--clear-groups".to_owned(),
-        ])
+    let out = as_user(uid, gid)
         .arg(coffer_system_tests::coffer_bin())
         .args(["secret", "get", "private"])
         .env_clear()
@@ -615,6 +605,17 @@ fn the_client_refuses_an_agent_socket_it_cannot_trust() {
     assert!(run.stderr.contains(&format!("uid {uid}")), "{run}");
     assert!(run.stderr.contains("not by you"), "{run}");
     assert!(run.stdout.is_empty(), "{run}");
+}
+
+/// A command that runs as the test's second user (see `other_user`).
+fn as_user(uid: u32, gid: u32) -> Command {
+    let mut command = Command::new("setpriv");
+    command.args([
+        format!("--reuid={uid}"),
+        format!("--regid={gid}"),
+        "--clear-groups".to_owned(),
+    ]);
+    command
 }
 
 /// Kills a child process when the test ends, however it ends.

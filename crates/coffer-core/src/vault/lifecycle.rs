@@ -198,12 +198,7 @@ impl Vault {
             return Ok(());
         }
         let pin = PinAuth::derive(self.vault_id.as_bytes(), pin);
-        let default = key_rows::default_key(self.store.conn())?;
-        let first = key_rows::newest_key_version(self.store.conn(), default.id)?.ok_or(
-            StoreError::Missing {
-                what: "default key version",
-            },
-        )?;
+        let first = self.unlocking_version()?;
         let primary_name = meta::get(self.store.conn(), meta::PRIMARY_NAME)?;
         let recorded = primary_name.is_some();
         let unlocked = Keyring::unlock(tcti, pin, self.vault_id, &first, primary_name);
@@ -433,14 +428,21 @@ impl Vault {
     fn unseal_with(&self, pin: &str) -> Result<()> {
         let keyring = self.keyring.as_ref().ok_or(Error::Locked)?;
         let pin = PinAuth::derive(self.vault_id.as_bytes(), pin);
-        let default = key_rows::default_key(self.store.conn())?;
-        let first = key_rows::newest_key_version(self.store.conn(), default.id)?.ok_or(
-            StoreError::Missing {
-                what: "default key version",
-            },
-        )?;
+        let first = self.unlocking_version()?;
         let primary_name = meta::get(self.store.conn(), meta::PRIMARY_NAME)?;
         Keyring::unlock(keyring.tcti(), pin, self.vault_id, &first, primary_name).map(drop)
+    }
+
+    /// The key version an unseal proves the PIN with: the default key's newest.
+    fn unlocking_version(&self) -> Result<key_rows::KeyVersionRow> {
+        let default = key_rows::default_key(self.store.conn())?;
+        Ok(
+            key_rows::newest_key_version(self.store.conn(), default.id)?.ok_or(
+                StoreError::Missing {
+                    what: "default key version",
+                },
+            )?,
+        )
     }
 
     /// Computes the row MACs of a vault written before they existed, once: the audit
