@@ -83,7 +83,9 @@ describe('rotation schedules', () => {
     expect(describeSchedule(null)).toBe('On demand only');
     expect(scheduleShort('rate(1 hour)')).toBe('Every hour');
     expect(scheduleShort('cron(0 4 ? * SUN *)')).toBe('Cron (UTC)');
-    expect(describeWindow('2h')).toBe('Starts within 2h of the scheduled time');
+    expect(describeWindow('2h')).toBe(
+      'Starts within 2h of the scheduled time; a window missed (computer off) waits for the next',
+    );
     expect(describeWindow(null)).toBe('None');
   });
 });

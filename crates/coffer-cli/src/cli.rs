@@ -188,7 +188,8 @@ pub struct RotateArgs {
     /// Rotate on this schedule: rate(N hours|days) or cron(MIN HOUR DOM MONTH DOW YEAR), UTC.
     #[arg(long, value_name = "EXPR")]
     pub schedule: Option<String>,
-    /// How long after the scheduled time a rotation may start (e.g. 2h).
+    /// How long after the scheduled time a rotation may start (e.g. 2h). Enforced: when
+    /// the window passes unused (the computer was off), the rotation waits for the next.
     #[arg(long, value_name = "DURATION")]
     pub window: Option<String>,
     /// command rotator: the executable, called as PATH [ARGS] STEP NAME TOKEN with the

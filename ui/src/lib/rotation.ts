@@ -138,9 +138,12 @@ export function scheduleShort(schedule: string | null | undefined): string {
   return scheduleParts(schedule).words ?? 'Cron (UTC)';
 }
 
-/** "Starts within 2h of the scheduled time", or "None". */
+/** "Starts within 2h of the scheduled time; …", or "None". A window is enforced: a
+ * scheduled rotation whose window passed unused waits for the next one. */
 export function describeWindow(window: string | null | undefined): string {
-  return window ? `Starts within ${window} of the scheduled time` : 'None';
+  return window
+    ? `Starts within ${window} of the scheduled time; a window missed (computer off) waits for the next`
+    : 'None';
 }
 
 // ---------- rotators ----------

@@ -84,6 +84,36 @@ impl Schedule {
         }
     }
 
+    /// When a rotation scheduled for `scheduled` may start, given that it may only run
+    /// within `window_ms` of an occurrence of this schedule. While that window is still
+    /// open at `now` it is `scheduled`; once it has closed with nothing run (the machine
+    /// was off or asleep), the rotation waits for the first later occurrence whose window
+    /// has not closed, in the schedule's own cadence: a window exists so that rotations
+    /// happen when the owner said they may (a maintenance slot), not whenever a laptop
+    /// wakes up.
+    pub fn window_start(
+        &self,
+        scheduled: Timestamp,
+        window_ms: i64,
+        now: Timestamp,
+    ) -> Option<Timestamp> {
+        let window_ms = window_ms.max(1);
+        if now.0 < scheduled.0.saturating_add(window_ms) {
+            return Some(scheduled);
+        }
+        match self {
+            Schedule::Rate { .. } => {
+                let period = self.min_interval_ms();
+                let periods = (now.0 - window_ms - scheduled.0) / period + 1;
+                Some(Timestamp(
+                    scheduled.0.saturating_add(periods.saturating_mul(period)),
+                ))
+            }
+            // The first firing after `now - window` is the first whose window is still open.
+            Schedule::Cron(cron) => cron.next_after(Timestamp(now.0 - window_ms)),
+        }
+    }
+
     /// The shortest time between two rotations, used to check the window fits.
     fn min_interval_ms(&self) -> i64 {
         match self {
@@ -542,6 +572,81 @@ mod tests {
             .next_after(at(after))
             .unwrap()
             .rfc3339()
+    }
+
+    fn window_start(expr: &str, scheduled: &str, window: &str, now: &str) -> String {
+        Schedule::parse(expr)
+            .unwrap()
+            .window_start(at(scheduled), parse_duration(window).unwrap(), at(now))
+            .unwrap()
+            .rfc3339()
+    }
+
+    #[test]
+    fn a_rotation_waits_for_an_open_window() {
+        let daily_4am = "cron(0 4 * * ? *)";
+        // Inside the window, or before it opens: the scheduled time stands.
+        for now in [
+            "2026-03-01T03:00:00Z",
+            "2026-03-01T04:00:00Z",
+            "2026-03-01T05:59:59Z",
+        ] {
+            assert_eq!(
+                window_start(daily_4am, "2026-03-01T04:00:00Z", "2h", now),
+                "2026-03-01T04:00:00Z",
+                "{now}"
+            );
+        }
+        // The window closed (its end is exclusive) with nothing run: the next day's.
+        for now in ["2026-03-01T06:00:00Z", "2026-03-01T23:00:00Z"] {
+            assert_eq!(
+                window_start(daily_4am, "2026-03-01T04:00:00Z", "2h", now),
+                "2026-03-02T04:00:00Z",
+                "{now}"
+            );
+        }
+        // Three days asleep: the next window is still the next 04:00, not a catch-up.
+        assert_eq!(
+            window_start(
+                daily_4am,
+                "2026-03-01T04:00:00Z",
+                "2h",
+                "2026-03-04T05:00:00Z"
+            ),
+            "2026-03-04T04:00:00Z"
+        );
+        assert_eq!(
+            window_start(
+                daily_4am,
+                "2026-03-01T04:00:00Z",
+                "2h",
+                "2026-03-04T07:00:00Z"
+            ),
+            "2026-03-05T04:00:00Z"
+        );
+    }
+
+    #[test]
+    fn a_rate_keeps_its_cadence_when_a_window_is_missed() {
+        let every_6h = "rate(6 hours)";
+        let scheduled = "2026-03-01T00:00:00Z";
+        assert_eq!(
+            window_start(every_6h, scheduled, "1h", "2026-03-01T00:59:00Z"),
+            scheduled
+        );
+        assert_eq!(
+            window_start(every_6h, scheduled, "1h", "2026-03-01T01:00:00Z"),
+            "2026-03-01T06:00:00Z"
+        );
+        // Two periods and a bit later, inside the third window.
+        assert_eq!(
+            window_start(every_6h, scheduled, "1h", "2026-03-01T12:30:00Z"),
+            "2026-03-01T12:00:00Z"
+        );
+        assert_eq!(
+            window_start(every_6h, scheduled, "1h", "2026-03-01T13:00:00Z"),
+            "2026-03-01T18:00:00Z"
+        );
     }
 
     #[test]

@@ -484,6 +484,45 @@ fn scheduler_catches_up_once_after_downtime() {
 }
 
 #[test]
+fn a_scheduled_rotation_runs_only_inside_its_window() {
+    let mut f = fixture();
+    create(&mut f.vault, "win/db", "v0");
+    let t0 = Timestamp::now();
+    f.vault
+        .configure_rotation(
+            "win/db",
+            &RotationSettings {
+                schedule: Some("rate(6 hours)".into()),
+                window: Some("1h".into()),
+                rotator: RotatorConfig::named("generate").unwrap(),
+            },
+        )
+        .unwrap();
+    let hour = 3_600_000;
+    let first = f
+        .vault
+        .rotation_info("win/db")
+        .unwrap()
+        .next_rotation
+        .unwrap();
+    assert!((first.0 - (t0.0 + 6 * hour)).abs() < 60_000);
+    // The machine was off through the first window: nothing runs when it wakes.
+    let woke = Timestamp(first.0 + hour + 60_000);
+    assert!(f.vault.due_rotations(woke).unwrap().is_empty());
+    let report = f.vault.run_due(woke).unwrap();
+    assert!(report.rotated.is_empty(), "{report:?}");
+    // The next window, in the schedule's cadence, is when it runs.
+    assert_eq!(report.next_due, Some(Timestamp(first.0 + 6 * hour)));
+    assert_eq!(f.vault.list_secret_versions("win/db").unwrap().len(), 1);
+    let inside = Timestamp(first.0 + 6 * hour + 30 * 60_000);
+    assert_eq!(f.vault.run_due(inside).unwrap().rotated, ["win/db"]);
+    assert_eq!(f.vault.list_secret_versions("win/db").unwrap().len(), 2);
+    // "Rotate now" is the owner's explicit choice: the window does not hold it back.
+    f.vault.rotate_secret("win/db").unwrap();
+    assert_eq!(f.vault.list_secret_versions("win/db").unwrap().len(), 3);
+}
+
+#[test]
 fn rewrap_moves_every_data_key_to_the_newest_version_without_touching_values() {
     let mut f = fixture();
     let requests: Vec<CreateSecret> = (0..2500)

@@ -56,6 +56,10 @@ pub struct AuditEvent {
     /// "ok", or the error's code.
     pub result: String,
     pub detail: String,
+    /// Who the event is for, when that is fixed before it is written: a read queued for
+    /// a batch is recorded under the client that made it, not whoever's request happens
+    /// to flush the batch (the agent serves many clients). `None`: the writer's actor.
+    pub actor: Option<Actor>,
 }
 
 impl AuditEvent {
@@ -69,6 +73,7 @@ impl AuditEvent {
             key_id: None,
             result: "ok".to_owned(),
             detail: String::new(),
+            actor: None,
         }
     }
 
@@ -154,7 +159,8 @@ pub struct AuditVerification {
     pub pending: u64,
 }
 
-fn row_for(event: &AuditEvent, actor: &Actor, seq: i64) -> AuditRow {
+fn row_for(event: &AuditEvent, writer: &Actor, seq: i64) -> AuditRow {
+    let actor = event.actor.as_ref().unwrap_or(writer);
     AuditRow {
         seq,
         at: event.at.millis(),

@@ -163,7 +163,8 @@ impl Vault {
         Ok(())
     }
 
-    fn queue_read(&mut self, event: AuditEvent) -> Result<()> {
+    fn queue_read(&mut self, mut event: AuditEvent) -> Result<()> {
+        event.actor = Some(self.actor.clone());
         self.pending_reads.push(event);
         let since = *self.pending_since.get_or_insert_with(Instant::now);
         if self.pending_reads.len() >= READ_AUDIT_BATCH || since.elapsed() >= READ_AUDIT_DELAY {

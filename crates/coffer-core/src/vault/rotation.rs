@@ -195,6 +195,27 @@ fn next_rotation(row: &RotationRow) -> Result<Option<i64>> {
     Ok(schedule.next_after(base).map(Timestamp::millis))
 }
 
+/// When the scheduled rotation may start: its next occurrence, moved on to a later one
+/// when it has a window that closed with nothing run (see [`Schedule::window_start`]).
+/// Computed, not stored, so reading the status writes nothing.
+fn scheduled_start(row: &RotationRow, now: i64) -> Option<i64> {
+    let at = row.next_rotation_at?;
+    let (Some(window), Some(text)) = (row.window_ms, &row.schedule) else {
+        return Some(at);
+    };
+    match Schedule::parse(text) {
+        Ok(schedule) => schedule
+            .window_start(Timestamp(at), window, Timestamp(now))
+            .map(Timestamp::millis),
+        // Checked when it was set; a schedule that no longer parses is reported by
+        // `info`, and keeps its stored time here.
+        Err(_) => Some(at),
+    }
+}
+
+/// Whether the scheduler should work on this secret now. A rotation in progress always
+/// is (a PENDING version left waiting is worse than finishing outside the window); its
+/// retries wait for their backoff. A scheduled one waits for its window.
 fn is_due(row: &RotationRow, now: i64) -> bool {
     if !row.enabled {
         return false;
@@ -202,7 +223,7 @@ fn is_due(row: &RotationRow, now: i64) -> bool {
     if row.next_retry_at.is_some_and(|at| at > now) {
         return false;
     }
-    row.token.is_some() || row.next_rotation_at.is_some_and(|at| at <= now)
+    row.token.is_some() || scheduled_start(row, now).is_some_and(|at| at <= now)
 }
 
 fn info(name: &str, row: &RotationRow, now: i64) -> Result<RotationInfo> {
@@ -214,7 +235,7 @@ fn info(name: &str, row: &RotationRow, now: i64) -> Result<RotationInfo> {
         RotationState::Failing
     } else if row.token.is_some() {
         RotationState::InProgress
-    } else if row.next_rotation_at.is_some_and(|at| at <= now) {
+    } else if scheduled_start(row, now).is_some_and(|at| at <= now) {
         RotationState::Overdue
     } else {
         RotationState::Scheduled
@@ -227,7 +248,7 @@ fn info(name: &str, row: &RotationRow, now: i64) -> Result<RotationInfo> {
         rotator,
         state,
         last_rotated: row.last_rotated_at.map(Timestamp),
-        next_rotation: row.next_rotation_at.map(Timestamp),
+        next_rotation: scheduled_start(row, now).map(Timestamp),
         token: row.token.clone(),
         step: row.step.as_deref().and_then(Step::parse),
         attempts: row.attempts,
@@ -731,7 +752,7 @@ impl Vault {
             }
         }
         if work == DueWork::KeysOnly {
-            report.next_due = self.next_due()?;
+            report.next_due = self.next_due(now)?;
             return Ok(report);
         }
         for key_id in self.keys_to_rewrap()? {
@@ -758,7 +779,7 @@ impl Vault {
                 }),
             }
         }
-        report.next_due = self.next_due()?;
+        report.next_due = self.next_due(now)?;
         Ok(report)
     }
 
@@ -793,7 +814,7 @@ impl Vault {
     }
 
     /// When the scheduler next has something to do, if ever.
-    pub fn next_due(&mut self) -> Result<Option<Timestamp>> {
+    pub fn next_due(&mut self, now: Timestamp) -> Result<Option<Timestamp>> {
         let conn = self.store.conn();
         let secrets = rows::all(conn)?
             .into_iter()
@@ -802,7 +823,7 @@ impl Vault {
                 |(_, r)| match (r.token.is_some(), r.next_retry_at, r.next_rotation_at) {
                     (_, Some(retry), _) => Some(retry),
                     (true, None, _) => Some(0),
-                    (false, None, next) => next,
+                    (false, None, _) => scheduled_start(&r, now.millis()),
                 },
             );
         let keys = rows::all_key_rotations(conn)?

@@ -277,6 +277,43 @@ fn reads_are_audited_even_when_batched() {
 }
 
 #[test]
+fn a_batched_read_is_recorded_under_the_client_that_made_it() {
+    let mut f = fixture();
+    create(&mut f.vault, "shared/token", "v");
+    let reader = Actor {
+        uid: 1000,
+        pid: 4242,
+        process: "reader".into(),
+    };
+    let writer = Actor {
+        uid: 1000,
+        pid: 5353,
+        process: "writer".into(),
+    };
+    // As the agent does: one vault, a different actor for each client's request.
+    let own = f.vault.set_actor(reader);
+    f.vault
+        .get_secret_value("shared/token", &VersionSelector::default())
+        .unwrap();
+    f.vault.set_actor(writer);
+    // The writer's write flushes the reader's queued read in the same transaction.
+    create(&mut f.vault, "shared/other", "w");
+    f.vault.set_actor(own);
+    let entries = f.vault.audit_list(None, None, 100).unwrap();
+    let read = entries
+        .iter()
+        .find(|e| e.operation == "get_secret_value")
+        .unwrap();
+    assert_eq!((read.pid, read.process.as_str()), (4242, "reader"));
+    let write = entries
+        .iter()
+        .find(|e| e.secret_name.as_deref() == Some("shared/other"))
+        .unwrap();
+    assert_eq!((write.pid, write.process.as_str()), (5353, "writer"));
+    assert_eq!(f.vault.audit_verify().unwrap().pending, 0);
+}
+
+#[test]
 fn values_never_reach_the_file_in_plaintext_and_debug_is_redacted() {
     let mut f = fixture();
     let marker = "MARKER-7f3a9c1e5b2d4f6a8c0e";
