@@ -367,6 +367,40 @@ fn forged_unchained_audit_entry_is_not_laundered() {
     );
 }
 
+/// Failed unlocks are recorded while the vault is locked, without a MAC. An attacker who
+/// guessed PINs through Coffer and then deleted those entries must not get a clean log:
+/// the TPM counted the attempts, and the next unlock says so in the chain for good.
+#[test]
+fn deleted_failed_unlocks_are_reported_by_verify() {
+    let env = Env::new();
+    env.init();
+    env.create("guarded", b"guarded-value-123");
+    let wrong = "wrong-pin-Zz9q";
+    env.sensitive(wrong);
+    for _ in 0..2 {
+        env.coffer_with_pin(wrong, &["secret", "get", "guarded"])
+            .fails(exit::AUTH, "wrong PIN");
+    }
+    let db = env.db();
+    let deleted = db
+        .execute("DELETE FROM audit_log WHERE mac IS NULL", [])
+        .unwrap();
+    assert_eq!(deleted, 2, "two failed unlocks were waiting to be chained");
+    drop(db);
+    let verify = env.coffer(&["audit", "verify"]).ok().text();
+    assert!(
+        verify.contains("WARNING")
+            && verify.contains("2 failed unlock(s) the TPM counted have no entry in the log"),
+        "{verify}"
+    );
+    let json = env.coffer(&["audit", "verify", "-o", "json"]).ok().json();
+    assert_eq!(
+        json["findings"].as_array().map(Vec::len),
+        Some(1),
+        "{json:#}"
+    );
+}
+
 #[test]
 fn truncated_vault_is_reported_as_damaged() {
     let env = Env::new();

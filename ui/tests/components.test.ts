@@ -8,6 +8,7 @@ vi.mock('@tauri-apps/api/event', () => ({ listen: vi.fn(async () => () => {}) })
 import TpmBadge from '../src/components/TpmBadge.svelte';
 import Unlock from '../src/screens/Unlock.svelte';
 import SecretEditor from '../src/screens/SecretEditor.svelte';
+import Audit from '../src/screens/Audit.svelte';
 import type { TpmStatus } from '../src/lib/api';
 
 const info = {
@@ -117,5 +118,48 @@ describe('SecretEditor', () => {
     expect(invoke).toHaveBeenCalledWith('create_secret', {
       args: { name: 'db', description: '', key: undefined, tags: { env: 'prod' }, value: { kind: 'text', text: 's3cret' } },
     });
+  });
+});
+
+describe('Audit', () => {
+  beforeEach(() => {
+    invoke.mockReset();
+  });
+
+  it('shows tampering that an unlock found, beside the intact chain', async () => {
+    invoke.mockImplementation(async (command: string) => {
+      if (command === 'audit_list') return [];
+      if (command === 'audit_verify') {
+        return {
+          entries: 12,
+          chained: 12,
+          pending: 0,
+          findings: [
+            {
+              seq: 9,
+              at: '2026-12-01T10:00:00Z',
+              detail: '1 failed unlock(s) counted by the TPM; 2 failed unlock(s) the TPM counted have no entry in the log',
+            },
+          ],
+        };
+      }
+      throw new Error(`unexpected ${command}`);
+    });
+    render(Audit);
+    await fireEvent.click(screen.getByTestId('verify-audit'));
+    expect(await screen.findByTestId('verify-result')).toHaveTextContent('The chain is intact: 12 entries');
+    const finding = await screen.findByTestId('verify-finding');
+    expect(finding).toHaveTextContent('Entry 9');
+    expect(finding).toHaveTextContent('have no entry in the log');
+  });
+
+  it('shows no warning when nothing was found', async () => {
+    invoke.mockImplementation(async (command: string) =>
+      command === 'audit_verify' ? { entries: 3, chained: 3, pending: 0, findings: [] } : [],
+    );
+    render(Audit);
+    await fireEvent.click(screen.getByTestId('verify-audit'));
+    expect(await screen.findByTestId('verify-result')).toBeInTheDocument();
+    expect(screen.queryByTestId('verify-finding')).toBeNull();
   });
 });

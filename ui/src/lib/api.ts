@@ -179,6 +179,15 @@ export interface AuditVerification {
   entries: number;
   chained: number;
   pending: number;
+  /** Chained entries in which an unlock recorded that failed-unlock entries had been
+   * deleted or forged while the vault was locked. */
+  findings?: AuditFinding[];
+}
+
+export interface AuditFinding {
+  seq: number;
+  at: string;
+  detail: string;
 }
 
 export type Theme = 'system' | 'light' | 'dark';

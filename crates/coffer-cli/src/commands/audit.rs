@@ -61,6 +61,15 @@ pub fn run(env: &Env, command: AuditCommand) -> Result<(), Failure> {
                 if r.pending > 0 {
                     writeln!(out, "{} newer entries (failed unlocks) are not chained yet; the next unlock chains them.", r.pending)?;
                 }
+                for finding in &r.findings {
+                    writeln!(
+                        out,
+                        "WARNING: entry {} records that while the vault was locked its log was tampered with ({}): {}.",
+                        finding.seq,
+                        finding.at.rfc3339(),
+                        finding.detail
+                    )?;
+                }
                 Ok(())
             }),
             other => Err(unexpected(other)),

@@ -16,6 +16,7 @@ pub const SETTINGS_MAC: &str = "settings_mac";
 /// The TPM Name of the storage primary key, checked before salting sessions with it.
 pub const PRIMARY_NAME: &str = "tpm_primary_name";
 pub const ROLLBACK_COUNTER: &str = "rollback_counter";
+pub const FAILED_UNLOCK_COUNTER: &str = "failed_unlock_counter";
 
 pub fn get(conn: &Connection, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
     Ok(conn

@@ -4,11 +4,12 @@
 //! the highest value any counter on this TPM ever had, so neither deleting and re-creating
 //! it nor restoring an old vault file can bring back a lower value.
 //!
-//! Coffer defines its counter in the owner hierarchy with:
-//! - `AUTHWRITE | AUTHREAD`: reading and incrementing need the index's own auth value, a
-//!   32-byte value the vault derives from its audit key (so only an unlocked vault knows it);
-//! - `NO_DA`: that value is high-entropy, so a wrong one must not count towards the PIN
-//!   lockout;
+//! Coffer defines its counters in the owner hierarchy with:
+//! - `AUTHWRITE | AUTHREAD`: reading and incrementing need the index's own auth value. For
+//!   the rollback counter that is a 32-byte value the vault derives from its audit key (so
+//!   only an unlocked vault knows it); for the failed-unlock counter it is empty, because
+//!   a process that just failed to unlock must be able to count itself;
+//! - `NO_DA`: a wrong auth value must not count towards the PIN lockout;
 //! - an `authPolicy` that is a vault-specific HMAC no policy session can reproduce: it is
 //!   never used to authorise anything, but it makes the index's public area (and Name)
 //!   recognisably this vault's.
@@ -31,8 +32,8 @@ use super::Tpm;
 /// What identifies and authorises one vault's counter. Holds no key material beyond the
 /// index auth value, which is wiped with the `Auth` buffer.
 pub struct NvCounterAuth {
-    /// The index's auth value.
-    pub auth: [u8; 32],
+    /// The index's auth value (empty: anyone may read and increment it).
+    pub auth: Vec<u8>,
     /// The index's (never satisfiable) policy digest, which marks it as this vault's.
     pub policy: [u8; 32],
 }
@@ -118,6 +119,41 @@ impl Tpm {
     }
 }
 
+impl Tpm {
+    /// Increments a counter whose auth value is empty, knowing only its index: what a
+    /// process that failed to unlock can do (it has no key to recognise the index by).
+    /// Returns the new value.
+    pub fn increment_open_counter(&mut self, index: u32) -> Result<u64, TpmError> {
+        const OP: &str = "count a failed unlock";
+        self.with_context(|ctx, tcti| {
+            let tpm_handle = NvIndexTpmHandle::new(index).map_err(|e| generic(tcti, OP, e))?;
+            let object = ctx
+                .execute_without_session(|c| c.tr_from_tpm_public(TpmHandle::NvIndex(tpm_handle)))
+                .map_err(|e| {
+                    if is_missing_handle(&e) {
+                        TpmError::NvCounterMissing { index }
+                    } else {
+                        generic(tcti, OP, e)
+                    }
+                })?;
+            let handle = NvIndexHandle::from(object);
+            let done = ctx
+                .execute_with_session(Some(AuthSession::Password), |c| {
+                    c.nv_increment(NvAuth::NvIndex(handle), handle)?;
+                    c.nv_read(NvAuth::NvIndex(handle), handle, 8, 0)
+                })
+                .map_err(|e| generic(tcti, OP, e));
+            close(ctx, handle);
+            let data = done?;
+            let bytes: [u8; 8] = data
+                .value()
+                .try_into()
+                .map_err(|_| TpmError::NvCounterForeign { index })?;
+            Ok(u64::from_be_bytes(bytes))
+        })
+    }
+}
+
 /// Defines the index; false if it is already taken.
 fn define(ctx: &mut Context, tcti: &str, index: u32, id: &NvCounterAuth) -> Result<bool, TpmError> {
     const OP: &str = "define the rollback counter";
@@ -138,7 +174,7 @@ fn define(ctx: &mut Context, tcti: &str, index: u32, id: &NvCounterAuth) -> Resu
         .with_data_area_size(8)
         .build()
         .map_err(|e| generic(tcti, OP, e))?;
-    let auth = Auth::try_from(id.auth.to_vec()).map_err(|e| generic(tcti, OP, e))?;
+    let auth = Auth::try_from(id.auth.clone()).map_err(|e| generic(tcti, OP, e))?;
     match ctx.execute_with_session(Some(AuthSession::Password), |c| {
         c.nv_define_space(Provision::Owner, Some(auth), public)
     }) {
@@ -187,7 +223,7 @@ fn open_index(
             Ok(_) => Err(TpmError::NvCounterForeign { index }),
         };
     }
-    let auth = Auth::try_from(id.auth.to_vec()).map_err(|e| generic(tcti, OP, e));
+    let auth = Auth::try_from(id.auth.clone()).map_err(|e| generic(tcti, OP, e));
     match auth.and_then(|auth| {
         ctx.tr_set_auth(handle.into(), auth)
             .map_err(|e| generic(tcti, OP, e))

@@ -157,6 +157,19 @@ pub struct AuditVerification {
     pub chained: u64,
     /// Entries written while locked (failed unlocks) that the next unlock will chain.
     pub pending: u64,
+    /// Chained entries in which an unlock recorded that failed-unlock entries had been
+    /// deleted or forged while the vault was locked (see `failed_unlocks`). The chain is
+    /// intact; these say what happened to it before it was chained.
+    #[serde(default)]
+    pub findings: Vec<AuditFinding>,
+}
+
+/// Tampering an unlock found and recorded in the chain.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct AuditFinding {
+    pub seq: i64,
+    pub at: Timestamp,
+    pub detail: String,
 }
 
 fn row_for(event: &AuditEvent, writer: &Actor, seq: i64) -> AuditRow {
@@ -409,7 +422,8 @@ pub fn append(
     Ok(())
 }
 
-/// The only kind of entry written without a MAC: a failed unlock, which names nothing.
+/// The only kind of entry written without a MAC: a failed unlock, which names nothing
+/// but the value it brought the failed-unlock counter to.
 fn is_locked_vault_entry(row: &AuditRow) -> bool {
     row.operation == "unlock"
         && row.result != "ok"
@@ -417,7 +431,7 @@ fn is_locked_vault_entry(row: &AuditRow) -> bool {
         && row.secret_name.is_none()
         && row.version_id.is_none()
         && row.key_id.is_none()
-        && row.detail.is_empty()
+        && super::failed_unlocks::is_attempt_detail(&row.detail)
 }
 
 /// Whether entries are waiting to be chained.
@@ -447,6 +461,7 @@ pub fn verify(conn: &rusqlite::Connection, key: &AuditKey) -> Result<AuditVerifi
         entries: 0,
         chained: 0,
         pending: 0,
+        findings: Vec::new(),
     };
     let mut failure: Option<Error> = None;
     rows::for_each(conn, |row| {
@@ -485,6 +500,13 @@ pub fn verify(conn: &rusqlite::Connection, key: &AuditKey) -> Result<AuditVerifi
                 }
                 report.chained += 1;
                 previous = Some(expected);
+                if super::failed_unlocks::is_tampered_check(&row) {
+                    report.findings.push(AuditFinding {
+                        seq: row.seq,
+                        at: Timestamp(row.at),
+                        detail: row.detail.clone(),
+                    });
+                }
             }
             None => {
                 if !is_locked_vault_entry(&row) {

@@ -9,8 +9,8 @@ use super::context;
 use super::error::{Error, Result};
 use super::integrity::{Integrity, RowKey};
 use super::keyring::{open_audit_key, AuditKey, Keyring};
-use super::rollback;
 use super::Vault;
+use super::{failed_unlocks, rollback};
 use crate::crypto::recovery::{self, RecoveryCode, RecoveryError, RecoveryParams, RecoverySecret};
 use crate::crypto::Kek;
 use crate::model::{KeyState, Timestamp};
@@ -137,6 +137,7 @@ impl Vault {
         };
         let (version_row, kek) = new_key_version(&mut tpm, &pin, &audit_key, &spec)?;
         let counter = rollback::establish(&mut tpm, &audit_key, vault_id)?;
+        let attempts = failed_unlocks::establish(&mut tpm, &audit_key, vault_id);
         let primary_name = tpm.primary_name()?;
         let now = Timestamp::now().millis();
         let actor = Actor::current();
@@ -149,6 +150,9 @@ impl Vault {
             meta::set(&tx, meta::RECOVERY_PARAMS, &params_json)?;
             meta::set(&tx, meta::PCR_BINDING, pcrs.to_string().as_bytes())?;
             rollback::write_stored(&tx, &audit_key, vault_id, counter)?;
+            if let Some(attempts) = attempts {
+                failed_unlocks::write_stored(&tx, &audit_key, vault_id, attempts)?;
+            }
             meta::set(&tx, meta::PRIMARY_NAME, &primary_name)?;
             let seq = record_change(&tx, now, "key", key_id.as_bytes(), "create")?;
             key_rows::insert_key(
@@ -220,10 +224,8 @@ impl Vault {
                 }
                 self.adopt_row_macs()?;
                 self.purge_expired()?;
-                // Failed unlocks recorded while locked are chained now, with this unlock.
-                if audit::has_unchained(self.store.conn())? {
-                    self.write(AuditEvent::new("unlock"), |_, _, _| Ok(()))?;
-                }
+                // Failed unlocks recorded while locked are accounted for and chained now.
+                self.account_failed_unlocks(tcti)?;
                 Ok(())
             }
             Err(error) => {
@@ -233,9 +235,14 @@ impl Vault {
                         | Error::Tpm(TpmError::Lockout { .. })
                         | Error::Tpm(TpmError::PcrMismatch { .. })
                 ) {
-                    // Recorded without a MAC (we have no key); chained at the next unlock.
-                    let event = AuditEvent::new("unlock").failed(error.code());
+                    // Recorded without a MAC (we have no key), and counted on the TPM so
+                    // that the next unlock can tell if entries go missing or are made up.
+                    // Both under the write lock, so the count and the entries move together.
                     if let Ok(tx) = self.store.write() {
+                        let counted = failed_unlocks::count_attempt(&tx, tcti);
+                        let event = AuditEvent::new("unlock")
+                            .failed(error.code())
+                            .detail(counted);
                         if audit::append_unchained(&tx, &self.actor, &event).is_ok() {
                             let _ = tx.commit();
                         }
@@ -343,6 +350,8 @@ impl Vault {
             vault_id,
             accept_rollback,
         )?;
+        // The recovery code's owner starts the failed-unlock count afresh on this TPM.
+        let attempts = failed_unlocks::establish(&mut tpm, &audit_key, vault_id);
         {
             let tx = vault.store.write()?;
             for (key_id, version, sealed, _) in &recovered {
@@ -354,6 +363,9 @@ impl Vault {
             }
             meta::set(&tx, meta::PCR_BINDING, pcrs.to_string().as_bytes())?;
             rollback::write_stored(&tx, &audit_key, vault_id, counter)?;
+            if let Some(attempts) = attempts {
+                failed_unlocks::write_stored(&tx, &audit_key, vault_id, attempts)?;
+            }
             meta::set(&tx, meta::PRIMARY_NAME, &primary_name)?;
             // The recovery code proved who owns the vault and matched the stored public
             // key, so the settings it leaves are the ones to trust from now on.
@@ -474,6 +486,50 @@ impl Vault {
             keyring.set_primary_name(name.clone());
             Ok(())
         })
+    }
+
+    /// Accounts for the failed unlocks since the last unlock (see `failed_unlocks`) and
+    /// chains their entries; writes nothing when there were none and nothing is amiss.
+    fn account_failed_unlocks(&mut self, tcti: &str) -> Result<()> {
+        let keyring = self.keyring.as_ref().ok_or(Error::Locked)?;
+        let vault_id = self.vault_id;
+        let has_unchained = audit::has_unchained(self.store.conn())?;
+        let plan = failed_unlocks::plan(
+            self.store.conn(),
+            &mut Tpm::connect(tcti)?,
+            keyring.audit_key(),
+            vault_id,
+            has_unchained,
+        )?;
+        match plan {
+            failed_unlocks::Plan::Nothing => Ok(()),
+            failed_unlocks::Plan::ChainOnly => {
+                self.write(AuditEvent::new("unlock"), |_, _, _| Ok(()))
+            }
+            failed_unlocks::Plan::Adopt(fresh) => self.write(
+                AuditEvent::new("failed_unlock_counter")
+                    .detail(format!("index={:#010x}", fresh.index)),
+                |tx, keyring, _| {
+                    failed_unlocks::write_stored(tx, keyring.audit_key(), vault_id, fresh)
+                },
+            ),
+            failed_unlocks::Plan::Check => self.write(
+                AuditEvent::new(failed_unlocks::CHECK_OPERATION),
+                |tx, keyring, event| {
+                    // Under the vault's write lock, then the TPM's: the order every write keeps.
+                    let mut tpm = Tpm::connect(tcti)?;
+                    let found =
+                        failed_unlocks::account(tx, &mut tpm, keyring.audit_key(), vault_id)?;
+                    if let Some(found) = found {
+                        event.detail = found.describe();
+                        if !found.is_clean() {
+                            event.result = "tampered".to_owned();
+                        }
+                    }
+                    Ok(())
+                },
+            ),
+        }
     }
 
     /// Gives a vault from before rollback detection its TPM counter.

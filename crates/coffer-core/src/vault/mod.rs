@@ -4,6 +4,7 @@ pub mod audit;
 mod context;
 pub mod envelope;
 pub mod error;
+mod failed_unlocks;
 mod integrity;
 mod keyring;
 mod keys;
@@ -22,7 +23,7 @@ use std::time::{Duration, Instant};
 use rusqlite::Transaction;
 use uuid::Uuid;
 
-pub use audit::{Actor, AuditEntry, AuditEvent, AuditVerification};
+pub use audit::{Actor, AuditEntry, AuditEvent, AuditFinding, AuditVerification};
 pub use error::{Error, Result};
 pub use secrets::{CreateSecret, PutValue};
 

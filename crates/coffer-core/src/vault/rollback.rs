@@ -52,7 +52,7 @@ pub struct SessionCounter {
     stalled: bool,
 }
 
-fn hmac(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
+pub(super) fn hmac(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
     // HMAC accepts keys of any length, so this cannot fail.
     let Ok(mut mac) = <Hmac<Sha256> as Mac>::new_from_slice(key) else {
         std::process::abort()
@@ -69,7 +69,8 @@ fn counter_auth(audit_key: &AuditKey, vault_id: Uuid) -> NvCounterAuth {
         auth: hmac(
             audit_key.0.as_ref(),
             &[b"coffer.nv-counter-auth.v1", vault_id.as_bytes()],
-        ),
+        )
+        .to_vec(),
         policy: hmac(
             audit_key.0.as_ref(),
             &[b"coffer.nv-counter-policy.v1", vault_id.as_bytes()],
@@ -78,10 +79,16 @@ fn counter_auth(audit_key: &AuditKey, vault_id: Uuid) -> NvCounterAuth {
 }
 
 fn candidates(vault_id: Uuid) -> Vec<u32> {
+    candidates_from(INDEX_BASE, vault_id)
+}
+
+/// The indexes a vault may use in the 64 Ki range at `base`: 16 bits from the vault id,
+/// and a few neighbours in case another vault took that one.
+pub(super) fn candidates_from(base: u32, vault_id: Uuid) -> Vec<u32> {
     let digest = Sha256::digest(vault_id.as_bytes());
     let start = u32::from(u16::from_be_bytes([digest[0], digest[1]]));
     (0..CANDIDATES)
-        .map(|i| INDEX_BASE | ((start + i) & 0xffff))
+        .map(|i| base | ((start + i) & 0xffff))
         .collect()
 }
 

@@ -818,3 +818,109 @@ fn kms_encryption_stops_at_the_per_version_cap_until_the_key_rotates() {
     assert_eq!(&plain[..], b"four");
     assert_eq!(with.key_version, 2);
 }
+
+/// Locks the fixture's vault, fails `wrong` unlocks, edits the file as an attacker with
+/// write access would, then unlocks with the right PIN and returns the verification.
+fn fail_unlocks_then(f: &mut Fixture, wrong: usize, edit: &str) -> (Vault, AuditVerification) {
+    let path = f.vault.path().to_path_buf();
+    f.vault.lock().unwrap();
+    for _ in 0..wrong {
+        let mut v = Vault::open(&path).unwrap();
+        assert!(matches!(
+            v.unlock(&f.swtpm.tcti(), "wrong-pin-000"),
+            Err(Error::Tpm(crate::tpm::TpmError::WrongPin { .. }))
+        ));
+    }
+    let raw = rusqlite::Connection::open(&path).unwrap();
+    raw.execute_batch(edit).unwrap();
+    drop(raw);
+    let mut vault = Vault::open(&path).unwrap();
+    vault.unlock(&f.swtpm.tcti(), PIN).unwrap();
+    let report = vault.audit_verify().unwrap();
+    (vault, report)
+}
+
+#[test]
+fn failed_unlocks_are_counted_by_the_tpm_and_chained() {
+    let mut f = fixture();
+    let (mut vault, report) = fail_unlocks_then(&mut f, 2, "");
+    assert!(report.findings.is_empty(), "{:?}", report.findings);
+    assert_eq!(report.pending, 0);
+    let entries = vault.audit_list(None, None, 100).unwrap();
+    let failed: Vec<&AuditEntry> = entries
+        .iter()
+        .filter(|e| e.operation == "unlock" && e.result == "wrong_pin")
+        .collect();
+    assert_eq!(failed.len(), 2);
+    assert!(failed
+        .iter()
+        .all(|e| e.detail.starts_with("attempt=") && e.chained));
+    let check = entries
+        .iter()
+        .find(|e| e.operation == "failed_unlock_check")
+        .unwrap();
+    assert_eq!(check.result, "ok");
+    assert!(
+        check.detail.contains("2 failed unlock(s) counted"),
+        "{}",
+        check.detail
+    );
+    // An unlock with nothing to account for writes nothing.
+    let before = vault.audit_list(None, None, 100).unwrap().len();
+    let path = vault.path().to_path_buf();
+    drop(vault);
+    let mut again = Vault::open(&path).unwrap();
+    again.unlock(&f.swtpm.tcti(), PIN).unwrap();
+    assert_eq!(again.audit_list(None, None, 100).unwrap().len(), before);
+}
+
+#[test]
+fn deleting_failed_unlock_entries_is_found_at_the_next_unlock() {
+    let mut f = fixture();
+    let (_vault, report) = fail_unlocks_then(&mut f, 2, "DELETE FROM audit_log WHERE mac IS NULL;");
+    assert_eq!(report.findings.len(), 1, "{:?}", report.findings);
+    let detail = &report.findings[0].detail;
+    assert!(
+        detail.contains("2 failed unlock(s) the TPM counted have no entry"),
+        "{detail}"
+    );
+}
+
+#[test]
+fn forged_failed_unlock_entries_are_found_at_the_next_unlock() {
+    let mut f = fixture();
+    let (_vault, report) = fail_unlocks_then(
+        &mut f,
+        1,
+        "INSERT INTO audit_log (seq, at, uid, pid, process, operation, result, detail)
+         SELECT MAX(seq) + 1, 0, 0, 1, 'forger', 'unlock', 'wrong_pin', 'attempt=99999'
+         FROM audit_log;
+         INSERT INTO audit_log (seq, at, uid, pid, process, operation, result, detail)
+         SELECT MAX(seq) + 1, 0, 0, 1, 'forger', 'unlock', 'wrong_pin', ''
+         FROM audit_log;",
+    );
+    assert_eq!(report.findings.len(), 1, "{:?}", report.findings);
+    let detail = &report.findings[0].detail;
+    assert!(detail.contains("1 failed unlock(s) counted"), "{detail}");
+    assert!(detail.contains("did not count"), "{detail}");
+    assert!(!detail.contains("have no entry"), "{detail}");
+}
+
+#[test]
+fn removing_the_counter_record_is_found_at_the_next_unlock() {
+    let mut f = fixture();
+    let (_vault, report) = fail_unlocks_then(
+        &mut f,
+        1,
+        "DELETE FROM audit_log WHERE mac IS NULL;
+         DELETE FROM vault_meta WHERE name = 'failed_unlock_counter';",
+    );
+    assert_eq!(report.findings.len(), 1, "{:?}", report.findings);
+    assert!(
+        report.findings[0]
+            .detail
+            .contains("was removed from the file"),
+        "{}",
+        report.findings[0].detail
+    );
+}
