@@ -81,8 +81,8 @@ fn build_coffer() -> PathBuf {
             "--quiet",
             "-p",
             "coffer-cli",
-            "--bin",
-            "coffer",
+            // `coffer` hands commands that need keys in its own process to `coffer-tpm`.
+            "--bins",
             "--profile",
         ])
         .arg(profile)
@@ -229,9 +229,17 @@ pub struct Cmd<'a> {
     stdin: Option<Vec<u8>>,
     timeout: Duration,
     umask: Option<libc::mode_t>,
+    program: Option<PathBuf>,
 }
 
 impl<'a> Cmd<'a> {
+    /// Runs this program instead of the freshly built `coffer` (for example a copy of it
+    /// somewhere else).
+    pub fn program(mut self, path: impl Into<PathBuf>) -> Self {
+        self.program = Some(path.into());
+        self
+    }
+
     /// Runs the child under this umask.
     pub fn umask(mut self, mask: libc::mode_t) -> Self {
         self.umask = Some(mask);
@@ -278,7 +286,7 @@ impl<'a> Cmd<'a> {
     }
 
     fn command(&self) -> Command {
-        let mut command = Command::new(coffer_bin());
+        let mut command = Command::new(self.program.clone().unwrap_or_else(coffer_bin));
         command.args(&self.args);
         command.env_clear();
         for (key, value) in self.env.base_vars() {
@@ -593,6 +601,7 @@ impl Env {
             stdin: None,
             timeout: TIMEOUT,
             umask: None,
+            program: None,
         }
         .args(args)
     }

@@ -631,3 +631,70 @@ impl Drop for KillOnDrop {
 fn scopeguard_kill(child: std::process::Child) -> KillOnDrop {
     KillOnDrop(child)
 }
+
+/// `coffer` serves a command through an unlocked agent by itself, without the TPM stack
+/// linked in (that is what makes it start fast), and hands everything that needs keys in
+/// its own process to `coffer-tpm`, before it has done anything.
+#[test]
+fn coffer_serves_the_agent_path_alone_and_hands_the_rest_to_coffer_tpm() {
+    let env = Env::new();
+    env.init();
+    env.create("fast/token", b"fast-token-value-77");
+    let ldd = |program: &std::path::Path| {
+        let out = Command::new("ldd").arg(program).output().expect("run ldd");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let coffer = coffer_system_tests::coffer_bin();
+    let linked = ldd(&coffer);
+    assert!(
+        !linked.contains("libtss2") && !linked.contains("libcrypto"),
+        "coffer links the TPM stack:\n{linked}"
+    );
+    let tpm = coffer.with_file_name("coffer-tpm");
+    assert!(ldd(&tpm).contains("libtss2-esys"), "{}", ldd(&tpm));
+
+    // A copy of `coffer` with no `coffer-tpm` beside it.
+    let alone = env.file("coffer-alone", b"");
+    std::fs::remove_file(&alone).unwrap();
+    std::fs::create_dir(&alone).unwrap();
+    let alone = alone.join("coffer");
+    std::fs::copy(&coffer, &alone).expect("copy coffer");
+    std::fs::set_permissions(&alone, std::fs::Permissions::from_mode(0o755)).unwrap();
+    env.cmd(["secret", "get", "fast/token"])
+        .program(&alone)
+        .run()
+        .fails(exit::FAILURE, "needs coffer-tpm");
+
+    let _guard = unlock(&env, "5m");
+    let served = env
+        .cmd(["secret", "get", "fast/token"])
+        .program(&alone)
+        .unset("COFFER_PIN_FILE")
+        .run()
+        .ok();
+    assert_eq!(served.stdout, b"fast-token-value-77");
+    // Through the agent, more than one request on the connection `coffer` opened.
+    let script = env
+        .cmd(["run", "--", "sh", "-c", "printf %s \"$T\""])
+        .program(&alone)
+        .var("T", "coffer://fast/token")
+        .unset("COFFER_PIN_FILE")
+        .run()
+        .ok();
+    assert_eq!(script.stdout, b"fast-token-value-77");
+    // Commands that need keys here are handed over even with an agent running.
+    for args in [
+        &["--no-agent", "secret", "get", "fast/token"][..],
+        &["status"][..],
+    ] {
+        env.cmd(args)
+            .program(&alone)
+            .run()
+            .fails(exit::FAILURE, "needs coffer-tpm");
+    }
+    // And the real `coffer` hands them over for real.
+    assert_eq!(
+        env.get("fast/token", &["--no-agent"]),
+        b"fast-token-value-77"
+    );
+}

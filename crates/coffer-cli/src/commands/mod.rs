@@ -1,13 +1,13 @@
 //! One module per command group. Each turns arguments into engine requests and renders
 //! the answers; none of them implements a vault rule.
 
-mod agent;
+pub(crate) mod agent;
 mod audit;
 mod key;
 mod kms;
-mod rotation;
+pub(crate) mod rotation;
 mod secret;
-mod vault;
+pub(crate) mod vault;
 mod workflow;
 
 pub use agent::step_timeout_secs;
@@ -17,14 +17,13 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use coffer_core::agent::{AgentClient, AgentError};
-use coffer_core::service::{self, Request, Response};
+use coffer_core::default_vault_path;
+use coffer_core::service::{Request, Response};
 use coffer_core::tpm::tcti_from_env;
-use coffer_core::{default_vault_path, Vault};
 use serde_json::json;
 
 use crate::cli::{Cli, Command, Output};
 use crate::failure::Failure;
-use crate::input;
 use crate::output::render;
 
 /// What every command needs to know about where it runs.
@@ -34,6 +33,25 @@ pub struct Env {
     pub output: Output,
     pub verbose: bool,
     pub no_agent: bool,
+    pub(crate) local: &'static LocalAccess,
+    /// An agent connection `coffer` already opened (and pinged) to decide that the agent
+    /// serves this command: the command's first request reuses it.
+    pub(crate) agent: std::cell::RefCell<Option<AgentClient>>,
+}
+
+/// How a program holds keys itself, if it can: `coffer-tpm` unseals them in its own
+/// process; `coffer` cannot (it hands such commands over before it starts them). Plain
+/// function pointers, so that which of them a program links decides what it links.
+pub struct LocalAccess {
+    /// Opens the vault and unlocks it in this process (asking for the PIN).
+    pub open: fn(&Env) -> Result<Box<dyn Execute>, Failure>,
+    /// Runs a command that needs the TPM or the vault file here.
+    pub tpm_command: fn(&Env, Command) -> Result<(), Failure>,
+}
+
+/// Something that runs requests against a vault: an unlocked one in this process.
+pub trait Execute {
+    fn execute(&mut self, request: Request) -> Result<Response, Failure>;
 }
 
 impl Env {
@@ -46,6 +64,10 @@ impl Env {
     /// The agent for this vault if one is running and unlocked, else this process with
     /// keys it unseals itself (asking for the PIN).
     pub fn backend(&self) -> Result<Backend, Failure> {
+        if let Some(client) = self.agent.borrow_mut().take() {
+            self.note("using the running agent");
+            return Ok(Backend::Agent(client));
+        }
         if !self.no_agent {
             if let Some(mut client) = AgentClient::connect(&self.vault)? {
                 match client.call(&Request::Ping) {
@@ -64,28 +86,21 @@ impl Env {
             "unsealing the keys here with the TPM at {}",
             self.tcti
         ));
-        Ok(Backend::Local(Box::new(self.open_unlocked()?)))
-    }
-
-    pub fn open_unlocked(&self) -> Result<Vault, Failure> {
-        let mut vault = Vault::open(&self.vault)?;
-        let pin = input::pin()?;
-        vault.unlock(&self.tcti, &pin)?;
-        Ok(vault)
+        Ok(Backend::Local((self.local.open)(self)?))
     }
 }
 
 /// Where requests run.
 pub enum Backend {
     Agent(AgentClient),
-    Local(Box<Vault>),
+    Local(Box<dyn Execute>),
 }
 
 impl Backend {
     pub fn call(&mut self, request: Request) -> Result<Response, Failure> {
         match self {
             Backend::Agent(client) => Ok(client.call(&request)?),
-            Backend::Local(vault) => Ok(service::execute(vault, request)?),
+            Backend::Local(vault) => vault.execute(request),
         }
     }
 }
@@ -134,7 +149,11 @@ pub fn pairs(items: &[String], what: &str) -> Result<BTreeMap<String, String>, F
         .collect()
 }
 
-pub fn run(cli: Cli) -> Result<(), Failure> {
+pub fn run(
+    cli: Cli,
+    local: &'static LocalAccess,
+    agent: Option<AgentClient>,
+) -> Result<(), Failure> {
     let env = Env {
         vault: cli.vault.unwrap_or_else(default_vault_path),
         tcti: cli
@@ -144,19 +163,18 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
         output: cli.output,
         verbose: cli.verbose > 0,
         no_agent: cli.no_agent,
+        local,
+        agent: std::cell::RefCell::new(agent),
     };
     match cli.command {
-        Command::Init { pcrs } => vault::init(&env, pcrs),
-        Command::Recover {
-            recovery_code_file,
-            pcrs,
-            accept_rollback,
-        } => vault::recover(&env, recovery_code_file, pcrs, accept_rollback),
+        command @ (Command::Init { .. }
+        | Command::Recover { .. }
+        | Command::Status
+        | Command::Unlock { .. }
+        | Command::Agent { .. }
+        | Command::Daemon { .. }) => (local.tpm_command)(&env, command),
         Command::ChangePin => vault::change_pin(&env),
-        Command::Status => vault::status(&env),
-        Command::Unlock { timeout } => agent::unlock(&env, &timeout),
         Command::Lock => agent::lock(&env),
-        Command::Agent { timeout, pin_stdin } => agent::serve(&env, &timeout, pin_stdin),
         Command::Run { env_file, command } => workflow::run(&env, &env_file, command),
         Command::Env { env_file, shell } => workflow::env(&env, &env_file, shell),
         Command::Inject { in_file, out_file } => {
@@ -181,10 +199,5 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
         Command::Kms(command) => kms::run(&env, command),
         Command::Audit(command) => audit::run(&env, command),
         Command::Rotation(command) => rotation::run_list(&env, command),
-        Command::Daemon {
-            once,
-            max_sleep,
-            now,
-        } => rotation::daemon(&env, once, &max_sleep, now.as_deref()),
     }
 }

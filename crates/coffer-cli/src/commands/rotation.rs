@@ -459,7 +459,7 @@ pub fn daemon(env: &Env, once: bool, max_sleep: &str, now: Option<&str>) -> Resu
                 .map_err(|_| Failure::usage(format!("--now {text:?} is not an RFC 3339 time")))
         })
         .transpose()?;
-    let mut vault = env.open_unlocked()?;
+    let mut vault = crate::in_process::open_unlocked(env)?;
     if env.output == Output::Table && !once {
         eprintln!(
             "coffer: daemon running for {} (checks at least every {})",

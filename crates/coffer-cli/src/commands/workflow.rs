@@ -249,6 +249,8 @@ mod tests {
             output: crate::cli::Output::Table,
             verbose: false,
             no_agent: true,
+            local: &crate::handoff::AGENT_ONLY,
+            agent: Default::default(),
         };
         let mut resolver = Resolver::new(&env);
         let text = "a {{ name }} b {{ unterminated";
