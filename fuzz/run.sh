@@ -14,7 +14,7 @@ if ! cargo +nightly fuzz --version >/dev/null 2>&1; then
   cargo install cargo-fuzz --locked --quiet
 fi
 
-TARGETS=(secret_name reference schedule agent_frame sealed_blob wrapped_key recovery_code)
+TARGETS=(secret_name reference schedule agent_frame sealed_blob wrapped_key recovery_code dotenv inject_template)
 echo "== building ${#TARGETS[@]} fuzz targets"
 cargo +nightly fuzz build --sanitizer none -O --debug-assertions >/dev/null
 

@@ -26,6 +26,12 @@ pub fn parse(path: &Path) -> Result<Vec<Entry>, Failure> {
     let text = Zeroizing::new(std::fs::read_to_string(path).map_err(|e| {
         Failure::usage(format!("cannot read the env file {}: {e}", path.display()))
     })?);
+    parse_text(&text, path)
+}
+
+/// Parses the text of an env file; `path` only names it in errors. No I/O, so that it
+/// can be fuzzed.
+pub fn parse_text(text: &str, path: &Path) -> Result<Vec<Entry>, Failure> {
     let mut entries = Vec::new();
     for (index, raw) in text.lines().enumerate() {
         let line_no = index + 1;

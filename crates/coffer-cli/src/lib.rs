@@ -18,6 +18,7 @@ mod in_process;
 mod input;
 mod output;
 mod private_file;
+pub mod template;
 
 use std::process::ExitCode;
 

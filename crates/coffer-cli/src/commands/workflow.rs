@@ -167,31 +167,15 @@ pub fn env(env: &Env, env_files: &[PathBuf], shell: Shell) -> Result<(), Failure
     output::raw(text.as_bytes(), false)
 }
 
-/// Replaces `{{ coffer://… }}` in a template; other `{{ … }}` are left as they are.
+/// Replaces `{{ coffer://… }}` in a template with what the vault holds.
 fn render(
     template: &str,
     resolver: &mut Resolver<'_>,
     source: &Path,
 ) -> Result<Zeroizing<String>, Failure> {
-    let mut out = Zeroizing::new(String::with_capacity(template.len()));
-    let mut rest = template;
-    while let Some(start) = rest.find("{{") {
-        let Some(len) = rest[start..].find("}}") else {
-            break;
-        };
-        let inner = rest[start + 2..start + len].trim();
-        out.push_str(&rest[..start]);
-        if SecretReference::looks_like(inner) {
-            let line = template.len() - rest.len() + start;
-            let line_no = template[..line].matches('\n').count() + 1;
-            out.push_str(&resolver.resolve(inner, &format!("{}:{line_no}", source.display()))?);
-        } else {
-            out.push_str(&rest[start..start + len + 2]);
-        }
-        rest = &rest[start + len + 2..];
-    }
-    out.push_str(rest);
-    Ok(out)
+    crate::template::render(template, &mut |reference, line_no| {
+        resolver.resolve(reference, &format!("{}:{line_no}", source.display()))
+    })
 }
 
 pub fn inject(env: &Env, input: &Path, output_path: Option<&Path>) -> Result<(), Failure> {
