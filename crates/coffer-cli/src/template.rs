@@ -8,12 +8,12 @@ use zeroize::Zeroizing;
 
 use crate::failure::Failure;
 
+/// Looks up one reference (its text, and the template line it is on) and returns its value.
+pub type Lookup<'a> = dyn FnMut(&str, usize) -> Result<Zeroizing<String>, Failure> + 'a;
+
 /// Renders `template`, calling `resolve(reference, line)` for each reference in order
 /// (line numbers count from 1). The first failure stops the rendering and is returned.
-pub fn render(
-    template: &str,
-    resolve: &mut dyn FnMut(&str, usize) -> Result<Zeroizing<String>, Failure>,
-) -> Result<Zeroizing<String>, Failure> {
+pub fn render(template: &str, resolve: &mut Lookup<'_>) -> Result<Zeroizing<String>, Failure> {
     let mut out = Zeroizing::new(String::with_capacity(template.len()));
     let mut rest = template;
     while let Some(start) = rest.find("{{") {
