@@ -246,6 +246,35 @@ fn bad_schedules_and_rotators_are_usage_errors() {
         .fails(exit::FAILURE, "no rotation configured");
     env.coffer(&["secret", "rotate", "x", "--rotator", "command"])
         .fails(exit::USAGE, "--command");
+    // PostgreSQL's TLS settings: each mistake named, nothing saved.
+    let garbage = env.file("ca.pem", b"this is not a certificate");
+    let garbage = garbage.to_str().unwrap();
+    let pg = [
+        "secret",
+        "rotate",
+        "x",
+        "--rotator",
+        "postgres",
+        "--no-rotate-immediately",
+    ];
+    env.coffer(&[&pg[..], &["--pg-ca-file", garbage]].concat())
+        .fails_all(exit::USAGE, &["no certificate", "BEGIN CERTIFICATE"]);
+    env.coffer(&[&pg[..], &["--pg-ca-file", "/nonexistent/ca.pem"]].concat())
+        .fails(exit::USAGE, "cannot read the CA file /nonexistent/ca.pem");
+    env.coffer(&[&pg[..], &["--pg-sslmode", "allow"]].concat())
+        .fails_all(exit::USAGE, &["not an sslmode", "verify-full"]);
+    env.coffer(&[&pg[..], &["--pg-sslmode", "verify-full"]].concat())
+        .fails(exit::USAGE, "--pg-ca-file");
+    env.coffer(&[
+        "secret",
+        "rotate",
+        "x",
+        "--rotator",
+        "generate",
+        "--pg-sslmode",
+        "require",
+    ])
+    .fails(exit::USAGE, "applies to the postgres rotator");
     assert!(env.describe("x").get("rotation").is_none());
 }
 
@@ -702,6 +731,13 @@ fn postgres_rotator_through_the_cli() {
         password_in(&env.get("db/app", &["--label", "PREVIOUS"])),
         "app-old-Vn4p"
     );
+    // This server offers no TLS: the status says the connection may be unencrypted.
+    env.coffer(&["secret", "rotation-status", "db/app"])
+        .ok()
+        .text()
+        .contains("unencrypted if the server offers no TLS")
+        .then_some(())
+        .expect("rotation-status names the connection's protection");
 
     // A failure at test leaves CURRENT as it was, and the rotation resumes after.
     env.coffer(&["secret", "rotate", "db/app", "--stop-after", "set"])

@@ -115,8 +115,11 @@ describe('rotators in words', () => {
   it('describes the PostgreSQL strategies', () => {
     const password = defaultPasswordOptions;
     expect(describeRotator({ rotator: 'postgres', strategy: 'single_user', timeout_secs: 30, password })).toBe(
-      'PostgreSQL, single user',
+      'PostgreSQL, single user; TLS only if the server offers it, server not verified',
     );
+    expect(
+      describeRotator({ rotator: 'postgres', strategy: 'single_user', timeout_secs: 30, password, sslmode: 'disable' }),
+    ).toBe('PostgreSQL, single user; unencrypted connection');
     expect(
       describeRotator({
         rotator: 'postgres',
@@ -124,8 +127,9 @@ describe('rotators in words', () => {
         admin_secret: 'prod/db/admin',
         timeout_secs: 30,
         password,
+        sslmode: 'verify-full',
       }),
-    ).toBe('PostgreSQL, alternating users (admin prod/db/admin)');
+    ).toBe('PostgreSQL, alternating users (admin prod/db/admin); TLS, certificate and host verified');
   });
 });
 

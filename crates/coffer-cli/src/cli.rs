@@ -213,6 +213,16 @@ pub struct RotateArgs {
     /// postgres alternating-users: the secret with the admin's credentials.
     #[arg(long, value_name = "SECRET")]
     pub admin_secret: Option<String>,
+    /// postgres rotator: how the connection is protected, as libpq's sslmode: disable,
+    /// prefer (the default: TLS if offered, server not verified), require, verify-ca or
+    /// verify-full (the default when --pg-ca-file is given).
+    #[arg(long = "pg-sslmode", value_name = "MODE")]
+    pub pg_sslmode: Option<String>,
+    /// postgres rotator: the CA certificate (PEM) that signed the server's certificate. Its
+    /// contents are saved with the rotation settings, so later edits of the file change
+    /// nothing.
+    #[arg(long = "pg-ca-file", value_name = "FILE")]
+    pub pg_ca_file: Option<PathBuf>,
     /// Length of generated passwords (generate and postgres rotators).
     #[arg(long, value_name = "N")]
     pub password_length: Option<usize>,

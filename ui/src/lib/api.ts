@@ -217,7 +217,13 @@ export type RotatorConfig =
       admin_secret?: string | null;
       timeout_secs: number;
       password: PasswordOptions;
+      /** libpq's sslmode; absent in settings saved before it existed (then `prefer`). */
+      sslmode?: PgSslMode;
+      /** The CA certificates (PEM) that verify-ca and verify-full trust. */
+      ca_pem?: string | null;
     };
+
+export type PgSslMode = 'disable' | 'prefer' | 'require' | 'verify-ca' | 'verify-full';
 
 export interface RotationSettings {
   /** `rate(30 days)`, `cron(0 4 ? * SUN *)`, or null for rotation on demand only. */

@@ -1,6 +1,7 @@
 // Pure helpers for secret rotation: schedules and rotators in words, states as chips,
 // and the small parsers the rotation editor needs. Nothing here talks to the engine.
 import type {
+  PgSslMode,
   ApiError,
   DueReport,
   PasswordOptions,
@@ -189,10 +190,29 @@ export function describeRotator(rotator: RotatorConfig): string {
       const args = rotator.args?.length ? ` ${joinArgs(rotator.args)}` : '';
       return `Command ${rotator.path}${args} (${rotator.timeout_secs} s per step)`;
     }
-    case 'postgres':
-      return rotator.strategy === 'alternating_users'
-        ? `PostgreSQL, alternating users (admin ${rotator.admin_secret ?? 'not set'})`
-        : 'PostgreSQL, single user';
+    case 'postgres': {
+      const strategy =
+        rotator.strategy === 'alternating_users'
+          ? `PostgreSQL, alternating users (admin ${rotator.admin_secret ?? 'not set'})`
+          : 'PostgreSQL, single user';
+      return `${strategy}; ${describeSslMode(rotator.sslmode ?? 'prefer')}`;
+    }
+  }
+}
+
+/** How a PostgreSQL rotator's connection is protected, saying when it may be unencrypted. */
+export function describeSslMode(mode: PgSslMode): string {
+  switch (mode) {
+    case 'disable':
+      return 'unencrypted connection';
+    case 'prefer':
+      return 'TLS only if the server offers it, server not verified';
+    case 'require':
+      return 'TLS, server not verified';
+    case 'verify-ca':
+      return 'TLS, certificate checked against the CA';
+    case 'verify-full':
+      return 'TLS, certificate and host verified';
   }
 }
 

@@ -5,8 +5,8 @@ use std::io::Write;
 use std::time::Duration;
 
 use coffer_core::rotation::{
-    format_duration, parse_duration, PgStrategy, RotationInfo, RotationSettings, RotatorConfig,
-    Step,
+    format_duration, parse_duration, PgSslMode, PgStrategy, RotationInfo, RotationSettings,
+    RotatorConfig, Step,
 };
 use coffer_core::service::{Request, Response};
 use coffer_core::vault::rewrap::drive_rewrap;
@@ -42,6 +42,9 @@ fn rotation_fields(info: &RotationInfo, out: &mut dyn Write) -> std::io::Result<
     ];
     if let Some(window) = &info.window {
         rows.push(("window", window.clone()));
+    }
+    if let RotatorConfig::Postgres { sslmode, .. } = &info.rotator {
+        rows.push(("connection", sslmode.describe().to_owned()));
     }
     rows.push(("last rotated", short(info.last_rotated)));
     rows.push(("next rotation", short(info.next_rotation)));
@@ -120,6 +123,9 @@ fn settings(
             if args.strategy.is_some() || args.admin_secret.is_some() {
                 return Err(misplaced("--strategy/--admin-secret", "postgres"));
             }
+            if args.pg_sslmode.is_some() || args.pg_ca_file.is_some() {
+                return Err(misplaced("--pg-sslmode/--pg-ca-file", "postgres"));
+            }
             if let Some(f) = &args.field {
                 *field = Some(f.clone());
             }
@@ -137,6 +143,9 @@ fn settings(
             }
             if args.strategy.is_some() || args.admin_secret.is_some() {
                 return Err(misplaced("--strategy/--admin-secret", "postgres"));
+            }
+            if args.pg_sslmode.is_some() || args.pg_ca_file.is_some() {
+                return Err(misplaced("--pg-sslmode/--pg-ca-file", "postgres"));
             }
             if let Some(p) = &args.command_path {
                 let absolute = std::path::Path::new(p).canonicalize().map_err(|e| {
@@ -156,6 +165,8 @@ fn settings(
             admin_secret,
             timeout_secs,
             password,
+            sslmode,
+            ca_pem,
         } => {
             if args.command_path.is_some() || !args.command_args.is_empty() {
                 return Err(misplaced("--command", "command"));
@@ -178,6 +189,17 @@ fn settings(
             if let Some(length) = args.password_length {
                 password.length = length;
             }
+            if let Some(file) = &args.pg_ca_file {
+                *ca_pem = Some(read_ca_file(file)?);
+                *sslmode = PgSslMode::VerifyFull;
+            }
+            if let Some(mode) = &args.pg_sslmode {
+                *sslmode = PgSslMode::parse(mode).map_err(Failure::usage)?;
+                if !sslmode.verifies() && args.pg_ca_file.is_none() {
+                    // A CA kept from before would be unused under this mode.
+                    *ca_pem = None;
+                }
+            }
         }
     }
     Ok(RotationSettings {
@@ -190,6 +212,26 @@ fn settings(
             .clone()
             .or_else(|| existing.as_ref().and_then(|i| i.window.clone())),
         rotator,
+    })
+}
+
+/// The CA file's text, read whole; the engine checks that it holds certificates.
+fn read_ca_file(path: &std::path::Path) -> Result<String, Failure> {
+    const LIMIT: u64 = 1 << 20;
+    let size = std::fs::metadata(path)
+        .map_err(|e| Failure::usage(format!("cannot read the CA file {}: {e}", path.display())))?
+        .len();
+    if size > LIMIT {
+        return Err(Failure::usage(format!(
+            "the CA file {} is {size} bytes, more than a CA certificate file should be (1 MiB); give the PEM file of the CA that signed the server's certificate",
+            path.display()
+        )));
+    }
+    std::fs::read_to_string(path).map_err(|e| {
+        Failure::usage(format!(
+            "cannot read the CA file {} as text (PEM): {e}",
+            path.display()
+        ))
     })
 }
 

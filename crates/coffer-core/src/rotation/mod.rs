@@ -8,6 +8,7 @@
 //! transaction with its audit entry.
 
 pub mod executable;
+pub mod pg_tls;
 pub mod postgres;
 mod process;
 pub mod rotator;
@@ -17,6 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::model::Timestamp;
 use crate::password::PasswordOptions;
+pub use pg_tls::PgSslMode;
 pub use rotator::{run_step, RotatorFailure, StepInput};
 pub use schedule::{format_duration, parse_duration, Schedule, ScheduleError};
 
@@ -111,6 +113,13 @@ pub enum RotatorConfig {
         timeout_secs: u64,
         #[serde(default)]
         password: PasswordOptions,
+        /// How the connection is protected (libpq's names).
+        #[serde(default)]
+        sslmode: PgSslMode,
+        /// The CA certificates (PEM) that verify-ca and verify-full trust, copied in when
+        /// the rotator is saved.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        ca_pem: Option<String>,
     },
 }
 
@@ -140,6 +149,8 @@ impl RotatorConfig {
                 admin_secret: None,
                 timeout_secs: DEFAULT_STEP_TIMEOUT_SECS,
                 password: PasswordOptions::default(),
+                sslmode: PgSslMode::default(),
+                ca_pem: None,
             }),
             other => Err(format!(
                 "unknown rotator {other:?}: use generate, command or postgres"
@@ -167,8 +178,11 @@ impl RotatorConfig {
                 strategy,
                 admin_secret,
                 timeout_secs,
+                sslmode,
+                ca_pem,
                 ..
             } => {
+                pg_tls::check(*sslmode, ca_pem.as_deref())?;
                 if *strategy == PgStrategy::AlternatingUsers && admin_secret.is_none() {
                     return Err("the alternating-users strategy needs the admin credentials' secret (--admin-secret NAME)".into());
                 }

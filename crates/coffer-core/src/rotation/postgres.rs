@@ -19,12 +19,22 @@ use std::time::Duration;
 use serde_json::{Map, Value};
 use zeroize::Zeroizing;
 
+use tokio_postgres_rustls::MakeRustlsConnect;
+
+use super::pg_tls::{self, PgSslMode};
 use super::rotator::{json_object, RotatorFailure, StepInput};
 use super::{PgStrategy, RotatorConfig, Step};
 use crate::model::SecretValue;
 use crate::password::PasswordOptions;
 
 const CLONE_SUFFIX: &str = "_clone";
+
+/// How connections are protected: the rotator's sslmode and CA.
+#[derive(Clone, Default)]
+struct Transport {
+    sslmode: PgSslMode,
+    ca_pem: Option<String>,
+}
 
 /// The connection fields of a secret.
 struct Credentials {
@@ -33,6 +43,7 @@ struct Credentials {
     username: String,
     password: Zeroizing<String>,
     dbname: String,
+    transport: Transport,
 }
 
 impl Credentials {
@@ -69,6 +80,7 @@ impl Credentials {
                 .and_then(Value::as_str)
                 .unwrap_or("postgres")
                 .to_owned(),
+            transport: Transport::default(),
         })
     }
 
@@ -86,9 +98,60 @@ impl Credentials {
     }
 
     fn connect(&self, timeout: Duration) -> Result<postgres::Client, String> {
-        self.config(timeout)
-            .connect(postgres::NoTls)
-            .map_err(|e| describe(&e))
+        let mode = self.transport.sslmode;
+        let mut config = self.config(timeout);
+        let connected = match mode {
+            PgSslMode::Disable => config
+                .ssl_mode(postgres::config::SslMode::Disable)
+                .connect(postgres::NoTls),
+            PgSslMode::Prefer
+            | PgSslMode::Require
+            | PgSslMode::VerifyCa
+            | PgSslMode::VerifyFull => {
+                let tls = pg_tls::client_config(mode, self.transport.ca_pem.as_deref())?;
+                config
+                    .ssl_mode(if mode == PgSslMode::Prefer {
+                        postgres::config::SslMode::Prefer
+                    } else {
+                        postgres::config::SslMode::Require
+                    })
+                    .connect(MakeRustlsConnect::new(tls))
+            }
+        };
+        connected.map_err(|e| describe_connect(&e, mode))
+    }
+}
+
+/// A connection failure in one sentence; TLS failures say what to change.
+fn describe_connect(error: &postgres::Error, mode: PgSslMode) -> String {
+    if error.as_db_error().is_some() {
+        return describe(error);
+    }
+    let mut text = error.to_string();
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    let lower = text.to_lowercase();
+    if lower.contains("server does not support tls")
+        || lower.contains("server does not support ssl")
+    {
+        format!(
+            "the server offers no TLS, which sslmode {mode} requires; turn on ssl in the server's postgresql.conf, or (only on a trusted network) use --pg-sslmode disable"
+        )
+    } else if lower.contains("certificate") || lower.contains("tls") {
+        format!(
+            "the TLS connection was refused under sslmode {mode} ({text}); check that --pg-ca-file is the CA that signed the server's certificate{}",
+            if mode == PgSslMode::VerifyFull {
+                " and that the secret's host is a name in that certificate"
+            } else {
+                ""
+            }
+        )
+    } else {
+        text
     }
 }
 
@@ -134,6 +197,8 @@ pub(super) fn run_step(
         strategy,
         timeout_secs,
         password,
+        sslmode,
+        ca_pem,
         ..
     } = config
     else {
@@ -142,8 +207,13 @@ pub(super) fn run_step(
         ));
     };
     let timeout = Duration::from_secs(*timeout_secs);
+    let transport = Transport {
+        sslmode: *sslmode,
+        ca_pem: ca_pem.clone(),
+    };
     let current = json_object(input.current, "the PostgreSQL rotator")?;
-    let current_creds = Credentials::from_json(&current, "rotated")?;
+    let mut current_creds = Credentials::from_json(&current, "rotated")?;
+    current_creds.transport = transport.clone();
     if input.step == Step::Create {
         let mut options: PasswordOptions = password.clone();
         // Characters that trip up connection strings and shells, as Secrets Manager does.
@@ -161,7 +231,8 @@ pub(super) fn run_step(
         return Ok(Some(SecretValue::text(text.as_str())));
     }
     let pending_map = json_object(input.pending, "the PostgreSQL rotator's PENDING version")?;
-    let pending = Credentials::from_json(&pending_map, "PENDING")?;
+    let mut pending = Credentials::from_json(&pending_map, "PENDING")?;
+    pending.transport = transport.clone();
     check_role_name(&pending.username)?;
     if pending.host != current_creds.host || pending.port != current_creds.port {
         return Err(RotatorFailure::new(
@@ -172,9 +243,10 @@ pub(super) fn run_step(
         (PgStrategy::AlternatingUsers, Step::Set) => {
             let admin = json_object(input.admin, "the alternating-users strategy's admin secret")?;
             let mut admin = Credentials::from_json(&admin, "admin")?;
-            // Only ever the rotated secret's host.
+            // Only ever the rotated secret's host, and the same protection.
             admin.host = current_creds.host.clone();
             admin.port = current_creds.port;
+            admin.transport = transport.clone();
             Some(admin)
         }
         _ => None,
@@ -305,6 +377,8 @@ mod tests {
             admin_secret: Some("admin".into()),
             timeout_secs: 5,
             password: PasswordOptions::default(),
+            sslmode: PgSslMode::Disable,
+            ca_pem: None,
         };
         let current = SecretValue::text(
             serde_json::json!({"host": "127.0.0.1", "port": 1, "username": long, "password": "x", "dbname": "d"})

@@ -813,8 +813,40 @@ fn pg_bin() -> Option<PathBuf> {
     found.pop()
 }
 
+/// A CA and a server certificate it signed for 127.0.0.1, made at test time.
+struct TestPki {
+    ca_pem: String,
+    server_cert_pem: String,
+    server_key_pem: String,
+}
+
+impl TestPki {
+    fn new() -> TestPki {
+        use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
+        let ca_key = KeyPair::generate().unwrap();
+        let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca.distinguished_name
+            .push(DnType::CommonName, "Coffer test CA");
+        let ca_cert = ca.self_signed(&ca_key).unwrap();
+        let server_key = KeyPair::generate().unwrap();
+        let server = CertificateParams::new(vec!["127.0.0.1".to_owned()]).unwrap();
+        let server_cert = server.signed_by(&server_key, &ca_cert, &ca_key).unwrap();
+        TestPki {
+            ca_pem: ca_cert.pem(),
+            server_cert_pem: server_cert.pem(),
+            server_key_pem: server_key.serialize_pem(),
+        }
+    }
+}
+
 impl PgServer {
     fn start() -> Option<PgServer> {
+        Self::start_with(None)
+    }
+
+    /// With `tls`, the server has `ssl = on` with that certificate and key.
+    fn start_with(tls: Option<&TestPki>) -> Option<PgServer> {
         let Some(bin) = pg_bin() else {
             eprintln!(
                 "\n\n*** SKIPPING the PostgreSQL rotator test: no /usr/lib/postgresql/*/bin/initdb \
@@ -866,11 +898,31 @@ impl PgServer {
                 "UTF8",
             ],
         );
-        let options = format!(
+        let mut options = format!(
             "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
             server.port,
             server.data.display()
         );
+        if let Some(pki) = tls {
+            // PostgreSQL wants its key private and owned by the server's user.
+            let cert = server.data.join("server.crt");
+            let key = server.data.join("server.key");
+            std::fs::write(&cert, &pki.server_cert_pem).unwrap();
+            std::fs::write(&key, &pki.server_key_pem).unwrap();
+            std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+            if server.as_postgres_user {
+                let status = Command::new("chown")
+                    .args(["postgres:", cert.to_str().unwrap(), key.to_str().unwrap()])
+                    .status()
+                    .unwrap();
+                assert!(status.success());
+            }
+            options.push_str(&format!(
+                " -c ssl=on -c ssl_cert_file={} -c ssl_key_file={}",
+                cert.display(),
+                key.display()
+            ));
+        }
         let log = server.data.join("server.log");
         server.run(
             "pg_ctl",
@@ -946,6 +998,129 @@ impl Drop for PgServer {
             Command::new(&exe).args(args).output()
         };
     }
+}
+
+fn pg_rotator(sslmode: PgSslMode, ca_pem: Option<&str>) -> RotatorConfig {
+    RotatorConfig::Postgres {
+        strategy: PgStrategy::SingleUser,
+        admin_secret: None,
+        timeout_secs: 10,
+        password: crate::password::PasswordOptions::default(),
+        sslmode,
+        ca_pem: ca_pem.map(str::to_owned),
+    }
+}
+
+#[test]
+fn postgres_rotator_over_tls_verifies_the_server() {
+    let pki = TestPki::new();
+    let Some(pg) = PgServer::start_with(Some(&pki)) else {
+        return;
+    };
+    let mut admin = pg.connect(PG_ADMIN, PG_ADMIN_PASSWORD).unwrap();
+    admin
+        .batch_execute("CREATE ROLE app LOGIN PASSWORD 'app-old-pass-1'")
+        .unwrap();
+    let mut f = fixture();
+    create(
+        &mut f.vault,
+        "db/app",
+        &pg.secret_json("app", "app-old-pass-1"),
+    );
+    let configure = |f: &mut Fixture, rotator: RotatorConfig| {
+        f.vault
+            .configure_rotation("db/app", &settings(rotator, None))
+            .unwrap()
+    };
+
+    // The right CA and the host in the certificate: rotated over verified TLS.
+    configure(&mut f, pg_rotator(PgSslMode::VerifyFull, Some(&pki.ca_pem)));
+    f.vault.rotate_secret("db/app").unwrap();
+    let (_, first) = password_of(&mut f, "db/app", VersionSelector::default());
+    assert_ne!(first, "app-old-pass-1");
+    pg.connect("app", &first).unwrap();
+
+    // Another CA: refused, with what to check, and CURRENT untouched.
+    let stranger = TestPki::new();
+    configure(
+        &mut f,
+        pg_rotator(PgSslMode::VerifyFull, Some(&stranger.ca_pem)),
+    );
+    let err = f.vault.rotate_secret("db/app").unwrap_err().to_string();
+    assert!(err.contains("--pg-ca-file"), "{err}");
+    assert!(!err.contains(&first), "the error shows a password: {err}");
+    f.vault.cancel_rotation("db/app").unwrap();
+    assert_eq!(
+        password_of(&mut f, "db/app", VersionSelector::default()).1,
+        first
+    );
+
+    // A host name the certificate does not have: verify-full refuses, verify-ca (chain
+    // only) accepts.
+    admin
+        .batch_execute("CREATE ROLE named LOGIN PASSWORD 'named-old-pass-1'")
+        .unwrap();
+    let by_name = pg
+        .secret_json("named", "named-old-pass-1")
+        .replace("\"127.0.0.1\"", "\"localhost\"");
+    create(&mut f.vault, "db/named", &by_name);
+    f.vault
+        .configure_rotation(
+            "db/named",
+            &settings(pg_rotator(PgSslMode::VerifyFull, Some(&pki.ca_pem)), None),
+        )
+        .unwrap();
+    let err = f.vault.rotate_secret("db/named").unwrap_err().to_string();
+    assert!(err.contains("host is a name in that certificate"), "{err}");
+    f.vault.cancel_rotation("db/named").unwrap();
+    f.vault
+        .configure_rotation(
+            "db/named",
+            &settings(pg_rotator(PgSslMode::VerifyCa, Some(&pki.ca_pem)), None),
+        )
+        .unwrap();
+    f.vault.rotate_secret("db/named").unwrap();
+    let (_, second) = password_of(&mut f, "db/named", VersionSelector::default());
+    assert_ne!(second, "named-old-pass-1");
+    pg.connect("named", &second).unwrap();
+}
+
+#[test]
+fn postgres_rotator_without_tls_on_the_server() {
+    let Some(pg) = PgServer::start() else { return };
+    let mut admin = pg.connect(PG_ADMIN, PG_ADMIN_PASSWORD).unwrap();
+    admin
+        .batch_execute("CREATE ROLE app LOGIN PASSWORD 'app-old-pass-2'")
+        .unwrap();
+    let mut f = fixture();
+    create(
+        &mut f.vault,
+        "db/app",
+        &pg.secret_json("app", "app-old-pass-2"),
+    );
+    // require: refused with what to change.
+    f.vault
+        .configure_rotation(
+            "db/app",
+            &settings(pg_rotator(PgSslMode::Require, None), None),
+        )
+        .unwrap();
+    let err = f.vault.rotate_secret("db/app").unwrap_err().to_string();
+    assert!(err.contains("offers no TLS"), "{err}");
+    f.vault.cancel_rotation("db/app").unwrap();
+    // prefer (the default, as libpq's): falls back to plain text, and says it may.
+    let prefer = RotatorConfig::named("postgres").unwrap();
+    f.vault
+        .configure_rotation("db/app", &settings(prefer, None))
+        .unwrap();
+    f.vault.rotate_secret("db/app").unwrap();
+    let (_, new) = password_of(&mut f, "db/app", VersionSelector::default());
+    pg.connect("app", &new).unwrap();
+    let info = f.vault.rotation_info("db/app").unwrap();
+    let RotatorConfig::Postgres { sslmode, .. } = info.rotator else {
+        panic!("not postgres")
+    };
+    assert!(sslmode.describe().starts_with("unencrypted if"));
 }
 
 fn password_of(f: &mut Fixture, name: &str, selector: VersionSelector) -> (String, String) {
@@ -1047,6 +1222,8 @@ fn postgres_rotator_against_a_real_server() {
                     admin_secret: Some("db/admin".into()),
                     timeout_secs: 10,
                     password: crate::password::PasswordOptions::default(),
+                    sslmode: PgSslMode::Disable,
+                    ca_pem: None,
                 },
                 None,
             ),
