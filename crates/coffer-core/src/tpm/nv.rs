@@ -92,12 +92,7 @@ impl Tpm {
                 })
                 .map_err(|e| nv_error(tcti, index, "read the rollback counter", e));
             close(ctx, handle);
-            let data = read?;
-            let bytes: [u8; 8] = data
-                .value()
-                .try_into()
-                .map_err(|_| TpmError::NvCounterForeign { index })?;
-            Ok(Some(u64::from_be_bytes(bytes)))
+            counter_value(&read?, index).map(Some)
         })
     }
 
@@ -144,14 +139,18 @@ impl Tpm {
                 })
                 .map_err(|e| generic(tcti, OP, e));
             close(ctx, handle);
-            let data = done?;
-            let bytes: [u8; 8] = data
-                .value()
-                .try_into()
-                .map_err(|_| TpmError::NvCounterForeign { index })?;
-            Ok(u64::from_be_bytes(bytes))
+            counter_value(&done?, index)
         })
     }
+}
+
+/// A counter's eight big-endian bytes; anything else is not a counter of ours.
+fn counter_value(data: &tss_esapi::structures::MaxNvBuffer, index: u32) -> Result<u64, TpmError> {
+    let bytes: [u8; 8] = data
+        .value()
+        .try_into()
+        .map_err(|_| TpmError::NvCounterForeign { index })?;
+    Ok(u64::from_be_bytes(bytes))
 }
 
 /// Defines the index; false if it is already taken.

@@ -24,7 +24,7 @@ use uuid::Uuid;
 
 use super::error::Result;
 use super::keyring::AuditKey;
-use super::rollback::{candidates_from, hmac};
+use super::rollback::{candidates_from, hmac, CounterRecord, Record};
 use crate::store::audit as rows;
 use crate::store::meta;
 use crate::tpm::{NvCounterAuth, Tpm, TpmError};
@@ -57,34 +57,15 @@ fn counter_id(audit_key: &AuditKey, vault_id: Uuid) -> NvCounterAuth {
     }
 }
 
-fn tag(audit_key: &AuditKey, vault_id: Uuid, stored: StoredAttempts) -> [u8; 32] {
-    hmac(
-        audit_key.0.as_ref(),
-        &[
-            b"coffer.failed-unlock-counter.v1",
-            vault_id.as_bytes(),
-            &stored.index.to_be_bytes(),
-            &stored.accounted.to_be_bytes(),
-        ],
-    )
-}
-
-fn decode(bytes: &[u8]) -> Option<(StoredAttempts, &[u8])> {
-    if bytes.len() != 4 + 8 + 32 {
-        return None;
-    }
-    let index = u32::from_be_bytes(bytes[0..4].try_into().ok()?);
-    let accounted = u64::from_be_bytes(bytes[4..12].try_into().ok()?);
-    Some((StoredAttempts { index, accounted }, &bytes[12..]))
-}
+const RECORD: CounterRecord = CounterRecord {
+    meta_key: meta::FAILED_UNLOCK_COUNTER,
+    domain: b"coffer.failed-unlock-counter.v1",
+};
 
 /// The counter's index as the file names it, unauthenticated: all a locked process can
 /// know. Pointing it elsewhere only makes the next unlock report the entries as forged.
 pub fn index_for_locked(conn: &Connection) -> Result<Option<u32>> {
-    Ok(meta::get(conn, meta::FAILED_UNLOCK_COUNTER)?
-        .as_deref()
-        .and_then(decode)
-        .map(|(stored, _)| stored.index))
+    RECORD.index_unauthenticated(conn)
 }
 
 /// What the file says, checked: `Err(())` when the record is there but was altered.
@@ -93,18 +74,14 @@ fn read_stored(
     audit_key: &AuditKey,
     vault_id: Uuid,
 ) -> Result<Option<std::result::Result<StoredAttempts, ()>>> {
-    let Some(bytes) = meta::get(conn, meta::FAILED_UNLOCK_COUNTER)? else {
-        return Ok(None);
-    };
-    let Some((stored, mac)) = decode(&bytes) else {
-        return Ok(Some(Err(())));
-    };
-    let expected = tag(audit_key, vault_id, stored);
-    if bool::from(subtle::ConstantTimeEq::ct_eq(&expected[..], mac)) {
-        Ok(Some(Ok(stored)))
-    } else {
-        Ok(Some(Err(())))
-    }
+    Ok(match RECORD.read(conn, audit_key, vault_id)? {
+        Record::Missing => None,
+        Record::Tampered => Some(Err(())),
+        Record::Valid { index, value } => Some(Ok(StoredAttempts {
+            index,
+            accounted: value,
+        })),
+    })
 }
 
 pub fn write_stored(
@@ -113,12 +90,7 @@ pub fn write_stored(
     vault_id: Uuid,
     stored: StoredAttempts,
 ) -> Result<()> {
-    let mut bytes = Vec::with_capacity(44);
-    bytes.extend_from_slice(&stored.index.to_be_bytes());
-    bytes.extend_from_slice(&stored.accounted.to_be_bytes());
-    bytes.extend_from_slice(&tag(audit_key, vault_id, stored));
-    meta::set(conn, meta::FAILED_UNLOCK_COUNTER, &bytes)?;
-    Ok(())
+    RECORD.write(conn, audit_key, vault_id, stored.index, stored.accounted)
 }
 
 /// This vault's counter on `tpm`: the one it already has there, else a new one. `None`

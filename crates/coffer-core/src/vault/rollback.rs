@@ -92,16 +92,96 @@ pub(super) fn candidates_from(base: u32, vault_id: Uuid) -> Vec<u32> {
         .collect()
 }
 
-fn tag(audit_key: &AuditKey, vault_id: Uuid, counter: StoredCounter) -> [u8; 32] {
-    hmac(
-        audit_key.0.as_ref(),
-        &[
-            b"coffer.rollback-counter.v1",
-            vault_id.as_bytes(),
-            &counter.index.to_be_bytes(),
-            &counter.value.to_be_bytes(),
-        ],
-    )
+/// Where and under which MAC domain a vault keeps one of its TPM counters' record in
+/// `vault_meta`: the NV index, the value last seen, and an audit-key HMAC over both.
+pub(super) struct CounterRecord {
+    pub(super) meta_key: &'static str,
+    pub(super) domain: &'static [u8],
+}
+
+pub(super) const ROLLBACK_RECORD: CounterRecord = CounterRecord {
+    meta_key: meta::ROLLBACK_COUNTER,
+    domain: b"coffer.rollback-counter.v1",
+};
+
+/// What the file holds for a counter.
+pub(super) enum Record {
+    Missing,
+    /// There, but not as Coffer wrote it.
+    Tampered,
+    Valid {
+        index: u32,
+        value: u64,
+    },
+}
+
+impl CounterRecord {
+    fn tag(&self, audit_key: &AuditKey, vault_id: Uuid, index: u32, value: u64) -> [u8; 32] {
+        hmac(
+            audit_key.0.as_ref(),
+            &[
+                self.domain,
+                vault_id.as_bytes(),
+                &index.to_be_bytes(),
+                &value.to_be_bytes(),
+            ],
+        )
+    }
+
+    fn decode(bytes: &[u8]) -> Option<(u32, u64, &[u8])> {
+        if bytes.len() != 4 + 8 + 32 {
+            return None;
+        }
+        let index = u32::from_be_bytes(bytes[0..4].try_into().ok()?);
+        let value = u64::from_be_bytes(bytes[4..12].try_into().ok()?);
+        Some((index, value, &bytes[12..]))
+    }
+
+    pub(super) fn read(
+        &self,
+        conn: &Connection,
+        audit_key: &AuditKey,
+        vault_id: Uuid,
+    ) -> Result<Record> {
+        let Some(bytes) = meta::get(conn, self.meta_key)? else {
+            return Ok(Record::Missing);
+        };
+        let Some((index, value, mac)) = Self::decode(&bytes) else {
+            return Ok(Record::Tampered);
+        };
+        let expected = self.tag(audit_key, vault_id, index, value);
+        Ok(
+            if bool::from(subtle::ConstantTimeEq::ct_eq(&expected[..], mac)) {
+                Record::Valid { index, value }
+            } else {
+                Record::Tampered
+            },
+        )
+    }
+
+    /// The index as the file names it, without the MAC check: all a locked process can do.
+    pub(super) fn index_unauthenticated(&self, conn: &Connection) -> Result<Option<u32>> {
+        Ok(meta::get(conn, self.meta_key)?
+            .as_deref()
+            .and_then(Self::decode)
+            .map(|(index, _, _)| index))
+    }
+
+    pub(super) fn write(
+        &self,
+        conn: &Connection,
+        audit_key: &AuditKey,
+        vault_id: Uuid,
+        index: u32,
+        value: u64,
+    ) -> Result<()> {
+        let mut bytes = Vec::with_capacity(44);
+        bytes.extend_from_slice(&index.to_be_bytes());
+        bytes.extend_from_slice(&value.to_be_bytes());
+        bytes.extend_from_slice(&self.tag(audit_key, vault_id, index, value));
+        meta::set(conn, self.meta_key, &bytes)?;
+        Ok(())
+    }
 }
 
 /// The stored counter, `None` if the vault has none yet; refused if its MAC is wrong.
@@ -110,25 +190,11 @@ pub fn read_stored(
     audit_key: &AuditKey,
     vault_id: Uuid,
 ) -> Result<Option<StoredCounter>> {
-    let Some(bytes) = meta::get(conn, meta::ROLLBACK_COUNTER)? else {
-        return Ok(None);
-    };
-    if bytes.len() != 4 + 8 + 32 {
-        return Err(Error::RollbackStateTampered);
+    match ROLLBACK_RECORD.read(conn, audit_key, vault_id)? {
+        Record::Missing => Ok(None),
+        Record::Tampered => Err(Error::RollbackStateTampered),
+        Record::Valid { index, value } => Ok(Some(StoredCounter { index, value })),
     }
-    let counter = StoredCounter {
-        index: u32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]),
-        value: u64::from_be_bytes(
-            bytes[4..12]
-                .try_into()
-                .map_err(|_| Error::RollbackStateTampered)?,
-        ),
-    };
-    let expected = tag(audit_key, vault_id, counter);
-    if !bool::from(subtle::ConstantTimeEq::ct_eq(&expected[..], &bytes[12..])) {
-        return Err(Error::RollbackStateTampered);
-    }
-    Ok(Some(counter))
 }
 
 pub fn write_stored(
@@ -137,12 +203,7 @@ pub fn write_stored(
     vault_id: Uuid,
     counter: StoredCounter,
 ) -> Result<()> {
-    let mut bytes = Vec::with_capacity(44);
-    bytes.extend_from_slice(&counter.index.to_be_bytes());
-    bytes.extend_from_slice(&counter.value.to_be_bytes());
-    bytes.extend_from_slice(&tag(audit_key, vault_id, counter));
-    meta::set(conn, meta::ROLLBACK_COUNTER, &bytes)?;
-    Ok(())
+    ROLLBACK_RECORD.write(conn, audit_key, vault_id, counter.index, counter.value)
 }
 
 /// Defines this vault's counter on `tpm` (at `init`, or for a vault that has none yet).
