@@ -13,6 +13,7 @@ pub mod names;
 pub mod password;
 pub mod process;
 pub mod reference;
+pub mod region;
 pub mod rotation;
 pub mod runtime;
 pub mod service;

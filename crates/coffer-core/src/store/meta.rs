@@ -17,6 +17,12 @@ pub const SETTINGS_MAC: &str = "settings_mac";
 pub const PRIMARY_NAME: &str = "tpm_primary_name";
 pub const ROLLBACK_COUNTER: &str = "rollback_counter";
 pub const FAILED_UNLOCK_COUNTER: &str = "failed_unlock_counter";
+/// This vault's region name and its MAC (see `vault::regions`).
+pub const REGION_NAME: &str = "region_name";
+pub const REGION_MAC: &str = "region_mac";
+/// This vault's peer identity: public certificates and keys, private halves sealed under
+/// a key derived from the audit key (see `region::identity`).
+pub const IDENTITY: &str = "region_identity";
 
 pub fn get(conn: &Connection, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
     Ok(conn

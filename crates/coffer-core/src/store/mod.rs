@@ -9,6 +9,7 @@
 pub mod audit;
 pub mod keys;
 pub mod meta;
+pub mod peers;
 pub mod rotation;
 pub mod schema;
 pub mod secrets;

@@ -219,6 +219,21 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE secrets ADD COLUMN mac BLOB NOT NULL DEFAULT x'';
     ALTER TABLE keys ADD COLUMN mac BLOB NOT NULL DEFAULT x'';
     "#,
+    // 6: paired peers (replica regions). Name, address and pinned fingerprint carry a MAC
+    // under the vault's audit key: an edit could otherwise send this vault's replicas to
+    // another machine. The contact columns are status only and carry none.
+    r#"
+    CREATE TABLE peers (
+        name          TEXT PRIMARY KEY,
+        url           TEXT NOT NULL,
+        fingerprint   BLOB NOT NULL,
+        added_at      INTEGER NOT NULL,
+        last_contact  INTEGER,
+        key_exchange  TEXT,
+        last_error    TEXT,
+        mac           BLOB NOT NULL
+    ) STRICT;
+    "#,
 ];
 
 /// The schema version this build writes.

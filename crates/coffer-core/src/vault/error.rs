@@ -19,6 +19,8 @@ pub enum Error {
     Recovery(#[from] RecoveryError),
     #[error(transparent)]
     InvalidName(#[from] NameError),
+    #[error(transparent)]
+    Region(#[from] crate::region::RegionError),
     #[error("the vault is locked; unlock it with your PIN first")]
     Locked,
     #[error("{what} is not valid: {reason}")]
@@ -147,6 +149,7 @@ impl Error {
             }
             Error::Store(_) => "storage",
             Error::Recovery(_) => "recovery_code",
+            Error::Region(error) => error.code(),
             Error::InvalidName(_)
             | Error::InvalidArgument { .. }
             | Error::PinLength { .. }

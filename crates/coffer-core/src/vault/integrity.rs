@@ -198,6 +198,61 @@ impl Integrity {
         Ok(())
     }
 
+    fn region_tag(&self, name: &str) -> [u8; 32] {
+        self.key.tag(
+            &Aad::new("coffer.region-name.v1")
+                .with(self.vault_id.as_bytes())
+                .with(name.as_bytes()),
+        )
+    }
+
+    /// This vault's region name, `None` if it has none yet; refused if edited.
+    pub fn region_name(&self, conn: &Connection) -> Result<Option<String>> {
+        let Some(name) = meta::get(conn, meta::REGION_NAME)? else {
+            return Ok(None);
+        };
+        let stored = meta::get(conn, meta::REGION_MAC)?.unwrap_or_default();
+        let name =
+            String::from_utf8(name).map_err(|_| crate::region::RegionError::RegionNameTampered)?;
+        if same(&self.region_tag(&name), &stored) {
+            Ok(Some(name))
+        } else {
+            Err(crate::region::RegionError::RegionNameTampered.into())
+        }
+    }
+
+    pub fn set_region_name(&self, tx: &Transaction<'_>, name: &str) -> Result<()> {
+        meta::set(tx, meta::REGION_NAME, name.as_bytes())?;
+        meta::set(tx, meta::REGION_MAC, &self.region_tag(name))?;
+        Ok(())
+    }
+
+    /// The MAC of a peer's pairing: its name, address and pinned fingerprint (where this
+    /// vault's replicas go, and whom it lets in).
+    pub fn peer_tag(&self, name: &str, url: &str, fingerprint: &[u8]) -> [u8; 32] {
+        self.key.tag(
+            &Aad::new("coffer.peer-row.v1")
+                .with(self.vault_id.as_bytes())
+                .with(name.as_bytes())
+                .with(url.as_bytes())
+                .with(fingerprint),
+        )
+    }
+
+    pub fn check_peer(&self, row: &crate::store::peers::PeerRow) -> Result<()> {
+        if same(
+            &self.peer_tag(&row.name, &row.url, &row.fingerprint),
+            &row.mac,
+        ) {
+            Ok(())
+        } else {
+            Err(crate::region::RegionError::PeerTampered {
+                name: row.name.clone(),
+            }
+            .into())
+        }
+    }
+
     /// Computes every MAC of a vault written before row MACs existed. Run once, at the
     /// first unlock after the upgrade, which the audit head records (see `audit`).
     pub fn adopt_all(&self, tx: &Transaction<'_>) -> Result<usize> {

@@ -232,6 +232,17 @@ impl AuditKey {
         AuditKey(key)
     }
 
+    /// A key for one purpose, derived from this one, so that the audit key's owner (an
+    /// unlocked vault) and nobody else has it.
+    pub(super) fn derive(&self, purpose: &[u8]) -> zeroize::Zeroizing<[u8; KEY_LEN]> {
+        use hmac::{Hmac, Mac};
+        let Ok(mut mac) = <Hmac<sha2::Sha256> as Mac>::new_from_slice(&self.0[..]) else {
+            std::process::abort()
+        };
+        mac.update(purpose);
+        zeroize::Zeroizing::new(mac.finalize().into_bytes().into())
+    }
+
     /// Whether two unwrapped audit keys are the same key (constant time).
     pub(super) fn same_as(&self, other: &AuditKey) -> bool {
         bool::from(subtle::ConstantTimeEq::ct_eq(&self.0[..], &other.0[..]))

@@ -10,6 +10,7 @@ mod keyring;
 mod keys;
 mod lifecycle;
 mod nonce_budget;
+pub mod regions;
 pub mod rewrap;
 mod rollback;
 pub mod rotation;
