@@ -142,6 +142,9 @@ pub enum Command {
     /// Rotation across all secrets.
     #[command(subcommand)]
     Rotation(RotationCommand),
+    /// This vault's region and the peers (replica regions) it is paired with.
+    #[command(subcommand)]
+    Region(RegionCommand),
     /// Run scheduled rotations headless (servers): rotates secrets and keys when due,
     /// retries failures with backoff, re-wraps data keys under new key versions. After
     /// downtime each overdue rotation runs once, not once per missed period.
@@ -156,7 +159,35 @@ pub enum Command {
         /// Pretend the time is this (RFC 3339); for testing schedules with --once.
         #[arg(long, hide = true, value_name = "TIME")]
         now: Option<String>,
+        /// Listen for paired peers here (IP:PORT, e.g. 0.0.0.0:7443). Without it the
+        /// daemon listens nowhere.
+        #[arg(long, value_name = "ADDR:PORT")]
+        listen: Option<String>,
     },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum RegionCommand {
+    /// Print this vault's region name and the fingerprint peers pin.
+    Identity,
+    /// Rename this vault's region (only while no peer is paired).
+    Rename { name: String },
+    /// Pair a peer: its region name, where its daemon listens, and its fingerprint as
+    /// `coffer region identity` prints it there. The peer must pair this vault too.
+    Add {
+        name: String,
+        /// https://HOST:PORT of the peer's `coffer daemon --listen`.
+        #[arg(long)]
+        url: String,
+        #[arg(long)]
+        fingerprint: String,
+    },
+    /// Unpair a peer: it is no longer contacted or let in.
+    Remove { name: String },
+    /// The paired peers, with the last contact and its key exchange.
+    List,
+    /// Contact a peer now over pinned TLS and show what was negotiated.
+    Ping { name: String },
 }
 
 #[derive(Subcommand, Debug)]

@@ -43,7 +43,8 @@ fn tpm_command(env: &Env, command: Command) -> Result<(), Failure> {
             once,
             max_sleep,
             now,
-        } => rotation::daemon(env, once, &max_sleep, now.as_deref()),
+            listen,
+        } => rotation::daemon(env, once, &max_sleep, now.as_deref(), listen.as_deref()),
         _ => Err(Failure::usage(
             "not a command that needs the TPM in this process",
         )),

@@ -17,6 +17,7 @@ mod handoff;
 mod in_process;
 mod input;
 mod output;
+mod peers;
 mod private_file;
 pub mod template;
 

@@ -21,6 +21,7 @@ use crate::rotation::{
     RotationHistoryEntry, RotationInfo, RotationOutcome, RotationSettings, Step,
 };
 use crate::vault::envelope::EncryptionContext;
+use crate::vault::regions::{PeerContact, PeerInfo, RegionIdentity};
 use crate::vault::rewrap::RewrapProgress;
 use crate::vault::rotation::{DueReport, KeyRotationInfo};
 use crate::vault::{AuditEntry, AuditVerification, CreateSecret, Error, PutValue, Result, Vault};
@@ -277,6 +278,24 @@ pub enum Request {
     KeyRotationStatus {
         key: String,
     },
+    /// This vault's region name and fingerprint (made at first use).
+    RegionIdentity,
+    RegionRename {
+        name: String,
+    },
+    RegionAdd {
+        name: String,
+        url: String,
+        fingerprint: String,
+    },
+    RegionRemove {
+        name: String,
+    },
+    RegionList,
+    /// Contacts a paired region over pinned TLS.
+    RegionPing {
+        name: String,
+    },
 }
 
 /// A value read from the vault, as sent to a client.
@@ -346,6 +365,10 @@ pub enum Response {
     Due(DueReport),
     Rewrap(RewrapProgress),
     KeyRotation(KeyRotationInfo),
+    Region(RegionIdentity),
+    Peer(PeerInfo),
+    Peers(Vec<PeerInfo>),
+    Contact(PeerContact),
 }
 
 fn context_bytes(value: &WireValue) -> Result<Zeroizing<Vec<u8>>> {
@@ -402,6 +425,19 @@ pub fn execute(vault: &mut Vault, request: Request) -> Result<Response> {
             vault_id: vault.id(),
             pid: std::process::id(),
         },
+        Request::RegionIdentity => Response::Region(vault.region_identity()?),
+        Request::RegionRename { name } => Response::Region(vault.set_region_name(&name)?),
+        Request::RegionAdd {
+            name,
+            url,
+            fingerprint,
+        } => Response::Peer(vault.add_peer(&name, &url, &fingerprint)?),
+        Request::RegionRemove { name } => {
+            vault.remove_peer(&name)?;
+            Response::Done
+        }
+        Request::RegionList => Response::Peers(vault.peers()?),
+        Request::RegionPing { name } => Response::Contact(vault.contact_peer(&name)?),
         Request::Lock => {
             vault.lock()?;
             Response::Done

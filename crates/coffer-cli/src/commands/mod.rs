@@ -5,6 +5,7 @@ pub(crate) mod agent;
 mod audit;
 mod key;
 mod kms;
+mod region;
 pub(crate) mod rotation;
 mod secret;
 pub(crate) mod vault;
@@ -199,5 +200,6 @@ pub fn run(
         Command::Kms(command) => kms::run(&env, command),
         Command::Audit(command) => audit::run(&env, command),
         Command::Rotation(command) => rotation::run_list(&env, command),
+        Command::Region(command) => region::run(&env, command),
     }
 }

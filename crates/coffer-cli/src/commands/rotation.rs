@@ -2,6 +2,7 @@
 //! `coffer key rewrap|retire-version|enable-rotation|…` and `coffer daemon`.
 
 use std::io::Write;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use coffer_core::rotation::{
@@ -492,7 +493,13 @@ pub fn run_key(
 
 /// The headless scheduler: runs what is due, sleeps until the next due time (at most
 /// `max_sleep`), and again; `--once` runs one pass.
-pub fn daemon(env: &Env, once: bool, max_sleep: &str, now: Option<&str>) -> Result<(), Failure> {
+pub fn daemon(
+    env: &Env,
+    once: bool,
+    max_sleep: &str,
+    now: Option<&str>,
+    listen: Option<&str>,
+) -> Result<(), Failure> {
     let max_sleep =
         parse_duration(max_sleep).map_err(|e| Failure::usage(format!("--max-sleep: {e}")))?;
     let clock = now
@@ -501,7 +508,11 @@ pub fn daemon(env: &Env, once: bool, max_sleep: &str, now: Option<&str>) -> Resu
                 .map_err(|_| Failure::usage(format!("--now {text:?} is not an RFC 3339 time")))
         })
         .transpose()?;
-    let mut vault = crate::in_process::open_unlocked(env)?;
+    let vault = Arc::new(Mutex::new(crate::in_process::open_unlocked(env)?));
+    // Kept alive for the daemon's life: dropping it stops listening.
+    let _listener = listen
+        .map(|address| crate::peers::listen(&vault, address))
+        .transpose()?;
     if env.output == Output::Table && !once {
         eprintln!(
             "coffer: daemon running for {} (checks at least every {})",
@@ -511,6 +522,7 @@ pub fn daemon(env: &Env, once: bool, max_sleep: &str, now: Option<&str>) -> Resu
     }
     loop {
         let now = clock.unwrap_or_else(Timestamp::now);
+        let mut vault = crate::peers::lock(&vault);
         let next = match vault.run_due(now) {
             Ok(report) => {
                 let body = json!(report);
@@ -539,6 +551,7 @@ pub fn daemon(env: &Env, once: bool, max_sleep: &str, now: Option<&str>) -> Resu
             }
         };
         vault.flush_audit()?;
+        drop(vault);
         if once {
             return Ok(());
         }

@@ -52,8 +52,8 @@ pub enum RegionError {
     RefusedByPeer {
         name: String,
         url: String,
-        theirs: Fingerprint,
-        ours: Fingerprint,
+        theirs: String,
+        ours: String,
         our_region: String,
     },
     #[error(

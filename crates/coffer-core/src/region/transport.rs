@@ -137,8 +137,8 @@ pub fn contact(caller: Caller<'_>, target: Target<'_>) -> Result<Contact, Region
                 RegionError::RefusedByPeer {
                     name: target.name.to_owned(),
                     url: target.url.to_string(),
-                    theirs: target.pinned,
-                    ours,
+                    theirs: target.pinned.to_string(),
+                    ours: ours.to_string(),
                     our_region: hello.region.clone(),
                 }
             } else {
@@ -307,13 +307,15 @@ async fn serve_connection(
     hello: Arc<Vec<u8>>,
     log: Log,
 ) {
-    let tls = match tokio::time::timeout(EXCHANGE_TIMEOUT, acceptor.accept(tcp)).await {
+    let accept = acceptor.accept(tcp).into_fallible();
+    let tls = match tokio::time::timeout(EXCHANGE_TIMEOUT, accept).await {
         Ok(Ok(tls)) => tls,
-        Ok(Err(error)) => {
+        Ok(Err((error, tcp))) => {
             log(format!(
                 "refused a connection from {from}: {}",
                 chain(&error)
             ));
+            linger(tcp).await;
             return;
         }
         Err(_) => {
@@ -350,6 +352,23 @@ async fn serve_connection(
     let _ = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
         .serve_connection(TokioIo::new(tls), service)
         .await;
+}
+
+/// Closes a refused connection so that the client reads our alert (and with it why it
+/// was refused): closing with its request still unread would reset the connection, and a
+/// reset can discard the alert before the client reads it.
+async fn linger(mut tcp: TcpStream) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let _ = tcp.shutdown().await;
+    let mut sink = [0u8; 4096];
+    let _ = tokio::time::timeout(Duration::from_secs(2), async {
+        while let Ok(read) = tcp.read(&mut sink).await {
+            if read == 0 {
+                break;
+            }
+        }
+    })
+    .await;
 }
 
 fn reply(status: StatusCode, body: Vec<u8>) -> Response<Full<Bytes>> {

@@ -19,8 +19,10 @@ pub enum Error {
     Recovery(#[from] RecoveryError),
     #[error(transparent)]
     InvalidName(#[from] NameError),
+    /// Boxed: its messages carry fingerprints and addresses, and every `Result` of the
+    /// engine would otherwise grow by them.
     #[error(transparent)]
-    Region(#[from] crate::region::RegionError),
+    Region(Box<crate::region::RegionError>),
     #[error("the vault is locked; unlock it with your PIN first")]
     Locked,
     #[error("{what} is not valid: {reason}")]
@@ -110,6 +112,12 @@ pub enum Error {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl From<crate::region::RegionError> for Error {
+    fn from(error: crate::region::RegionError) -> Self {
+        Error::Region(Box::new(error))
+    }
+}
 
 impl Error {
     pub fn invalid(what: &'static str, reason: impl Into<String>) -> Self {
