@@ -7,7 +7,6 @@
 //! so a watcher notices the vault went locked and tells the UI all the same.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 
 use coffer_core::clock::BootInstant;
@@ -15,7 +14,7 @@ use serde::Serialize;
 use tauri::{AppHandle, Emitter};
 
 use crate::error::AppResult;
-use crate::session::{Session, SharedSession};
+use crate::session::{LockState, Session, SharedSession};
 
 const TICK: Duration = Duration::from_secs(1);
 
@@ -32,23 +31,23 @@ pub enum LockReason {
 }
 
 /// Counts the locks the app made itself, so the watcher can tell them from others.
+/// Moved only under the vault's mutex, together with the vault's own lock count (see
+/// [`Session::lock`] and [`Session::lock_state`]), so the two are always read in step.
 #[derive(Default)]
 pub struct LockEpoch(AtomicU64);
 
 impl LockEpoch {
-    fn bump(&self) {
+    pub(crate) fn bump(&self) {
         self.0.fetch_add(1, Ordering::SeqCst);
     }
 
-    fn get(&self) -> u64 {
+    pub(crate) fn get(&self) -> u64 {
         self.0.load(Ordering::SeqCst)
     }
 }
 
-/// Locks the vault and does everything that follows a lock. The epoch moves before the
-/// lock, so a watcher that sees the vault locked also sees that the app did it.
+/// Locks the vault and does everything that follows a lock.
 pub fn lock(app: &AppHandle, session: &Session, reason: LockReason) -> AppResult<()> {
-    session.lock_epoch.bump();
     let locked = session.lock();
     after_lock(app, session, reason);
     locked
@@ -67,38 +66,41 @@ pub fn idle_expired(last_activity: BootInstant, now: BootInstant, limit: Duratio
     now.since(last_activity) >= limit
 }
 
-/// Whether the vault went from unlocked to locked without the app locking it.
-fn locked_elsewhere(was_unlocked: bool, unlocked: bool, seen_epoch: u64, epoch: u64) -> bool {
-    was_unlocked && !unlocked && seen_epoch == epoch
+/// Whether the vault's keys were wiped more often than the app wiped them since the last
+/// look: counted, not sampled, so an unlock followed by `coffer lock` within one tick is
+/// not missed.
+fn locked_elsewhere(seen: LockState, now: LockState) -> bool {
+    now.vault_locks.saturating_sub(seen.vault_locks) > now.app_locks.saturating_sub(seen.app_locks)
 }
 
 /// Auto-lock and the watch for locks made elsewhere, once a second.
+///
+/// On a thread of its own rather than a task on the async runtime: each tick takes the
+/// vault's mutex (which an unlock or a long write holds for a while) and may touch the
+/// X11 clipboard, blocking calls that must not stall the runtime's few workers.
 pub fn spawn_watcher(app: AppHandle, session: SharedSession) {
-    tauri::async_runtime::spawn(async move {
-        let mut was_unlocked = session.is_unlocked();
-        let mut seen_epoch = session.lock_epoch.get();
-        loop {
-            tokio::time::sleep(TICK).await;
-            // Read the state before the epoch: see `lock`.
-            let unlocked = session.is_unlocked();
-            let epoch = session.lock_epoch.get();
-            if locked_elsewhere(was_unlocked, unlocked, seen_epoch, epoch) {
-                after_lock(&app, &session, LockReason::Elsewhere);
+    let spawned = std::thread::Builder::new()
+        .name("coffer-lock-watch".into())
+        .spawn(move || {
+            let mut seen = session.lock_state();
+            loop {
+                std::thread::sleep(TICK);
+                let now = session.lock_state();
+                if locked_elsewhere(seen, now) {
+                    after_lock(&app, &session, LockReason::Elsewhere);
+                }
+                seen = now;
+                let limit = Duration::from_secs(u64::from(session.settings().auto_lock_secs));
+                if now.unlocked && idle_expired(session.last_activity(), BootInstant::now(), limit)
+                {
+                    let _ = lock(&app, &session, LockReason::Idle);
+                    seen = session.lock_state();
+                }
             }
-            was_unlocked = unlocked;
-            seen_epoch = epoch;
-            let limit = Duration::from_secs(u64::from(session.settings().auto_lock_secs));
-            if unlocked && idle_expired(session.last_activity(), BootInstant::now(), limit) {
-                let (app, locking) = (app.clone(), Arc::clone(&session));
-                let _ = tauri::async_runtime::spawn_blocking(move || {
-                    lock(&app, &locking, LockReason::Idle)
-                })
-                .await;
-                was_unlocked = false;
-                seen_epoch = session.lock_epoch.get();
-            }
-        }
-    });
+        });
+    if let Err(error) = spawned {
+        eprintln!("coffer: auto-lock and the watch for `coffer lock` are not running: {error}");
+    }
 }
 
 #[cfg(test)]
@@ -123,12 +125,34 @@ mod tests {
         ));
     }
 
+    fn state(unlocked: bool, vault_locks: u64, app_locks: u64) -> LockState {
+        LockState {
+            unlocked,
+            vault_locks,
+            app_locks,
+        }
+    }
+
     #[test]
     fn only_a_lock_the_app_did_not_make_counts_as_elsewhere() {
-        assert!(locked_elsewhere(true, false, 3, 3));
-        assert!(!locked_elsewhere(true, false, 3, 4), "the app locked it");
-        assert!(!locked_elsewhere(false, false, 3, 3), "already locked");
-        assert!(!locked_elsewhere(true, true, 3, 3), "still unlocked");
+        let seen = state(true, 3, 1);
+        assert!(locked_elsewhere(seen, state(false, 4, 1)));
+        assert!(
+            !locked_elsewhere(seen, state(false, 4, 2)),
+            "the app locked it"
+        );
+        assert!(
+            !locked_elsewhere(seen, state(true, 3, 1)),
+            "nothing happened"
+        );
+        // Unlocked and locked again from the terminal between two ticks: the state
+        // looks the same as before, the count does not.
+        let locked = state(false, 3, 1);
+        assert!(locked_elsewhere(locked, state(false, 4, 1)));
+        // The app's own lock and one from elsewhere in the same tick.
+        assert!(locked_elsewhere(seen, state(false, 5, 2)));
+        // A vault handle replaced (recovery) starts counting afresh.
+        assert!(!locked_elsewhere(seen, state(true, 0, 1)));
     }
 
     #[test]

@@ -31,6 +31,14 @@ pub struct Session {
 
 pub type SharedSession = Arc<Session>;
 
+/// See [`Session::lock_state`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LockState {
+    pub unlocked: bool,
+    pub vault_locks: u64,
+    pub app_locks: u64,
+}
+
 fn poisoned<T>(_: T) -> AppError {
     AppError::internal("the app's state was damaged by an earlier failure; restart Coffer")
 }
@@ -144,12 +152,30 @@ impl Session {
     }
 
     /// Wipes the keys. Locking never fails from the user's point of view: even if writing
-    /// pending audit entries fails, the keys are gone.
+    /// pending audit entries fails, the keys are gone. The app's lock count moves with
+    /// the vault's, under the same mutex (see `locking`).
     pub fn lock(&self) -> AppResult<()> {
         let mut guard = self.vault_guard()?;
         match guard.as_mut() {
-            Some(vault) => vault.lock().map_err(AppError::from),
+            Some(vault) => {
+                if vault.is_unlocked() {
+                    self.lock_epoch.bump();
+                }
+                vault.lock().map_err(AppError::from)
+            }
             None => Ok(()),
+        }
+    }
+
+    /// Whether the vault is unlocked, and how often it and the app have locked it, read
+    /// together under the vault's mutex.
+    pub fn lock_state(&self) -> LockState {
+        let guard = self.vault.lock();
+        let vault = guard.as_ref().ok().and_then(|guard| guard.as_ref());
+        LockState {
+            unlocked: vault.is_some_and(Vault::is_unlocked),
+            vault_locks: vault.map_or(0, Vault::lock_count),
+            app_locks: self.lock_epoch.get(),
         }
     }
 

@@ -190,6 +190,7 @@ impl Vault {
                 actor,
                 pending_reads: Vec::new(),
                 pending_since: None,
+                locks: 0,
             },
             recovery_code,
         })

@@ -62,6 +62,10 @@ pub struct Vault {
     actor: Actor,
     pending_reads: Vec<AuditEvent>,
     pending_since: Option<Instant>,
+    /// How many times this handle's keys were wiped: a shell that shares the handle (the
+    /// app with its agent socket) compares it with its own locks to notice one made
+    /// elsewhere, however briefly the vault was unlocked in between.
+    locks: u64,
 }
 
 impl Vault {
@@ -78,6 +82,7 @@ impl Vault {
             actor: Actor::current(),
             pending_reads: Vec::new(),
             pending_since: None,
+            locks: 0,
         })
     }
 
@@ -103,8 +108,15 @@ impl Vault {
     /// Forgets every key: they are wiped from memory. Pending read audits are written first.
     pub fn lock(&mut self) -> Result<()> {
         let flushed = self.flush_audit();
-        self.keyring = None;
+        if self.keyring.take().is_some() {
+            self.locks += 1;
+        }
         flushed
+    }
+
+    /// How many times [`Vault::lock`] wiped keys on this handle.
+    pub fn lock_count(&self) -> u64 {
+        self.locks
     }
 
     /// Audit entries, newest first; optionally only those about one secret.
@@ -190,6 +202,7 @@ impl Vault {
             pending_reads,
             pending_since,
             vault_id: _,
+            locks: _,
         } = self;
         let keyring = keyring.as_mut().ok_or(Error::Locked)?;
         let integrity = keyring.integrity();
