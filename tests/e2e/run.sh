@@ -6,7 +6,8 @@
 # Usage: tests/e2e/run.sh [--bench] [--no-build]
 #   --bench      also run the performance benchmark (tests/e2e/bench.mjs)
 #   --no-build   reuse the app binary that is already built
-# Screenshots go to docs/screenshots/ (E2E_SCREENSHOTS overrides). Everything listens on
+# E2E_PATTERN='a|b' runs only the tests whose names match (those they depend on must match
+# too). Screenshots go to docs/screenshots/ (E2E_SCREENSHOTS overrides). Everything listens on
 # 127.0.0.1 only. Exit status is non-zero if any test fails.
 set -euo pipefail
 
@@ -135,7 +136,7 @@ run_suite() { # $1: name, $2...: command
 export E2E_SCREENSHOTS="${E2E_SCREENSHOTS:-$ROOT/docs/screenshots}"
 FAILED=0
 log "running the end-to-end suite"
-run_suite suite bash -c "cd '$E2E' && node --test --test-concurrency=1 --test-reporter=spec --test-timeout=600000 specs/" || FAILED=1
+run_suite suite bash -c "cd '$E2E' && node --test --test-concurrency=1 --test-reporter=spec --test-timeout=600000 ${E2E_PATTERN:+--test-name-pattern=\"$E2E_PATTERN\"} specs/" || FAILED=1
 
 if ((BENCH)); then
   log "running the benchmark"
