@@ -20,13 +20,14 @@ use crate::message::{Batch, Body, Message, WireEntry};
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ReceiverConfig {
     /// Most out-of-order entries held in memory while waiting for a missing predecessor;
-    /// beyond it they are dropped and come back with the primary's retransmission.
+    /// beyond it they are dropped and come back with the primary's retransmission. Memory
+    /// is bounded by this times `MAX_PAYLOAD_BYTES` (16 MiB at the default of 256).
     pub max_pending: usize,
 }
 
 impl Default for ReceiverConfig {
     fn default() -> Self {
-        Self { max_pending: 1024 }
+        Self { max_pending: 256 }
     }
 }
 
