@@ -14,6 +14,7 @@
 
 mod error;
 mod message;
+mod outbox;
 mod receiver;
 mod sender;
 
