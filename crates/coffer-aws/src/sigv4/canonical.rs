@@ -10,8 +10,10 @@
 //!   the client, this is the "encode each segment twice" rule of the spec.
 //! * **Query**: every `name=value` pair is percent-decoded and re-encoded with
 //!   the strict SigV4 encoding (unreserved `A-Za-z0-9-_.~` kept, everything
-//!   else `%XX` upper-case, `+` is a literal plus), then sorted by encoded
-//!   name and, for repeated names, by encoded value.
+//!   else `%XX` upper-case), then sorted by encoded name and, for repeated
+//!   names, by encoded value. A `+` on the wire decodes to a space, as in
+//!   form encoding: botocore sends spaces in query parameters as `+` while
+//!   signing them as `%20`, and AWS accepts that.
 //! * **Headers**: lower-case names, values trimmed with inner runs of spaces
 //!   and tabs folded to one space, repeated headers joined with `,` in the
 //!   order received.
@@ -85,9 +87,9 @@ fn hex_val(b: u8) -> Option<u8> {
     }
 }
 
-/// Percent-decodes one query component. `+` stays a literal plus: SigV4
-/// signers encode spaces as `%20`, and treating `+` as a space would let two
-/// different wire queries share one canonical form.
+/// Percent-decodes one query component; `+` is a space (see the module
+/// docs), so a literal plus must arrive as `%2B`, which is how every SDK
+/// sends it.
 fn percent_decode(s: &str) -> Result<Vec<u8>, SigV4Error> {
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
@@ -109,7 +111,7 @@ fn percent_decode(s: &str) -> Result<Vec<u8>, SigV4Error> {
                 }
             }
         } else {
-            out.push(b);
+            out.push(if b == b'+' { b' ' } else { b });
             i += 1;
         }
     }
@@ -229,7 +231,7 @@ mod tests {
         let p = parse_query("b=2&a=z&a=y&c&%41=1&sp=a%20b&plus=a+b&t=~%7E", 100).unwrap();
         assert_eq!(
             canonical_query(&p, None),
-            "A=1&a=y&a=z&b=2&c=&plus=a%2Bb&sp=a%20b&t=~~"
+            "A=1&a=y&a=z&b=2&c=&plus=a%20b&sp=a%20b&t=~~"
         );
     }
 
