@@ -8,6 +8,7 @@
 //!
 //! * [`sigv4`] checks an AWS Signature Version 4 (Authorization header or
 //!   presigned query string) in full against a secret looked up by access key.
+//! * [`policy`] parses, validates and evaluates IAM-like access-key policies.
 //! * [`error`] renders failures in the AWS JSON 1.1 error shape that the SDKs
 //!   parse into typed exceptions.
 //!
@@ -22,6 +23,7 @@
 #![warn(missing_docs)]
 
 pub mod error;
+pub mod policy;
 pub mod sigv4;
 
 pub use error::AwsError;
