@@ -375,3 +375,35 @@ fn validation_findings() {
     // Sorted most severe first.
     assert!(c.windows(2).all(|w| w[0].1 <= w[1].1));
 }
+
+mod fuzz {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Arbitrary text never panics the parser or the validator.
+        #[test]
+        fn arbitrary_text_never_panics(s in ".{0,300}") {
+            let _ = Policy::parse(&s);
+            let _ = validate(&s);
+        }
+
+        /// Structurally plausible documents with arbitrary values never
+        /// panic, and evaluation of whatever parses never panics either.
+        #[test]
+        fn arbitrary_statements_never_panic(
+            effect in "(Allow|Deny|allow|x)",
+            action in "[a-zA-Z:*?-]{0,30}",
+            resource in "[a-z0-9:*?/-]{0,40}",
+            request in "[a-zA-Z:*?/0-9-]{0,40}",
+        ) {
+            let json = format!(
+                r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"{effect}","Action":"{action}","Resource":"{resource}"}}]}}"#
+            );
+            if let Ok(p) = Policy::parse(&json) {
+                let _ = p.evaluate(&request, &request);
+            }
+            let _ = validate(&json);
+        }
+    }
+}

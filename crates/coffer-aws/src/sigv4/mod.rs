@@ -19,6 +19,32 @@
 //! The HTTP layer must hand over the `Host` header as received (for HTTP/2,
 //! the `:authority` pseudo-header under the name `host`), since it is always
 //! signed.
+//!
+//! ```
+//! use coffer_aws::sigv4::{sign_authorization_header, verify, Request, SecretKeyMaterial, VerifyConfig};
+//! use time::macros::datetime;
+//!
+//! let now = datetime!(2026-01-15 12:00:00 UTC);
+//! let secret = || SecretKeyMaterial::new(b"wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY".to_vec());
+//! let mut headers = vec![
+//!     ("Host".to_string(), "localhost:7878".to_string()),
+//!     ("X-Amz-Date".to_string(), "20260115T120000Z".to_string()),
+//!     ("X-Amz-Target".to_string(), "secretsmanager.GetSecretValue".to_string()),
+//! ];
+//! let body = br#"{"SecretId":"prod/db"}"#;
+//! let req = Request { method: "POST", path: "/", query: "", headers: &headers, body };
+//! let auth = sign_authorization_header(
+//!     &req, &["host", "x-amz-date", "x-amz-target"], "AKIDEXAMPLE", &secret(),
+//!     "us-east-1", "secretsmanager", now,
+//! )?;
+//! headers.push(("Authorization".to_string(), auth));
+//!
+//! let req = Request { method: "POST", path: "/", query: "", headers: &headers, body };
+//! let config = VerifyConfig::new(["secretsmanager", "kms"]);
+//! let who = verify(&req, now, &config, |id| (id == "AKIDEXAMPLE").then(secret))?;
+//! assert_eq!((who.access_key_id.as_str(), who.region.as_str()), ("AKIDEXAMPLE", "us-east-1"));
+//! # Ok::<(), coffer_aws::sigv4::SigV4Error>(())
+//! ```
 
 mod canonical;
 mod checks;

@@ -828,6 +828,24 @@ mod fuzz {
             prop_assert!(verify(&req, NOW, &config(), lookup).is_err());
         }
 
+        /// Mutating any single byte of a presigned query either leaves the
+        /// decoded parameters unchanged (e.g. `%2F` to `%2f`) or is rejected.
+        #[test]
+        fn mutated_presigned_query_is_rejected(pos in 0usize..400, byte in any::<u8>()) {
+            let o = presigned(NOW, 300);
+            let mut bytes = o.query.clone().into_bytes();
+            let pos = pos % bytes.len();
+            prop_assume!(bytes[pos] != byte);
+            bytes[pos] = byte;
+            if let Ok(mutated) = String::from_utf8(bytes) {
+                let mut m = o.clone();
+                m.query = mutated.clone();
+                let same = canonical::parse_query(&mutated, 1000).ok()
+                    == canonical::parse_query(&o.query, 1000).ok();
+                prop_assert!(m.verify().is_err() || same, "{mutated}");
+            }
+        }
+
         /// Mutating any single byte of a valid Authorization header either
         /// still yields an equivalent header or is rejected.
         #[test]
