@@ -54,6 +54,27 @@ impl AwsError {
         }
     }
 
+    /// `AccessDeniedException` (400 in the JSON services) for a request a
+    /// policy refused, worded as IAM words it so that users recognise
+    /// whether a Deny or a missing Allow is to blame.
+    pub fn access_denied(
+        principal: &str,
+        action: &str,
+        resource: &str,
+        explicit_deny: bool,
+    ) -> Self {
+        let why = if explicit_deny {
+            "with an explicit deny in an identity-based policy".to_string()
+        } else {
+            format!("because no identity-based policy allows the {action} action")
+        };
+        Self::new(
+            "AccessDeniedException",
+            400,
+            format!("User: {principal} is not authorized to perform: {action} on resource: {resource} {why}"),
+        )
+    }
+
     /// The AWS error code (the SDK exception name).
     pub fn code(&self) -> &str {
         &self.code
@@ -134,6 +155,22 @@ mod tests {
             "The security token included in the request is invalid."
         );
         assert_eq!(v.as_object().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn access_denied_says_which_kind_of_deny() {
+        let e = AwsError::access_denied(
+            "AKIDEXAMPLE",
+            "kms:Decrypt",
+            "arn:aws:kms:us-east-1:0:key/k",
+            false,
+        );
+        assert_eq!((e.code(), e.status()), ("AccessDeniedException", 400));
+        assert_eq!(e.message(), "User: AKIDEXAMPLE is not authorized to perform: kms:Decrypt on resource: arn:aws:kms:us-east-1:0:key/k because no identity-based policy allows the kms:Decrypt action");
+        let e = AwsError::access_denied("AKIDEXAMPLE", "kms:Decrypt", "*", true);
+        assert!(e
+            .message()
+            .ends_with("with an explicit deny in an identity-based policy"));
     }
 
     #[test]
