@@ -1,0 +1,177 @@
+//! IAM-like policies attached to Coffer access keys.
+//!
+//! A policy is the JSON document AWS users already know:
+//!
+//! ```json
+//! {"Version": "2012-10-17",
+//!  "Statement": [{"Effect": "Allow",
+//!                 "Action": ["secretsmanager:GetSecretValue"],
+//!                 "Resource": "arn:aws:secretsmanager:*:000000000000:secret:prod/*"}]}
+//! ```
+//!
+//! Only the subset whose meaning is unambiguous without IAM's wider context
+//! is supported: `Effect`, `Action`/`NotAction`, `Resource`/`NotResource`,
+//! `Sid`. `Principal`, `NotPrincipal` and `Condition` are rejected by name
+//! rather than ignored, because silently ignoring a condition would grant
+//! more than its author meant.
+//!
+//! Evaluation follows IAM: an explicit `Deny` wins, otherwise any `Allow`
+//! grants, otherwise the request is implicitly denied.
+
+mod actions;
+mod parse;
+mod validate;
+mod wildcard;
+
+pub use actions::{KMS_ACTIONS, SECRETSMANAGER_ACTIONS};
+pub use parse::{PolicyError, MAX_POLICY_BYTES};
+pub use validate::{validate, Finding, Severity};
+pub use wildcard::{matches as wildcard_match, matches_ignore_case as wildcard_match_ignore_case};
+
+/// The only policy language version accepted.
+pub const POLICY_VERSION: &str = "2012-10-17";
+
+/// Whether a statement grants or refuses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Effect {
+    /// Grants the matched actions on the matched resources.
+    Allow,
+    /// Refuses them, overriding any `Allow`.
+    Deny,
+}
+
+/// A list of wildcard patterns, either matched directly (`Action`,
+/// `Resource`) or negated (`NotAction`, `NotResource`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PatternSet {
+    /// Matches when any pattern matches.
+    Any(Vec<String>),
+    /// Matches when no pattern matches.
+    NoneOf(Vec<String>),
+}
+
+impl PatternSet {
+    /// The patterns, whichever way they are applied.
+    pub fn patterns(&self) -> &[String] {
+        match self {
+            Self::Any(p) | Self::NoneOf(p) => p,
+        }
+    }
+
+    fn matches(&self, value: &str, case_insensitive: bool) -> bool {
+        let hit = |p: &String| {
+            if case_insensitive {
+                wildcard::matches_ignore_case(p, value)
+            } else {
+                wildcard::matches(p, value)
+            }
+        };
+        match self {
+            Self::Any(p) => p.iter().any(hit),
+            Self::NoneOf(p) => !p.iter().any(hit),
+        }
+    }
+}
+
+/// One statement of a policy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Statement {
+    /// Optional statement id.
+    pub sid: Option<String>,
+    /// Allow or Deny.
+    pub effect: Effect,
+    /// `Action` (Any) or `NotAction` (NoneOf); matched case-insensitively.
+    pub actions: PatternSet,
+    /// `Resource` (Any) or `NotResource` (NoneOf); matched case-sensitively.
+    pub resources: PatternSet,
+}
+
+impl Statement {
+    /// Whether this statement applies to `action` on `resource`.
+    pub fn applies_to(&self, action: &str, resource: &str) -> bool {
+        self.actions.matches(action, true) && self.resources.matches(resource, false)
+    }
+}
+
+/// A parsed policy document.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Policy {
+    /// Optional policy id.
+    pub id: Option<String>,
+    /// The statements, in document order.
+    pub statements: Vec<Statement>,
+}
+
+/// The outcome of evaluating policies for one request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    /// Allowed by the statement at this index (of the first policy that
+    /// allowed, when evaluating several).
+    Allow {
+        /// Index of the policy in the evaluated list.
+        policy: usize,
+        /// Index of the allowing statement in that policy.
+        statement: usize,
+    },
+    /// Refused by an explicit `Deny` statement.
+    ExplicitDeny {
+        /// Index of the policy in the evaluated list.
+        policy: usize,
+        /// Index of the denying statement in that policy.
+        statement: usize,
+    },
+    /// No statement allowed it.
+    ImplicitDeny,
+}
+
+impl Decision {
+    /// True only for [`Decision::Allow`].
+    pub fn is_allowed(&self) -> bool {
+        matches!(self, Self::Allow { .. })
+    }
+}
+
+impl Policy {
+    /// Parses and checks a policy document; see [`PolicyError`] for what is
+    /// rejected.
+    pub fn parse(json: &str) -> Result<Self, PolicyError> {
+        parse::parse(json)
+    }
+
+    /// Evaluates this policy alone for `action` (e.g.
+    /// `secretsmanager:GetSecretValue`) on `resource` (an ARN).
+    pub fn evaluate(&self, action: &str, resource: &str) -> Decision {
+        evaluate_all(std::slice::from_ref(self), action, resource)
+    }
+}
+
+/// Evaluates several policies together (all attached to one key): any
+/// explicit Deny in any of them wins over every Allow.
+pub fn evaluate_all(policies: &[Policy], action: &str, resource: &str) -> Decision {
+    let mut allow = None;
+    for (pi, policy) in policies.iter().enumerate() {
+        for (si, st) in policy.statements.iter().enumerate() {
+            if !st.applies_to(action, resource) {
+                continue;
+            }
+            match st.effect {
+                Effect::Deny => {
+                    return Decision::ExplicitDeny {
+                        policy: pi,
+                        statement: si,
+                    }
+                }
+                Effect::Allow => {
+                    allow.get_or_insert(Decision::Allow {
+                        policy: pi,
+                        statement: si,
+                    });
+                }
+            }
+        }
+    }
+    allow.unwrap_or(Decision::ImplicitDeny)
+}
+
+#[cfg(test)]
+mod tests;
