@@ -306,3 +306,13 @@ fn an_edited_pairing_or_region_name_is_refused_not_followed() {
     let text = String::from_utf8_lossy(&stored);
     assert!(!text.contains("PRIVATE"), "{text}");
 }
+
+#[test]
+fn the_region_can_be_named_at_init_and_a_bad_name_creates_no_vault() {
+    let env = Env::new();
+    env.coffer(&["init", "--region", "Not_A_Region"])
+        .fails(exit::USAGE, "lowercase letters");
+    assert!(!env.vault.exists(), "a refused init left a vault file");
+    env.init_with(&["--region", "eu-home-1"]);
+    assert_eq!(identity(&env).0, "eu-home-1");
+}

@@ -58,6 +58,10 @@ pub enum Command {
         /// Also bind the keys to these SHA-256 PCRs (e.g. 7, or 0,2,7).
         #[arg(long, value_name = "LIST")]
         pcrs: Option<String>,
+        /// This vault's region name, as peers will know it (default local-1; can be
+        /// renamed until a peer is paired).
+        #[arg(long, value_name = "NAME")]
+        region: Option<String>,
     },
     /// Bring the vault back with the recovery code after a TPM change, and set a new PIN.
     Recover {

@@ -30,7 +30,7 @@ fn open_boxed(env: &Env) -> Result<Box<dyn Execute>, Failure> {
 
 fn tpm_command(env: &Env, command: Command) -> Result<(), Failure> {
     match command {
-        Command::Init { pcrs } => vault::init(env, pcrs),
+        Command::Init { pcrs, region } => vault::init(env, pcrs, region),
         Command::Recover {
             recovery_code_file,
             pcrs,

@@ -21,7 +21,7 @@ pub fn listen(vault: &Arc<Mutex<Vault>>, address: &str) -> Result<PeerListener, 
     let (region, identity, vault_id) = {
         let mut guard = lock(vault);
         let (region, identity) = guard.identity()?;
-        (region, identity, guard.vault_id())
+        (region, identity, guard.id())
     };
     let shared = Arc::clone(vault);
     // A vault that cannot list its peers (tampered rows) lets nobody in.

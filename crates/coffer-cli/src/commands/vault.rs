@@ -30,14 +30,23 @@ fn parse_pcrs(text: &str) -> Result<PcrBinding, Failure> {
     Ok(pcrs)
 }
 
-pub fn init(env: &Env, pcrs: Option<String>) -> Result<(), Failure> {
+pub fn init(env: &Env, pcrs: Option<String>, region: Option<String>) -> Result<(), Failure> {
     let pcrs = pcrs
         .as_deref()
         .map(parse_pcrs)
         .transpose()?
         .unwrap_or_default();
+    // Checked before anything is created, so a bad name leaves no vault behind.
+    let region = region
+        .as_deref()
+        .map(coffer_core::region::RegionName::parse)
+        .transpose()
+        .map_err(coffer_core::Error::from)?;
     let pin = input::new_pin("COFFER_PIN_FILE")?;
-    let created = Vault::init(&env.vault, &env.tcti, &pin, pcrs)?;
+    let mut created = Vault::init(&env.vault, &env.tcti, &pin, pcrs)?;
+    if let Some(region) = region {
+        created.vault.set_region_name(region.as_str())?;
+    }
     warn_weak_lockout(env);
     let code = created.recovery_code.display();
     match env.output {

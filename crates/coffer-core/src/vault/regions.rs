@@ -64,10 +64,6 @@ fn peer_info(row: peer_rows::PeerRow) -> PeerInfo {
 }
 
 impl Vault {
-    pub fn vault_id(&self) -> Uuid {
-        self.vault_id
-    }
-
     /// This vault's region name and fingerprint; the identity is made at first use.
     pub fn region_identity(&mut self) -> Result<RegionIdentity> {
         let (region, identity) = self.identity()?;
