@@ -35,6 +35,12 @@ const COMMANDS: &[&str] = &[
     "preview_schedule",
     "audit_list",
     "audit_verify",
+    "region_identity",
+    "rename_region",
+    "list_peers",
+    "add_peer",
+    "remove_peer",
+    "ping_peer",
     "get_settings",
     "save_settings",
 ];

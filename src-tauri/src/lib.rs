@@ -85,6 +85,12 @@ pub fn run() {
             commands::rotation::preview_schedule,
             commands::audit::audit_list,
             commands::audit::audit_verify,
+            commands::regions::region_identity,
+            commands::regions::rename_region,
+            commands::regions::list_peers,
+            commands::regions::add_peer,
+            commands::regions::remove_peer,
+            commands::regions::ping_peer,
             commands::settings::get_settings,
             commands::settings::save_settings,
         ])

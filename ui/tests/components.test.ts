@@ -163,3 +163,67 @@ describe('Audit', () => {
     expect(screen.queryByTestId('verify-finding')).toBeNull();
   });
 });
+
+import Regions from '../src/screens/Regions.svelte';
+
+describe('Regions', () => {
+  const identity = { region: 'eu-home-1', fingerprint: 'WPIO-EADJ-PJJY-JI6Z-BIYB-WCBX-Z2KM-KX2F-L4I5-GGXE-W5HF-33ZP-WTEA', vault_id: 'v' };
+  const peer = {
+    name: 'us-lab-1',
+    url: 'https://127.0.0.1:7443',
+    fingerprint: '2QXA-AAAA-AAAA-AAAA-AAAA-AAAA-AAAA-AAAA-AAAA-AAAA-AAAA-AAAA-AAAA',
+    added_at: '2026-12-01T10:00:00Z',
+    last_contact: null,
+    key_exchange: null,
+    last_error: null,
+  };
+
+  beforeEach(() => {
+    invoke.mockReset();
+  });
+
+  it('shows the fingerprint to compare, and pairs only after the fingerprint was checked', async () => {
+    const peers: (typeof peer)[] = [];
+    invoke.mockImplementation(async (command: string, args: { name: string; url: string; fingerprint: string }) => {
+      if (command === 'region_identity') return identity;
+      if (command === 'list_peers') return peers;
+      if (command === 'add_peer') {
+        peers.push({ ...peer, name: args.name, url: args.url, fingerprint: args.fingerprint });
+        return peers[0];
+      }
+      throw new Error(`unexpected ${command}`);
+    });
+    render(Regions);
+    expect(await screen.findByTestId('region-fingerprint')).toHaveTextContent(identity.fingerprint);
+    expect(screen.getByTestId('region-name')).toHaveTextContent('eu-home-1');
+    await fireEvent.input(screen.getByLabelText('Its region name'), { target: { value: 'us-lab-1' } });
+    await fireEvent.input(screen.getByLabelText('Where its daemon listens'), { target: { value: peer.url } });
+    await fireEvent.input(screen.getByLabelText('Its fingerprint'), { target: { value: peer.fingerprint } });
+    expect(screen.getByTestId('pair-peer')).toBeDisabled();
+    await fireEvent.click(screen.getByTestId('fingerprint-checked'));
+    await fireEvent.click(screen.getByTestId('pair-peer'));
+    expect(invoke).toHaveBeenCalledWith('add_peer', { name: 'us-lab-1', url: peer.url, fingerprint: peer.fingerprint });
+    expect(await screen.findByTestId('peer-us-lab-1')).toHaveTextContent('never');
+    // Renaming is offered only while no peer knows this vault by its name.
+    expect(screen.queryByRole('button', { name: 'Rename' })).toBeNull();
+  });
+
+  it('says why a pairing was refused, and a failed link check in its row', async () => {
+    invoke.mockImplementation(async (command: string) => {
+      if (command === 'region_identity') return identity;
+      if (command === 'list_peers') return [peer];
+      if (command === 'add_peer') throw { code: 'invalid_argument', message: '"http://x:1" is not a peer address: it must start with https://' };
+      if (command === 'ping_peer')
+        throw { code: 'peer_untrusted', message: 'region "us-lab-1" at https://127.0.0.1:7443 presented fingerprint AAAA, but it is paired with fingerprint 2QXA' };
+      throw new Error(`unexpected ${command}`);
+    });
+    render(Regions);
+    await screen.findByTestId('peer-us-lab-1');
+    await fireEvent.input(screen.getByLabelText('Where its daemon listens'), { target: { value: 'http://x:1' } });
+    await fireEvent.click(screen.getByTestId('fingerprint-checked'));
+    await fireEvent.click(screen.getByTestId('pair-peer'));
+    expect(await screen.findByTestId('pair-error')).toHaveTextContent('must start with https://');
+    await fireEvent.click(screen.getByRole('button', { name: 'Check link' }));
+    expect(await screen.findByTestId('peer-message')).toHaveTextContent('presented fingerprint AAAA');
+  });
+});

@@ -4,6 +4,7 @@
 pub mod audit;
 pub mod keys;
 pub mod lifecycle;
+pub mod regions;
 pub mod rotation;
 pub mod secrets;
 pub mod settings;

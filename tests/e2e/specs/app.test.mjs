@@ -487,6 +487,34 @@ test('audit: the log lists operations and the chain verifies', async () => {
   await screenshot(browser, 'audit');
 });
 
+test('regions: the fingerprint to compare, a bad address refused, a pairing whose peer is unreachable', async () => {
+  await goTo('regions');
+  await waitForTestId(browser, 'region-fingerprint', 30_000);
+  const own = await text(browser, 'region-fingerprint');
+  assert.match(own.trim(), /^([A-Z2-7]{4}-){12}[A-Z2-7]{4}$/);
+  assert.equal((await text(browser, 'region-name')).trim(), 'local-1');
+
+  await type(browser, '#peer-name', 'us-lab-1');
+  await type(browser, '#peer-url', 'http://127.0.0.1:7443');
+  // Another vault's fingerprint: this one's with its first group changed.
+  const theirs = `ABCD${own.trim().slice(4)}`;
+  await type(browser, '#peer-fingerprint', theirs);
+  await click(browser, 'fingerprint-checked');
+  await click(browser, 'pair-peer');
+  assert.match(await text(browser, 'pair-error'), /must start with https:\/\//);
+
+  // Nothing listens on port 9 of loopback: paired, then the link check says why it failed.
+  await type(browser, '#peer-url', 'https://127.0.0.1:9');
+  await click(browser, 'fingerprint-checked');
+  await click(browser, 'pair-peer');
+  await waitForTestId(browser, 'peer-us-lab-1', 10_000);
+  await (await browser.$('button=Check link')).click();
+  assert.match(await text(browser, 'peer-message'), /cannot reach region "us-lab-1" at https:\/\/127\.0\.0\.1:9/);
+  await screenshot(browser, 'regions');
+  await (await browser.$('button=Remove')).click();
+  await until(browser, async () => !(await (await byTestId(browser, 'peer-us-lab-1')).isExisting()), 'the peer was not removed');
+});
+
 test('settings and the dark theme', async () => {
   await goTo('settings');
   await waitForTestId(browser, 'auto-lock');

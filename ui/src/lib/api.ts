@@ -184,6 +184,33 @@ export interface AuditVerification {
   findings?: AuditFinding[];
 }
 
+/** This vault as a region: its name and the fingerprint peers pin. */
+export interface RegionIdentity {
+  region: string;
+  fingerprint: string;
+  vault_id: string;
+}
+
+/** A paired peer (replica region) and what the last contact found. */
+export interface PeerInfo {
+  name: string;
+  url: string;
+  fingerprint: string;
+  added_at: string;
+  last_contact: string | null;
+  key_exchange: string | null;
+  last_error: string | null;
+}
+
+export interface PeerContact {
+  name: string;
+  url: string;
+  fingerprint: string;
+  vault_id: string;
+  protocol: string;
+  key_exchange: string;
+}
+
 export interface AuditFinding {
   seq: number;
   at: string;
@@ -416,6 +443,14 @@ export const api = {
   auditList: (secret: string | null, beforeSeq: number | null = null, limit = 200) =>
     call<AuditEntry[]>('audit_list', { secret, beforeSeq, limit }),
   auditVerify: () => call<AuditVerification>('audit_verify'),
+
+  regionIdentity: () => call<RegionIdentity>('region_identity'),
+  renameRegion: (name: string) => call<RegionIdentity>('rename_region', { name }),
+  listPeers: () => call<PeerInfo[]>('list_peers'),
+  addPeer: (name: string, url: string, fingerprint: string) =>
+    call<PeerInfo>('add_peer', { name, url, fingerprint }),
+  removePeer: (name: string) => call<void>('remove_peer', { name }),
+  pingPeer: (name: string) => call<PeerContact>('ping_peer', { name }),
 
   getSettings: () => call<Settings>('get_settings'),
   saveSettings: (settings: Settings) => call<Settings>('save_settings', { settings }),
