@@ -18,6 +18,11 @@ impl DataKey {
         DataKey(bytes)
     }
 
+    /// A data key received in plaintext (opened from a peer's HPKE seal).
+    pub(crate) fn from_bytes(bytes: [u8; KEY_LEN]) -> Self {
+        DataKey(bytes)
+    }
+
     /// Wraps this key under a key-encryption key, bound to `aad`.
     pub fn wrap(&self, kek: &Kek, aad: &[u8]) -> Vec<u8> {
         aead::seal(kek.expose(), aad, &self.0)

@@ -72,6 +72,11 @@ pub enum RegionError {
         "cannot listen on {address}: {cause}; choose a free port, or an address of this machine"
     )]
     Listen { address: String, cause: String },
+    #[error("the data key of secret {secret_id} version {version_id} could not be opened: it was sealed for another vault or version, or altered on the way; ask the primary to send it again")]
+    SealRefused {
+        secret_id: uuid::Uuid,
+        version_id: uuid::Uuid,
+    },
     #[error("the region identity could not be made: {reason}")]
     Certificate { reason: String },
 }
@@ -96,6 +101,7 @@ impl RegionError {
             | RegionError::RefusedByPeer { .. }
             | RegionError::RegionNameMismatch { .. } => "peer_untrusted",
             RegionError::Protocol { .. } => "peer_protocol",
+            RegionError::SealRefused { .. } => "tampered",
             RegionError::Certificate { .. } => "internal",
         }
     }

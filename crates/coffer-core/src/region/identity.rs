@@ -154,6 +154,11 @@ impl Identity {
         self.hpke_public
     }
 
+    /// The X25519 secret that data keys for this vault are sealed to.
+    pub(super) fn hpke_secret(&self) -> &zeroize::Zeroizing<[u8; 32]> {
+        &self.hpke_secret
+    }
+
     /// Signs `message` in `domain`, so that no signature made for one purpose verifies
     /// for another.
     pub fn sign(&self, domain: &str, message: &[u8]) -> Result<Vec<u8>, RegionError> {

@@ -10,6 +10,7 @@ mod error;
 mod fingerprint;
 pub mod identity;
 mod names;
+pub mod sealed;
 pub mod tls;
 pub mod transport;
 
