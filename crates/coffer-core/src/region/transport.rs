@@ -132,8 +132,18 @@ pub fn contact(caller: Caller<'_>, target: Target<'_>) -> Result<Contact, Region
             .peer_certificates()
             .and_then(|certs| certs.get(1).cloned())
             .ok_or_else(|| unreachable("the peer presented no identity".into()))?;
+        // The alerts a peer sends when it does not accept our certificate; any other
+        // failure is reported as it is.
         let refused = |error: String| {
-            if error.contains("alert") {
+            let certificate_alert = [
+                "BadCertificate",
+                "CertificateUnknown",
+                "UnknownCA",
+                "AccessDenied",
+            ]
+            .iter()
+            .any(|alert| error.contains(alert));
+            if certificate_alert {
                 RegionError::RefusedByPeer {
                     name: target.name.to_owned(),
                     url: target.url.to_string(),
