@@ -453,12 +453,20 @@ mod tests {
         server: &Side,
         pinned: Vec<(String, Fingerprint)>,
     ) -> (PeerListener, Arc<Mutex<Vec<String>>>) {
+        listen_on("127.0.0.1:0", server, pinned)
+    }
+
+    fn listen_on(
+        address: &str,
+        server: &Side,
+        pinned: Vec<(String, Fingerprint)>,
+    ) -> (PeerListener, Arc<Mutex<Vec<String>>>) {
         let lines = Arc::new(Mutex::new(Vec::new()));
         let sink = Arc::clone(&lines);
         let pinned: PinnedSet = Arc::new(move || pinned.clone());
         let config = server_config(&server.identity, pinned).unwrap();
         let listener = PeerListener::start(
-            "127.0.0.1:0",
+            address,
             config,
             server.hello.clone(),
             Arc::new(move |line| sink.lock().unwrap().push(line)),
@@ -473,8 +481,17 @@ mod tests {
         port: u16,
         pinned: Fingerprint,
     ) -> Result<Contact, RegionError> {
+        call_at(client, name, &format!("127.0.0.1:{port}"), pinned)
+    }
+
+    fn call_at(
+        client: &Side,
+        name: &str,
+        address: &str,
+        pinned: Fingerprint,
+    ) -> Result<Contact, RegionError> {
         let (config, verifier) = client_config(&client.identity, pinned).unwrap();
-        let url = PeerUrl::parse(&format!("https://127.0.0.1:{port}")).unwrap();
+        let url = PeerUrl::parse(&format!("https://{address}")).unwrap();
         contact(
             Caller {
                 config,
@@ -626,5 +643,135 @@ mod tests {
             .err()
             .unwrap();
         assert!(error.to_string().contains("127.0.0.1:7443"), "{error}");
+    }
+
+    /// Peers on two network stacks of their own (network namespaces joined by a veth
+    /// pair), as two machines would be: pairing works, a partition is reported as the
+    /// peer being unreachable, and the link works again once the partition heals. Needs
+    /// root (CI runs as root); elsewhere it says it was skipped.
+    mod separate_hosts {
+        use std::fs::File;
+        use std::os::fd::AsRawFd;
+        use std::process::Command;
+
+        use super::*;
+
+        fn ip(args: &[&str]) -> bool {
+            Command::new("ip")
+                .args(args)
+                .status()
+                .is_ok_and(|status| status.success())
+        }
+
+        /// A network namespace, deleted when dropped (also when the test fails).
+        struct Netns(String);
+
+        impl Netns {
+            fn add(name: String) -> Netns {
+                assert!(ip(&["netns", "add", &name]), "ip netns add {name} failed");
+                Netns(name)
+            }
+
+            fn run(&self, args: &[&str]) -> bool {
+                let mut full = vec!["netns", "exec", &self.0, "ip"];
+                full.extend_from_slice(args);
+                ip(&full)
+            }
+
+            /// Runs `work` on a thread that lives in this namespace: its sockets, and the
+            /// threads it starts, are on this namespace's network stack.
+            fn within<T: Send + 'static>(&self, work: impl FnOnce() -> T + Send + 'static) -> T {
+                let path = format!("/var/run/netns/{}", self.0);
+                std::thread::spawn(move || {
+                    let file = File::open(&path).unwrap();
+                    // SAFETY: setns on a descriptor we hold open; it changes only this thread.
+                    assert_eq!(
+                        unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) },
+                        0
+                    );
+                    work()
+                })
+                .join()
+                .unwrap()
+            }
+        }
+
+        impl Drop for Netns {
+            fn drop(&mut self) {
+                ip(&["netns", "del", &self.0]);
+            }
+        }
+
+        #[test]
+        fn peers_on_separate_network_stacks_pair_and_survive_a_partition() {
+            // SAFETY: geteuid has no preconditions.
+            if unsafe { libc::geteuid() } != 0 {
+                eprintln!("skipped: network namespaces need root");
+                return;
+            }
+            let tag = format!("{:x}", std::process::id() ^ rand::random::<u32>());
+            let (a, b) = (
+                Netns::add(format!("cfa-{tag}")),
+                Netns::add(format!("cfb-{tag}")),
+            );
+            let (va, vb) = (format!("va{tag}"), format!("vb{tag}"));
+            let (va, vb) = (&va[..va.len().min(15)], &vb[..vb.len().min(15)]);
+            assert!(ip(&[
+                "link", "add", va, "netns", &a.0, "type", "veth", "peer", "name", vb, "netns", &b.0
+            ]));
+            for (ns, dev, address) in [(&a, va, "10.231.0.1/24"), (&b, vb, "10.231.0.2/24")] {
+                assert!(ns.run(&["addr", "add", address, "dev", dev]));
+                assert!(ns.run(&["link", "set", dev, "up"]));
+                assert!(ns.run(&["link", "set", "lo", "up"]));
+            }
+
+            let server = Arc::new(side("us-lab-1"));
+            let client = Arc::new(side("eu-home-1"));
+            let (server_fp, client_fp) = (
+                server.identity.fingerprint().unwrap(),
+                client.identity.fingerprint().unwrap(),
+            );
+            let listening = Arc::clone(&server);
+            let (listener, _lines) = a.within(move || {
+                listen_on(
+                    "10.231.0.1:7443",
+                    &listening,
+                    vec![("eu-home-1".into(), client_fp)],
+                )
+            });
+            let ping = |ns: &Netns| {
+                let client = Arc::clone(&client);
+                ns.within(move || call_at(&client, "us-lab-1", "10.231.0.1:7443", server_fp))
+            };
+
+            let contact = ping(&b).unwrap();
+            assert_eq!(contact.key_exchange, "X25519");
+            // The root namespace has no route there: the hosts really are apart.
+            assert!(call_at(&client, "us-lab-1", "10.231.0.1:7443", server_fp).is_err());
+
+            // A partition: the server's side of the link goes down.
+            assert!(a.run(&["link", "set", va, "down"]));
+            let error = ping(&b).unwrap_err();
+            assert!(matches!(error, RegionError::Unreachable { .. }), "{error}");
+            assert!(error.to_string().contains("10.231.0.1:7443"), "{error}");
+
+            // Healed: the same listener answers again, nothing restarted.
+            assert!(a.run(&["link", "set", va, "up"]));
+            let deadline = std::time::Instant::now() + Duration::from_secs(20);
+            loop {
+                match ping(&b) {
+                    Ok(contact) => {
+                        assert_eq!(contact.hello.region, "us-lab-1");
+                        break;
+                    }
+                    Err(error) if std::time::Instant::now() < deadline => {
+                        eprintln!("not healed yet: {error}");
+                        std::thread::sleep(Duration::from_millis(200));
+                    }
+                    Err(error) => panic!("the link did not come back: {error}"),
+                }
+            }
+            drop(listener);
+        }
     }
 }
