@@ -2,6 +2,7 @@
 //! else: every acknowledged write survives, nothing is half-written, and waiting is bounded.
 
 use std::collections::BTreeMap;
+use std::os::unix::fs::PermissionsExt;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -247,4 +248,33 @@ fn writer_waits_for_a_short_lock_and_then_succeeds() {
     assert!(started.elapsed() >= Duration::from_millis(500));
     release.join().unwrap();
     assert_eq!(env.get("patient-writer", &[]), b"patient-writer-value");
+}
+
+#[test]
+fn opening_a_vault_from_an_older_release_copies_it_first_then_upgrades_it() {
+    let env = Env::new();
+    env.init();
+    env.create("app/token", b"token-before-upgrade");
+    // The file as the release before replica regions left it: schema 5, no peers table.
+    env.db()
+        .execute_batch("DROP TABLE peers; PRAGMA user_version = 5;")
+        .unwrap();
+    assert_eq!(env.get("app/token", &[]), b"token-before-upgrade");
+    let backup = env.vault.with_file_name("vault.db.schema-5.bak");
+    let mode = std::fs::metadata(&backup)
+        .unwrap_or_else(|e| panic!("no copy at {}: {e}", backup.display()))
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+    let old = rusqlite::Connection::open(&backup).unwrap();
+    let version: u32 = old
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, 5);
+    let upgraded: u32 = env
+        .db()
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert!(upgraded > 5);
+    env.coffer(&["region", "list"]).ok();
 }

@@ -84,6 +84,20 @@ pub enum StoreError {
     NewerSchema { found: u32, supported: u32 },
     #[error("the vault file is missing required data ({what}); it may be damaged, restore it from a backup")]
     Missing { what: &'static str },
+    #[error("upgrading the vault file from schema {from} to {to} failed ({cause}); the file is unchanged{}", backup.as_ref().map(|b| format!(", and the copy made before the upgrade is at {}", b.display())).unwrap_or_default())]
+    MigrationFailed {
+        from: u32,
+        to: u32,
+        backup: Option<PathBuf>,
+        cause: String,
+    },
+    #[error("the vault file was not upgraded from schema {from} to {to}: a copy could not be made first at {} ({cause}); free some space or fix the directory's permissions, then open it again", backup.display())]
+    BackupFailed {
+        from: u32,
+        to: u32,
+        backup: PathBuf,
+        cause: String,
+    },
     #[error("database error: {0}")]
     Sqlite(rusqlite::Error),
 }
@@ -199,7 +213,8 @@ impl Store {
              PRAGMA foreign_keys = ON;
              PRAGMA secure_delete = ON;",
         )?;
-        schema::migrate(&mut conn)?;
+        // A copy from before an upgrade stays beside the file, named for its schema.
+        schema::migrate(&mut conn, path)?;
         Ok(Store {
             conn,
             path: path.to_path_buf(),

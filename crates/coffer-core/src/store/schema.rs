@@ -3,6 +3,9 @@
 //! `PRAGMA user_version` records how many have run. Every migration is append-only: a
 //! released one is never edited, so any older vault file upgrades the same way.
 
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
 use rusqlite::Connection;
 
 use super::StoreError;
@@ -239,26 +242,201 @@ const MIGRATIONS: &[&str] = &[
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
 
-/// Brings the file up to [`SCHEMA_VERSION`], refusing files written by a newer Coffer.
-pub fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
-    let current: u32 = conn.query_row("PRAGMA user_version", [], |row| row.get(0))?;
-    if current > SCHEMA_VERSION {
+/// Brings the file at `path` up to [`SCHEMA_VERSION`], refusing files written by a newer
+/// Coffer.
+///
+/// An existing vault is first copied beside itself (see [`backup_path`]), and every
+/// pending migration runs in one transaction: a migration that fails leaves the file
+/// exactly as it was, and the copy is there should a migration that succeeded turn out to
+/// be wrong. Returns where the copy went, if one was made.
+pub fn migrate(conn: &mut Connection, path: &Path) -> Result<Option<PathBuf>, StoreError> {
+    migrate_with(conn, path, MIGRATIONS)
+}
+
+fn user_version(conn: &Connection) -> Result<u32, StoreError> {
+    Ok(conn.query_row("PRAGMA user_version", [], |row| row.get(0))?)
+}
+
+fn migrate_with(
+    conn: &mut Connection,
+    path: &Path,
+    migrations: &[&str],
+) -> Result<Option<PathBuf>, StoreError> {
+    let target = migrations.len() as u32;
+    let current = user_version(conn)?;
+    if current > target {
         return Err(StoreError::NewerSchema {
             found: current,
-            supported: SCHEMA_VERSION,
+            supported: target,
         });
     }
-    for (index, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
-        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        // Another process may have migrated while we waited for the write lock.
-        let now: u32 = tx.query_row("PRAGMA user_version", [], |row| row.get(0))?;
-        if now as usize > index {
-            tx.commit()?;
-            continue;
-        }
-        tx.execute_batch(sql)?;
-        tx.pragma_update(None, "user_version", index as u32 + 1)?;
-        tx.commit()?;
+    if current == target {
+        return Ok(None);
     }
-    Ok(())
+    // A new file has nothing to keep; an existing one is copied before anything changes.
+    let backup = if current > 0 {
+        Some(write_backup(conn, path, current, target)?)
+    } else {
+        None
+    };
+    let failed = |cause: String| StoreError::MigrationFailed {
+        from: current,
+        to: target,
+        backup: backup.clone(),
+        cause,
+    };
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    // Another process may have migrated while we waited for the write lock.
+    let now = user_version(&tx)?;
+    for sql in migrations.iter().skip(now as usize) {
+        tx.execute_batch(sql).map_err(|e| failed(e.to_string()))?;
+    }
+    tx.pragma_update(None, "user_version", target)
+        .map_err(|e| failed(e.to_string()))?;
+    tx.commit().map_err(|e| failed(e.to_string()))?;
+    Ok(backup)
+}
+
+/// Where the copy made before upgrading from `from` goes: beside the vault, named for
+/// the schema it holds, never over an earlier copy.
+fn backup_path(path: &Path, from: u32) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(format!(".schema-{from}.bak"));
+    let first = PathBuf::from(&name);
+    if !first.exists() {
+        return first;
+    }
+    name.push(format!(".{}", crate::model::Timestamp::now().millis()));
+    PathBuf::from(name)
+}
+
+/// A consistent copy of the whole vault (WAL included), created 0600 like the vault.
+fn write_backup(conn: &Connection, path: &Path, from: u32, to: u32) -> Result<PathBuf, StoreError> {
+    let backup = backup_path(path, from);
+    let unsaved = |cause: String| StoreError::BackupFailed {
+        from,
+        to,
+        backup: backup.clone(),
+        cause,
+    };
+    // Created empty with its final mode first: VACUUM INTO would create it with the
+    // process umask's.
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&backup)
+        .map_err(|e| unsaved(e.to_string()))?;
+    let target = backup
+        .to_str()
+        .ok_or_else(|| unsaved("the path is not UTF-8".into()))?;
+    if let Err(error) = conn.execute("VACUUM INTO ?1", [target]) {
+        let _ = std::fs::remove_file(&backup);
+        return Err(unsaved(error.to_string()));
+    }
+    Ok(backup)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+
+    fn open(path: &Path) -> Connection {
+        Connection::open(path).unwrap()
+    }
+
+    fn version_of(path: &Path) -> u32 {
+        user_version(&open(path)).unwrap()
+    }
+
+    #[test]
+    fn an_old_vault_is_copied_before_it_is_upgraded() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("vault.db");
+        let mut conn = open(&path);
+        conn.pragma_update_and_check(None, "journal_mode", "WAL", |_| Ok(()))
+            .unwrap();
+        // A vault as the previous release left it, with data in its WAL.
+        assert_eq!(
+            migrate_with(&mut conn, &path, &MIGRATIONS[..5]).unwrap(),
+            None
+        );
+        conn.execute(
+            "INSERT INTO vault_meta (name, value) VALUES ('probe', x'01')",
+            [],
+        )
+        .unwrap();
+
+        let backup = migrate_with(&mut conn, &path, MIGRATIONS).unwrap().unwrap();
+        assert_eq!(backup, dir.path().join("vault.db.schema-5.bak"));
+        assert_eq!(user_version(&conn).unwrap(), SCHEMA_VERSION);
+        assert_eq!(version_of(&backup), 5);
+        let kept: Vec<u8> = open(&backup)
+            .query_row(
+                "SELECT value FROM vault_meta WHERE name = 'probe'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(kept, vec![1]);
+        let mode = std::fs::metadata(&backup).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        // Nothing to do the second time, and no second copy.
+        assert_eq!(migrate_with(&mut conn, &path, MIGRATIONS).unwrap(), None);
+    }
+
+    #[test]
+    fn a_failed_upgrade_leaves_the_file_as_it_was_and_names_the_copy() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("vault.db");
+        let mut conn = open(&path);
+        migrate_with(&mut conn, &path, MIGRATIONS).unwrap();
+        let mut broken = MIGRATIONS.to_vec();
+        broken.push("CREATE TABLE applied_first (x INTEGER);");
+        broken.push("CREATE TABLE broken (;");
+        let error = migrate_with(&mut conn, &path, &broken).unwrap_err();
+        let message = error.to_string();
+        assert!(
+            matches!(error, StoreError::MigrationFailed { from, to, .. } if from == SCHEMA_VERSION && to == SCHEMA_VERSION + 2),
+            "{message}"
+        );
+        assert!(
+            message.contains("vault.db.schema-") && message.contains("unchanged"),
+            "{message}"
+        );
+        // One transaction: the migration before the broken one did not stay either.
+        assert_eq!(user_version(&conn).unwrap(), SCHEMA_VERSION);
+        let tables: i64 = conn
+            .query_row(
+                "SELECT COUNT(*) FROM sqlite_master WHERE name = 'applied_first'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(tables, 0);
+    }
+
+    #[test]
+    fn a_new_file_gets_no_copy_and_a_newer_one_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("vault.db");
+        let mut conn = open(&path);
+        assert_eq!(migrate_with(&mut conn, &path, MIGRATIONS).unwrap(), None);
+        let copies = std::fs::read_dir(dir.path())
+            .unwrap()
+            .filter(|entry| {
+                entry
+                    .as_ref()
+                    .unwrap()
+                    .path()
+                    .to_string_lossy()
+                    .ends_with(".bak")
+            })
+            .count();
+        assert_eq!(copies, 0);
+        let error = migrate_with(&mut conn, &path, &MIGRATIONS[..2]).unwrap_err();
+        assert!(matches!(error, StoreError::NewerSchema { .. }), "{error}");
+    }
 }
