@@ -81,6 +81,10 @@ export async function screenshot(browser, name) {
   // No toasts in the pictures; let transitions and fonts settle.
   await browser.execute(() => document.querySelectorAll('[data-testid="toast"] button').forEach((b) => b.click()));
   await browser.pause(300);
+  // Wait until the page has painted twice since: on a loaded machine the capture can
+  // otherwise show a frame from before the last change.
+  await browser.executeAsync((done) => requestAnimationFrame(() => requestAnimationFrame(() => done())));
+  await browser.pause(200);
   await browser.saveScreenshot(join(SCREENSHOTS, `${name}.png`));
 }
 

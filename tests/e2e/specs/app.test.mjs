@@ -5,8 +5,9 @@
 // right PIN, auto-lock, and a restart. Screenshots of the main screens go to $E2E_SCREENSHOTS.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawn } from 'node:child_process';
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { dirname, join } from 'node:path';
 import {
   APP,
@@ -512,6 +513,135 @@ test('regions: the fingerprint to compare, a bad address refused, a pairing whos
   await screenshot(browser, 'regions');
   await (await browser.$('button=Remove')).click();
   await until(browser, async () => !(await (await byTestId(browser, 'peer-us-lab-1')).isExisting()), 'the peer was not removed');
+});
+
+/** A free loopback port (the server is closed again before the port is used). */
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.on('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address();
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+function portFree(port) {
+  return new Promise((resolve) => {
+    const server = createServer();
+    server.on('error', () => resolve(false));
+    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
+  });
+}
+
+/** A second vault on a machine of its own in all but network: its own swtpm, its own
+ * files, `coffer daemon --listen` on loopback. Stopped by `stop()`. */
+async function startLabVault() {
+  const dir = mkdtempSync(join(process.env.E2E_HOME, 'lab-'));
+  const children = [];
+  const stop = () => children.forEach((child) => child.kill('SIGTERM'));
+  try {
+    // libtss2's swtpm TCTI talks to the control channel on the next port up.
+    let tpmPort = await freePort();
+    while (!(await portFree(tpmPort + 1))) tpmPort = await freePort();
+    const ctrlPort = tpmPort + 1;
+    mkdirSync(join(dir, 'tpm'), { recursive: true });
+    children.push(
+      spawn('swtpm', [
+        'socket', '--tpm2', '--tpmstate', `dir=${join(dir, 'tpm')}`,
+        '--server', `type=tcp,port=${tpmPort},bindaddr=127.0.0.1`,
+        '--ctrl', `type=tcp,port=${ctrlPort},bindaddr=127.0.0.1`,
+        '--flags', 'not-need-init,startup-clear',
+      ], { stdio: 'ignore' }),
+    );
+    // Listening once both ports are taken; probed without connecting, since each of
+    // swtpm's channels serves one client at a time.
+    const deadline = Date.now() + 20_000;
+    while ((await portFree(tpmPort)) || (await portFree(ctrlPort))) {
+      if (Date.now() > deadline) throw new Error('the lab swtpm did not start');
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    const pinFile = join(dir, 'pin');
+    writeFileSync(pinFile, 'lab-pin-7b3QwX9vK2', { mode: 0o600 });
+    mkdirSync(join(dir, 'run'), { mode: 0o700 });
+    const env = {
+      PATH: process.env.PATH,
+      HOME: dir,
+      XDG_RUNTIME_DIR: join(dir, 'run'),
+      COFFER_VAULT: join(dir, 'vault', 'vault.db'),
+      COFFER_TCTI: `swtpm:host=127.0.0.1,port=${tpmPort}`,
+      COFFER_PIN_FILE: pinFile,
+      COFFER_NO_AGENT: '1',
+    };
+    const lab = (...args) => {
+      try {
+        return execFileSync(join(dirname(APP), 'coffer'), args, { encoding: 'utf8', timeout: 30_000, env, stdio: 'pipe' });
+      } catch (error) {
+        throw new Error(`coffer ${args.join(' ')} failed: ${error.stderr || error.message}`);
+      }
+    };
+    lab('init', '--region', 'us-lab-1', '--output', 'json');
+    const fingerprint = JSON.parse(lab('region', 'identity', '--output', 'json')).fingerprint;
+    const daemon = spawn(join(dirname(APP), 'coffer'), ['daemon', '--listen', '127.0.0.1:0', '--max-sleep', '1h'], {
+      env,
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    children.push(daemon);
+    let log = '';
+    const port = await new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`the lab daemon did not listen: ${log}`)), 30_000);
+      daemon.stderr.on('data', (chunk) => {
+        log += chunk;
+        const found = /listening for peers on 127\.0\.0\.1:(\d+)/.exec(log);
+        if (found) {
+          clearTimeout(timer);
+          resolve(Number(found[1]));
+        }
+      });
+      daemon.on('exit', (code) => reject(new Error(`the lab daemon exited (${code}): ${log}`)));
+    });
+    return { fingerprint, port, lab, stop, log: () => log };
+  } catch (error) {
+    stop();
+    throw error;
+  }
+}
+
+test('regions: pairing with a headless vault, checked both ways over TLS 1.3', async () => {
+  const lab = await startLabVault();
+  try {
+    await goTo('regions');
+    await waitForTestId(browser, 'region-fingerprint', 30_000);
+    const own = (await text(browser, 'region-fingerprint')).trim();
+    await type(browser, '#peer-name', 'us-lab-1');
+    await type(browser, '#peer-url', `https://127.0.0.1:${lab.port}`);
+    await type(browser, '#peer-fingerprint', lab.fingerprint);
+    await click(browser, 'fingerprint-checked');
+    await click(browser, 'pair-peer');
+    await waitForTestId(browser, 'peer-us-lab-1', 10_000);
+
+    // Pinned here only: the lab refuses us, and says so with both fingerprints.
+    await (await browser.$('button=Check link')).click();
+    const refused = await text(browser, 'peer-message');
+    assert.match(refused, /refused this vault/);
+    assert.ok(refused.includes(own) && refused.includes(lab.fingerprint), refused);
+
+    // The lab's owner pairs this vault too; the link then works both ways.
+    lab.lab('region', 'add', 'local-1', '--url', 'https://127.0.0.1:9', '--fingerprint', own);
+    await (await browser.$('button=Check link')).click();
+    await until(browser, async () => /answered/.test(await text(browser, 'peer-message')), 'the lab did not answer');
+    const answered = await text(browser, 'peer-message');
+    assert.match(answered, /TLSv1\.3/);
+    assert.match(answered, /key exchange X25519/);
+    assert.match(await text(browser, 'peer-us-lab-1'), /X25519/);
+    assert.match(lab.log(), /hello from region local-1/);
+    await screenshot(browser, 'regions-paired');
+    await (await browser.$('button=Remove')).click();
+    await until(browser, async () => !(await (await byTestId(browser, 'peer-us-lab-1')).isExisting()), 'the peer was not removed');
+  } finally {
+    lab.stop();
+  }
 });
 
 test('settings and the dark theme', async () => {
