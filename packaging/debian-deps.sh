@@ -7,8 +7,9 @@ COFFER_BUILD_PACKAGES=(build-essential pkg-config libtss2-dev nodejs npm)
 COFFER_TPM_PACKAGES=(swtpm swtpm-tools tpm2-tools)
 # The desktop app (Tauri 2 on WebKitGTK).
 COFFER_APP_PACKAGES=(libwebkit2gtk-4.1-dev libgtk-3-dev libayatana-appindicator3-dev librsvg2-dev libsoup-3.0-dev)
-# Only for tests: a real PostgreSQL for the rotator, a display and WebDriver for the app.
-COFFER_TEST_PACKAGES=(postgresql xvfb xauth webkit2gtk-driver xclip python3 util-linux dbus-daemon dbus-bin)
+# Only for tests: a real PostgreSQL for the rotator, a display and WebDriver for the app,
+# iproute2 for the tests that put peers in network namespaces of their own.
+COFFER_TEST_PACKAGES=(postgresql xvfb xauth webkit2gtk-driver xclip python3 util-linux dbus-daemon dbus-bin iproute2)
 
 coffer_install_packages() {
     local missing=()
