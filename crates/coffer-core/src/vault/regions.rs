@@ -133,27 +133,25 @@ impl Vault {
 
     /// Every paired peer, each checked against its MAC.
     pub fn peers(&mut self) -> Result<Vec<PeerInfo>> {
+        Ok(self.checked_peers()?.into_iter().map(peer_info).collect())
+    }
+
+    fn checked_peers(&mut self) -> Result<Vec<peer_rows::PeerRow>> {
         self.require_unlocked()?;
         let integrity = self.keyring.as_ref().ok_or(Error::Locked)?.integrity();
         let rows = peer_rows::all(self.store.conn())?;
-        rows.into_iter()
-            .map(|row| {
-                integrity.check_peer(&row)?;
-                Ok(peer_info(row))
-            })
-            .collect()
+        for row in &rows {
+            integrity.check_peer(row)?;
+        }
+        Ok(rows)
     }
 
     /// The pinned fingerprints, for a listener deciding whom to let in.
     pub fn pinned_peers(&mut self) -> Result<Vec<(String, Fingerprint)>> {
         Ok(self
-            .peers()?
+            .checked_peers()?
             .into_iter()
-            .filter_map(|peer| {
-                Fingerprint::parse(&peer.fingerprint)
-                    .ok()
-                    .map(|fp| (peer.name, fp))
-            })
+            .filter_map(|row| Fingerprint::from_bytes(&row.fingerprint).map(|fp| (row.name, fp)))
             .collect())
     }
 
@@ -216,9 +214,13 @@ impl Vault {
     }
 
     fn peer(&mut self, name: &str) -> Result<PeerInfo> {
-        self.peers()?
+        self.peer_row(name).map(peer_info)
+    }
+
+    fn peer_row(&mut self, name: &str) -> Result<peer_rows::PeerRow> {
+        self.checked_peers()?
             .into_iter()
-            .find(|peer| peer.name == name)
+            .find(|row| row.name == name)
             .ok_or_else(|| {
                 RegionError::UnknownPeer {
                     name: name.to_owned(),
@@ -251,10 +253,14 @@ impl Vault {
     /// The network exchange runs with the vault borrowed: bounded by the transport's
     /// timeouts (5 s to connect, 15 s in all).
     pub fn contact_peer(&mut self, name: &str) -> Result<PeerContact> {
-        let peer = self.peer(name)?;
+        let peer = self.peer_row(name)?;
         let (region, identity) = self.identity()?;
         let url = PeerUrl::parse(&peer.url)?;
-        let pinned = Fingerprint::parse(&peer.fingerprint)?;
+        let pinned = Fingerprint::from_bytes(&peer.fingerprint).ok_or_else(|| {
+            RegionError::PeerTampered {
+                name: name.to_owned(),
+            }
+        })?;
         let hello = identity.hello(&region, self.vault_id)?;
         let (config, verifier) = crate::region::tls::client_config(&identity, pinned)?;
         let outcome = transport::contact(
