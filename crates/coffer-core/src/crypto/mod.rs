@@ -11,3 +11,11 @@ pub use aead::{Aad, OpenError};
 pub use data_key::DataKey;
 pub use kek::{Kek, KEY_LEN};
 pub use locked::LockedKey;
+
+/// The rustls provider for every TLS connection the engine makes (to peers and to
+/// PostgreSQL): ring, which the workspace already builds. Its key exchanges are X25519
+/// (first) and the NIST curves; the hybrid X25519MLKEM768 needs the aws-lc-rs provider,
+/// whose build these machines cannot do yet.
+pub fn tls_provider() -> std::sync::Arc<rustls::crypto::CryptoProvider> {
+    std::sync::Arc::new(rustls::crypto::ring::default_provider())
+}

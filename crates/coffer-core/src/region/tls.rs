@@ -25,12 +25,6 @@ use super::{Fingerprint, Identity, RegionError};
 /// The only application protocol peers speak.
 pub const ALPN_H2: &[u8] = b"h2";
 
-/// ring: the provider the workspace already builds. Its key exchanges are X25519 (first)
-/// and the NIST curves; the hybrid X25519MLKEM768 needs the aws-lc-rs provider.
-pub fn provider() -> Arc<CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
-}
-
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 struct Refusal(String);
@@ -225,7 +219,7 @@ pub fn client_config(
     identity: &Identity,
     expected: Fingerprint,
 ) -> Result<(ClientConfig, Arc<PinnedServer>), RegionError> {
-    let provider = provider();
+    let provider = crate::crypto::tls_provider();
     let verifier = Arc::new(PinnedServer {
         expected,
         provider: Arc::clone(&provider),
@@ -244,7 +238,7 @@ pub fn client_config(
 
 /// A server configuration that presents `identity` and accepts clients in `pinned`.
 pub fn server_config(identity: &Identity, pinned: PinnedSet) -> Result<ServerConfig, RegionError> {
-    let provider = provider();
+    let provider = crate::crypto::tls_provider();
     let verifier = Arc::new(PinnedClients {
         pinned,
         own: identity.fingerprint()?,

@@ -14,11 +14,13 @@ use std::sync::Arc;
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::WebPkiServerVerifier;
-use rustls::crypto::{ring, CryptoProvider};
+use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
 use serde::{Deserialize, Serialize};
+
+use crate::crypto::tls_provider as provider;
 
 /// libpq's `sslmode`, minus `allow` (plain text first, TLS only if refused: never useful
 /// for a rotator).
@@ -119,10 +121,6 @@ fn roots(pem: &str) -> Result<RootCertStore, String> {
         );
     }
     Ok(store)
-}
-
-fn provider() -> Arc<CryptoProvider> {
-    Arc::new(ring::default_provider())
 }
 
 /// The rustls client configuration for a mode that uses TLS.
