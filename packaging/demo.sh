@@ -36,23 +36,40 @@ if [ -r /dev/tpmrm0 ] && [ -w /dev/tpmrm0 ]; then
     tpm_label="hardware TPM (/dev/tpmrm0)"
 else
     mkdir -p "$demo_dir/swtpm"
-    # Two free consecutive loopback ports: nothing answers on either.
-    while :; do
+    # Two consecutive loopback ports. A port nothing answers on may still be bound (by
+    # another program's outgoing connection), so if swtpm cannot bind it exits, and we
+    # try other ports.
+    started=""
+    for _ in $(seq 20); do
         port=$((20000 + RANDOM % 30000))
         ctrl=$((port + 1))
-        if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && ! (exec 3<>"/dev/tcp/127.0.0.1/$ctrl") 2>/dev/null; then
-            break
+        if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null || (exec 3<>"/dev/tcp/127.0.0.1/$ctrl") 2>/dev/null; then
+            continue
         fi
+        swtpm socket --tpm2 --tpmstate dir="$demo_dir/swtpm" \
+            --server type=tcp,port="$port",bindaddr=127.0.0.1 \
+            --ctrl type=tcp,port="$ctrl",bindaddr=127.0.0.1 \
+            --flags not-need-init,startup-clear 2>"$demo_dir/swtpm.log" &
+        swtpm_pid=$!
+        for _ in $(seq 50); do
+            if ! kill -0 "$swtpm_pid" 2>/dev/null; then
+                break
+            fi
+            if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+                started=1
+                break
+            fi
+            sleep 0.1
+        done
+        [ -n "$started" ] && break
+        kill "$swtpm_pid" 2>/dev/null || true
+        wait "$swtpm_pid" 2>/dev/null || true
+        swtpm_pid=""
     done
-    swtpm socket --tpm2 --tpmstate dir="$demo_dir/swtpm" \
-        --server type=tcp,port="$port",bindaddr=127.0.0.1 \
-        --ctrl type=tcp,port="$ctrl",bindaddr=127.0.0.1 \
-        --flags not-need-init,startup-clear &
-    swtpm_pid=$!
-    for _ in $(seq 50); do
-        (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
-        sleep 0.1
-    done
+    if [ -z "$started" ]; then
+        echo "coffer demo: the software TPM did not start: $(cat "$demo_dir/swtpm.log" 2>/dev/null)" >&2
+        exit 1
+    fi
     export COFFER_TCTI="swtpm:host=127.0.0.1,port=$port"
     tpm_label="SOFTWARE TPM — NOT SECURE (swtpm, demo only)"
 fi
