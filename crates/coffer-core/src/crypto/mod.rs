@@ -13,9 +13,10 @@ pub use kek::{Kek, KEY_LEN};
 pub use locked::LockedKey;
 
 /// The rustls provider for every TLS connection the engine makes (to peers and to
-/// PostgreSQL): ring, which the workspace already builds. Its key exchanges are X25519
-/// (first) and the NIST curves; the hybrid X25519MLKEM768 needs the aws-lc-rs provider,
-/// whose build these machines cannot do yet.
+/// PostgreSQL): aws-lc-rs, whose key exchanges start with the hybrid post-quantum
+/// X25519MLKEM768, so that a recording of today's replication traffic stays closed to a
+/// future quantum computer. A peer (or a PostgreSQL server) that cannot do it gets X25519,
+/// then the NIST curves; the negotiated group is shown per peer.
 pub fn tls_provider() -> std::sync::Arc<rustls::crypto::CryptoProvider> {
-    std::sync::Arc::new(rustls::crypto::ring::default_provider())
+    std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider())
 }

@@ -238,7 +238,16 @@ pub fn client_config(
 
 /// A server configuration that presents `identity` and accepts clients in `pinned`.
 pub fn server_config(identity: &Identity, pinned: PinnedSet) -> Result<ServerConfig, RegionError> {
-    let provider = crate::crypto::tls_provider();
+    server_config_using(identity, pinned, crate::crypto::tls_provider())
+}
+
+/// [`server_config`] with a provider of the caller's choosing: how the tests stand in for
+/// an older peer that has no post-quantum key exchange.
+pub(crate) fn server_config_using(
+    identity: &Identity,
+    pinned: PinnedSet,
+    provider: Arc<rustls::crypto::CryptoProvider>,
+) -> Result<ServerConfig, RegionError> {
     let verifier = Arc::new(PinnedClients {
         pinned,
         own: identity.fingerprint()?,

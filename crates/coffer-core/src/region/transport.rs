@@ -519,7 +519,7 @@ mod tests {
         assert_eq!(contact.hello.region, "us-lab-1");
         assert_eq!(contact.hello.vault_id, b.hello.vault_id);
         assert_eq!(contact.protocol, "TLSv1_3");
-        assert_eq!(contact.key_exchange, "X25519");
+        assert_eq!(contact.key_exchange, "X25519MLKEM768");
         let lines = lines.lock().unwrap();
         assert!(
             lines
@@ -527,6 +527,25 @@ mod tests {
                 .any(|l| l.contains("hello from region eu-home-1")),
             "{lines:?}"
         );
+    }
+
+    #[test]
+    fn a_peer_without_post_quantum_key_exchange_gets_x25519() {
+        let (a, b) = (side("eu-home-1"), side("us-lab-1"));
+        let pinned = vec![("eu-home-1".to_owned(), a.identity.fingerprint().unwrap())];
+        let pinned: PinnedSet = Arc::new(move || pinned.clone());
+        let classical = rustls::crypto::CryptoProvider {
+            kx_groups: vec![rustls::crypto::aws_lc_rs::kx_group::X25519],
+            ..rustls::crypto::aws_lc_rs::default_provider()
+        };
+        let config =
+            crate::region::tls::server_config_using(&b.identity, pinned, Arc::new(classical))
+                .unwrap();
+        let listener =
+            PeerListener::start("127.0.0.1:0", config, b.hello.clone(), Arc::new(|_| {})).unwrap();
+        let port = listener.local_addr().port();
+        let contact = call(&a, "us-lab-1", port, b.identity.fingerprint().unwrap()).unwrap();
+        assert_eq!(contact.key_exchange, "X25519");
     }
 
     #[test]
@@ -745,7 +764,7 @@ mod tests {
             };
 
             let contact = ping(&b).unwrap();
-            assert_eq!(contact.key_exchange, "X25519");
+            assert_eq!(contact.key_exchange, "X25519MLKEM768");
             // The root namespace has no route there: the hosts really are apart.
             assert!(call_at(&client, "us-lab-1", "10.231.0.1:7443", server_fp).is_err());
 
