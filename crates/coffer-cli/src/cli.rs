@@ -481,6 +481,26 @@ pub enum SecretCommand {
     },
     /// Cancel a scheduled deletion.
     Restore { name: String },
+    /// Replicate a secret to a paired region (a read-only copy there, kept in sync by the
+    /// daemons).
+    Replicate {
+        name: String,
+        /// The paired region (`coffer region list`).
+        #[arg(long)]
+        region: String,
+        /// The key the copy is wrapped under in that region: a key id or alias/NAME
+        /// there (default: that region's default key).
+        #[arg(long)]
+        key: Option<String>,
+    },
+    /// Stop replicating a secret to a region; its copy there is deleted when reached.
+    RemoveRegion {
+        name: String,
+        #[arg(long)]
+        region: String,
+    },
+    /// Make a replica a secret of its own here: it stops following its primary region.
+    Promote { name: String },
     /// Read several secrets' CURRENT values (JSON).
     BatchGet {
         #[arg(required = true)]

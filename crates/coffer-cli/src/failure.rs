@@ -49,7 +49,7 @@ fn exit_code(code: &str) -> u8 {
         | "key_not_found" | "region_not_found" => exit::NOT_FOUND,
         "vault_exists" | "secret_exists" | "secret_deleted" | "secret_not_deleted"
         | "label_conflict" | "token_reused" | "key_unavailable" | "key_conflict"
-        | "region_conflict" => exit::CONFLICT,
+        | "region_conflict" | "replica_read_only" => exit::CONFLICT,
         "tampered" | "audit_tampered" | "ciphertext_invalid" | "vault_corrupt" | "rollback"
         | "peer_untrusted" => exit::TAMPERED,
         "invalid_argument" | "value_too_large" | "empty_value" => exit::USAGE,

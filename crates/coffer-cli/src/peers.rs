@@ -4,7 +4,8 @@
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use coffer_core::region::tls::{server_config, PinnedSet};
-use coffer_core::region::PeerListener;
+use coffer_core::region::{Handler, PeerListener};
+use coffer_core::vault::replication::{Inbound, Pusher};
 use coffer_core::Vault;
 
 use crate::failure::Failure;
@@ -30,11 +31,19 @@ pub fn listen(vault: &Arc<Mutex<Vault>>, address: &str) -> Result<PeerListener, 
     let hello = identity
         .hello(&region, vault_id)
         .map_err(coffer_core::Error::from)?;
-    let listener = PeerListener::start(
+    // Replication requests apply to the vault the daemon holds, one at a time.
+    let receiving = Arc::clone(vault);
+    let inbound = Mutex::new(Inbound::new());
+    let handler: Handler = Arc::new(move |request| {
+        let mut inbound = inbound.lock().unwrap_or_else(|p| p.into_inner());
+        inbound.handle(&mut lock(&receiving), request)
+    });
+    let listener = PeerListener::start_with(
         address,
         config,
         hello,
         Arc::new(|line| eprintln!("coffer: {line}")),
+        Some(handler),
     )
     .map_err(coffer_core::Error::from)?;
     eprintln!(
@@ -43,4 +52,22 @@ pub fn listen(vault: &Arc<Mutex<Vault>>, address: &str) -> Result<PeerListener, 
         identity.fingerprint().map_err(coffer_core::Error::from)?
     );
     Ok(listener)
+}
+
+/// Sends every region its replication backlog, on a thread of its own for the daemon's
+/// life, a few times a second (the vault's lock is held only to read and record).
+pub fn replicate(vault: &Arc<Mutex<Vault>>) {
+    let vault = Arc::clone(vault);
+    let spawned = std::thread::Builder::new()
+        .name("coffer-replication".into())
+        .spawn(move || {
+            let mut pusher = Pusher::new(Box::new(|line| eprintln!("coffer: {line}")));
+            loop {
+                pusher.tick(&vault);
+                std::thread::sleep(std::time::Duration::from_millis(200));
+            }
+        });
+    if let Err(error) = spawned {
+        eprintln!("coffer: replication is not running: {error}");
+    }
 }

@@ -216,6 +216,10 @@ pub struct SecretDescription {
     /// Rotation configuration and status (last and next rotation, failures), if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rotation: Option<crate::rotation::RotationInfo>,
+    /// Replica regions and their status (on a primary), or the primary it follows (on a
+    /// replica); absent for a secret that is neither.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replication: Option<crate::vault::replication::SecretReplication>,
 }
 
 /// A row of `list`.

@@ -22,6 +22,7 @@ use crate::rotation::{
 };
 use crate::vault::envelope::EncryptionContext;
 use crate::vault::regions::{PeerContact, PeerInfo, RegionIdentity};
+use crate::vault::replication::SecretReplication;
 use crate::vault::rewrap::RewrapProgress;
 use crate::vault::rotation::{DueReport, KeyRotationInfo};
 use crate::vault::{AuditEntry, AuditVerification, CreateSecret, Error, PutValue, Result, Vault};
@@ -296,6 +297,21 @@ pub enum Request {
     RegionPing {
         name: String,
     },
+    /// Replicates a secret to a paired region (under `key` there).
+    ReplicateSecret {
+        name: String,
+        region: String,
+        key: Option<String>,
+    },
+    /// Stops replicating a secret to a region; the copy there is deleted when reached.
+    RemoveSecretRegion {
+        name: String,
+        region: String,
+    },
+    /// Makes a replica a secret of its own in this vault.
+    PromoteSecret {
+        name: String,
+    },
 }
 
 /// A value read from the vault, as sent to a client.
@@ -369,6 +385,7 @@ pub enum Response {
     Peer(PeerInfo),
     Peers(Vec<PeerInfo>),
     Contact(PeerContact),
+    Replication(SecretReplication),
 }
 
 fn context_bytes(value: &WireValue) -> Result<Zeroizing<Vec<u8>>> {
@@ -438,6 +455,17 @@ pub fn execute(vault: &mut Vault, request: Request) -> Result<Response> {
         }
         Request::RegionList => Response::Peers(vault.peers()?),
         Request::RegionPing { name } => Response::Contact(vault.contact_peer(&name)?),
+        Request::ReplicateSecret { name, region, key } => {
+            Response::Replication(vault.replicate_secret(&name, &region, key.as_deref())?)
+        }
+        Request::RemoveSecretRegion { name, region } => {
+            vault.remove_secret_region(&name, &region)?;
+            Response::Done
+        }
+        Request::PromoteSecret { name } => {
+            vault.promote_secret(&name)?;
+            Response::Done
+        }
         Request::Lock => {
             vault.lock()?;
             Response::Done

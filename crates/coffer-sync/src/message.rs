@@ -15,7 +15,7 @@ pub const PROTOCOL_VERSION: u16 = 1;
 /// Most entries one `Batch` may carry.
 pub const MAX_BATCH_ENTRIES: usize = 512;
 /// Largest single payload (a sealed secret value plus its signature fits well within it).
-pub const MAX_PAYLOAD_BYTES: usize = 64 * 1024;
+pub const MAX_PAYLOAD_BYTES: usize = 256 * 1024;
 /// Most payload bytes in one `Batch`, summed over its entries.
 pub const MAX_BATCH_BYTES: usize = 4 * 1024 * 1024;
 

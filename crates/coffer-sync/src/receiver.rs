@@ -21,13 +21,13 @@ use crate::message::{Batch, Body, Message, WireEntry};
 pub struct ReceiverConfig {
     /// Most out-of-order entries held in memory while waiting for a missing predecessor;
     /// beyond it they are dropped and come back with the primary's retransmission. Memory
-    /// is bounded by this times `MAX_PAYLOAD_BYTES` (16 MiB at the default of 256).
+    /// is bounded by this times `MAX_PAYLOAD_BYTES` (16 MiB at the default of 64).
     pub max_pending: usize,
 }
 
 impl Default for ReceiverConfig {
     fn default() -> Self {
-        Self { max_pending: 256 }
+        Self { max_pending: 64 }
     }
 }
 

@@ -513,6 +513,9 @@ pub fn daemon(
     let _listener = listen
         .map(|address| crate::peers::listen(&vault, address))
         .transpose()?;
+    if !once {
+        crate::peers::replicate(&vault);
+    }
     if env.output == Output::Table && !once {
         eprintln!(
             "coffer: daemon running for {} (checks at least every {})",

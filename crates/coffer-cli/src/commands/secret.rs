@@ -272,6 +272,9 @@ pub fn run(env: &Env, command: SecretCommand) -> Result<(), Failure> {
                         ("versions", d.versions.len().to_string()),
                     ],
                 )?;
+                if let Some(replication) = &d.replication {
+                    replication_fields(out, replication)?;
+                }
                 writeln!(out)?;
                 version_table(out, &d.versions)
             }),
@@ -458,6 +461,36 @@ pub fn run(env: &Env, command: SecretCommand) -> Result<(), Failure> {
             let message = format!("Restored {name}.");
             done(env, &mut backend, Request::RestoreSecret { name }, &message)
         }
+        SecretCommand::Replicate { name, region, key } => {
+            match backend.call(Request::ReplicateSecret {
+                name: name.clone(),
+                region,
+                key,
+            })? {
+                Response::Replication(r) => render(env.output, &r, |r, out| {
+                    writeln!(out, "{name} is replicated to:")?;
+                    replication_fields(out, r)
+                }),
+                other => Err(unexpected(other)),
+            }
+        }
+        SecretCommand::RemoveRegion { name, region } => {
+            let message = format!(
+                "{name} is no longer replicated to {region}; its copy there is deleted when the daemon next reaches it."
+            );
+            done(
+                env,
+                &mut backend,
+                Request::RemoveSecretRegion { name, region },
+                &message,
+            )
+        }
+        SecretCommand::Promote { name } => {
+            let message = format!(
+                "{name} is now a secret of its own here and no longer follows its primary region."
+            );
+            done(env, &mut backend, Request::PromoteSecret { name }, &message)
+        }
         SecretCommand::BatchGet { names } => {
             match backend.call(Request::BatchGetSecretValues { names })? {
                 Response::Values { values, errors } => {
@@ -475,4 +508,37 @@ pub fn run(env: &Env, command: SecretCommand) -> Result<(), Failure> {
         SecretCommand::RandomPassword { .. } => Ok(()),
         SecretCommand::Rotation(command) => super::rotation::run_secret(env, &mut backend, command),
     }
+}
+
+/// The replica regions of a secret and their status, or the primary it follows.
+fn replication_fields(
+    out: &mut dyn std::io::Write,
+    replication: &coffer_core::vault::replication::SecretReplication,
+) -> std::io::Result<()> {
+    if let Some(primary) = &replication.primary_region {
+        writeln!(out, "replica of: region {primary} (read-only here)")?;
+    }
+    for region in &replication.regions {
+        let status = match region.status {
+            coffer_core::vault::replication::ReplicationStatus::InSync => "InSync".to_owned(),
+            coffer_core::vault::replication::ReplicationStatus::InProgress => {
+                format!("InProgress ({} pending)", region.pending)
+            }
+            coffer_core::vault::replication::ReplicationStatus::Failed => format!(
+                "Failed: {}",
+                region.message.as_deref().unwrap_or("no reason given")
+            ),
+        };
+        let synced = region
+            .last_synced
+            .map(|t| t.to_string())
+            .unwrap_or_else(|| "never".into());
+        writeln!(
+            out,
+            "replica:    {} key={} status={status} last synced {synced}",
+            region.region,
+            region.key.as_deref().unwrap_or("default")
+        )?;
+    }
+    Ok(())
 }

@@ -18,4 +18,4 @@ pub use error::RegionError;
 pub use fingerprint::Fingerprint;
 pub use identity::{Hello, Identity};
 pub use names::{PeerUrl, RegionName, DEFAULT_REGION};
-pub use transport::{Contact, PeerListener};
+pub use transport::{Contact, Handler, Link, PeerListener, PeerRequest};

@@ -141,7 +141,7 @@ impl SignedPayload {
     }
 }
 
-mod b64 {
+pub(crate) mod b64 {
     use base64::engine::general_purpose::STANDARD;
     use base64::Engine as _;
     use serde::{Deserialize, Deserializer, Serializer};

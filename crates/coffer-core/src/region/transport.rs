@@ -24,6 +24,11 @@ pub const HELLO_PATH: &str = "/coffer/v1/hello";
 /// No peer message in this protocol is near this size; anything larger is refused
 /// before it is buffered.
 const MAX_BODY: usize = 1 << 20;
+/// Replication batches carry up to 4 MiB of payload, encoded; their requests may be this
+/// large (still checked before anything is decoded).
+const SYNC_MAX_BODY: usize = 8 << 20;
+/// Paths under this prefix go to the listener's [`Handler`].
+pub const SYNC_PREFIX: &str = "/coffer/v1/sync";
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const EXCHANGE_TIMEOUT: Duration = Duration::from_secs(15);
 
@@ -76,6 +81,74 @@ pub struct Caller<'a> {
 
 /// Contacts a peer: TLS 1.3 pinned both ways, then an exchange of signed hellos.
 pub fn contact(caller: Caller<'_>, target: Target<'_>) -> Result<Contact, RegionError> {
+    connect(caller, target).map(|link| link.contact.clone())
+}
+
+/// An open HTTP/2 connection to a peer whose hello checked out, for further requests.
+pub struct Link {
+    pub contact: Contact,
+    runtime: tokio::runtime::Runtime,
+    sender: hyper::client::conn::http2::SendRequest<Full<Bytes>>,
+    driver: tokio::task::JoinHandle<()>,
+    name: String,
+    address: String,
+}
+
+impl Link {
+    /// POSTs `body` to `path` on the peer and returns its answer, refusing anything but
+    /// a success (the peer's reason is in the error).
+    pub fn post(&mut self, path: &str, body: Vec<u8>) -> Result<Vec<u8>, RegionError> {
+        let (name, address) = (self.name.clone(), self.address.clone());
+        let unreachable = |cause: String| RegionError::Unreachable {
+            name: name.clone(),
+            address: address.clone(),
+            cause,
+        };
+        let request = Request::builder()
+            .method(Method::POST)
+            .uri(format!("https://{PEER_SERVER_NAME}{path}"))
+            .header("content-type", "application/json")
+            .body(Full::new(Bytes::from(body)))
+            .map_err(|e| unreachable(e.to_string()))?;
+        let sender = &mut self.sender;
+        let exchange = async {
+            let response = sender
+                .send_request(request)
+                .await
+                .map_err(|e| unreachable(chain(&e)))?;
+            let status = response.status();
+            let bytes = Limited::new(response.into_body(), SYNC_MAX_BODY)
+                .collect()
+                .await
+                .map_err(|e| unreachable(e.to_string()))?
+                .to_bytes();
+            Ok::<_, RegionError>((status, bytes))
+        };
+        let (status, bytes) = self
+            .runtime
+            .block_on(async { tokio::time::timeout(EXCHANGE_TIMEOUT, exchange).await })
+            .map_err(|_| unreachable("the peer did not answer within 15 seconds".into()))??;
+        if !status.is_success() {
+            return Err(RegionError::Protocol {
+                name: self.name.clone(),
+                reason: format!(
+                    "HTTP {status}: {}",
+                    String::from_utf8_lossy(&bytes[..bytes.len().min(500)])
+                ),
+            });
+        }
+        Ok(bytes.to_vec())
+    }
+}
+
+impl Drop for Link {
+    fn drop(&mut self) {
+        self.driver.abort();
+    }
+}
+
+/// Connects to a peer as [`contact`] does and keeps the connection for more requests.
+pub fn connect(caller: Caller<'_>, target: Target<'_>) -> Result<Link, RegionError> {
     let unreachable = |cause: String| RegionError::Unreachable {
         name: target.name.to_owned(),
         address: target.url.to_string(),
@@ -88,7 +161,7 @@ pub fn contact(caller: Caller<'_>, target: Target<'_>) -> Result<Contact, Region
         hello,
         fingerprint: ours,
     } = caller;
-    runtime.block_on(async {
+    let linked = runtime.block_on(async {
         let address = format!("{}:{}", bracket(target.url.host()), target.url.port());
         let tcp = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(&address))
             .await
@@ -160,7 +233,9 @@ pub fn contact(caller: Caller<'_>, target: Target<'_>) -> Result<Contact, Region
                 hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tls))
                     .await
                     .map_err(|e| refused(chain(&e)))?;
-            let driver = tokio::spawn(connection);
+            let driver = tokio::spawn(async move {
+                let _ = connection.await;
+            });
             let body = serde_json::to_vec(hello).unwrap_or_default();
             let request = Request::builder()
                 .method(Method::POST)
@@ -178,10 +253,9 @@ pub fn contact(caller: Caller<'_>, target: Target<'_>) -> Result<Contact, Region
                 .await
                 .map_err(|e| refused(e.to_string()))?
                 .to_bytes();
-            driver.abort();
-            Ok::<_, RegionError>((status, bytes))
+            Ok::<_, RegionError>((status, bytes, sender, driver))
         };
-        let (status, bytes) = tokio::time::timeout(EXCHANGE_TIMEOUT, exchange)
+        let (status, bytes, sender, driver) = tokio::time::timeout(EXCHANGE_TIMEOUT, exchange)
             .await
             .map_err(|_| unreachable("the peer did not answer within 15 seconds".into()))??;
         let protocol_error = |reason: String| RegionError::Protocol {
@@ -189,6 +263,7 @@ pub fn contact(caller: Caller<'_>, target: Target<'_>) -> Result<Contact, Region
             reason,
         };
         if !status.is_success() {
+            driver.abort();
             return Err(protocol_error(format!(
                 "HTTP {status}: {}",
                 String::from_utf8_lossy(&bytes[..bytes.len().min(300)])
@@ -197,23 +272,38 @@ pub fn contact(caller: Caller<'_>, target: Target<'_>) -> Result<Contact, Region
         let their_hello: Hello = serde_json::from_slice(&bytes)
             .map_err(|e| protocol_error(format!("its hello is not valid: {e}")))?;
         if !their_hello.is_signed_by(&peer_ca) {
+            driver.abort();
             return Err(protocol_error(
                 "its hello is not signed by the identity it presented".into(),
             ));
         }
         if their_hello.region != target.name {
+            driver.abort();
             return Err(RegionError::RegionNameMismatch {
                 name: target.name.to_owned(),
                 url: target.url.to_string(),
                 claimed: their_hello.region,
             });
         }
-        Ok(Contact {
-            hello: their_hello,
-            fingerprint: target.pinned,
-            key_exchange,
-            protocol,
-        })
+        Ok((
+            Contact {
+                hello: their_hello,
+                fingerprint: target.pinned,
+                key_exchange,
+                protocol,
+            },
+            sender,
+            driver,
+        ))
+    });
+    let (contact, sender, driver) = linked?;
+    Ok(Link {
+        contact,
+        runtime,
+        sender,
+        driver,
+        name: target.name.to_owned(),
+        address: target.url.to_string(),
     })
 }
 
@@ -227,6 +317,20 @@ fn bracket(host: &str) -> String {
 
 /// What the listener reports: refused connections and contacts, one line each.
 pub type Log = Arc<dyn Fn(String) + Send + Sync>;
+
+/// A request under [`SYNC_PREFIX`] from a peer whose TLS handshake proved `fingerprint`.
+pub struct PeerRequest {
+    pub path: String,
+    pub body: Vec<u8>,
+    pub fingerprint: Fingerprint,
+    /// The identity certificate the connection presented (payload signatures are checked
+    /// against it).
+    pub ca: rustls_pki_types::CertificateDer<'static>,
+}
+
+/// Answers a [`PeerRequest`] with an HTTP status and a body. It runs on a blocking thread,
+/// so it may take the vault's lock.
+pub type Handler = Arc<dyn Fn(PeerRequest) -> (u16, Vec<u8>) + Send + Sync>;
 
 /// A listening daemon's peer endpoint. Dropping it stops listening.
 pub struct PeerListener {
@@ -242,6 +346,17 @@ impl PeerListener {
         config: ServerConfig,
         hello: Hello,
         log: Log,
+    ) -> Result<Self, RegionError> {
+        Self::start_with(address, config, hello, log, None)
+    }
+
+    /// As [`PeerListener::start`], with `handler` answering the replication endpoints.
+    pub fn start_with(
+        address: &str,
+        config: ServerConfig,
+        hello: Hello,
+        log: Log,
+        handler: Option<Handler>,
     ) -> Result<Self, RegionError> {
         let listen_error = |cause: String| RegionError::Listen {
             address: address.to_owned(),
@@ -278,10 +393,14 @@ impl PeerListener {
                                 Err(_) => continue,
                             },
                         };
-                        let (acceptor, hello, log) =
-                            (acceptor.clone(), Arc::clone(&hello), Arc::clone(&log));
+                        let (acceptor, hello, log, handler) = (
+                            acceptor.clone(),
+                            Arc::clone(&hello),
+                            Arc::clone(&log),
+                            handler.clone(),
+                        );
                         tokio::spawn(async move {
-                            serve_connection(acceptor, tcp, from, hello, log).await;
+                            serve_connection(acceptor, tcp, from, hello, log, handler).await;
                         });
                     }
                 });
@@ -316,6 +435,7 @@ async fn serve_connection(
     from: SocketAddr,
     hello: Arc<Vec<u8>>,
     log: Log,
+    handler: Option<Handler>,
 ) {
     let accept = acceptor.accept(tcp).into_fallible();
     let tls = match tokio::time::timeout(EXCHANGE_TIMEOUT, accept).await {
@@ -350,7 +470,13 @@ async fn serve_connection(
     let peer_ca = Arc::new(peer_ca);
     let service = hyper::service::service_fn(move |request: Request<Incoming>| {
         let (hello, log, peer_ca) = (Arc::clone(&hello), Arc::clone(&log), Arc::clone(&peer_ca));
+        let handler = handler.clone();
         async move {
+            if request.uri().path().starts_with(SYNC_PREFIX) {
+                if let Some(handler) = handler {
+                    return Ok(handle(request, handler, peer, &peer_ca).await);
+                }
+            }
             let caller = PeerCaller {
                 ca: &peer_ca,
                 fingerprint: peer,
@@ -379,6 +505,42 @@ async fn linger(mut tcp: TcpStream) {
         }
     })
     .await;
+}
+
+/// Hands a replication request to the handler on a blocking thread.
+async fn handle(
+    request: Request<Incoming>,
+    handler: Handler,
+    fingerprint: Fingerprint,
+    ca: &rustls_pki_types::CertificateDer<'static>,
+) -> Response<Full<Bytes>> {
+    if request.method() != Method::POST {
+        return reply(StatusCode::METHOD_NOT_ALLOWED, b"use POST".to_vec());
+    }
+    let path = request.uri().path().to_owned();
+    let body = match Limited::new(request.into_body(), SYNC_MAX_BODY)
+        .collect()
+        .await
+    {
+        Ok(body) => body.to_bytes().to_vec(),
+        Err(_) => return reply(StatusCode::PAYLOAD_TOO_LARGE, b"too large".to_vec()),
+    };
+    let peer_request = PeerRequest {
+        path,
+        body,
+        fingerprint,
+        ca: ca.clone(),
+    };
+    match tokio::task::spawn_blocking(move || handler(peer_request)).await {
+        Ok((status, body)) => reply(
+            StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+            body,
+        ),
+        Err(_) => reply(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            b"the request handler failed".to_vec(),
+        ),
+    }
 }
 
 fn reply(status: StatusCode, body: Vec<u8>) -> Response<Full<Bytes>> {

@@ -10,6 +10,7 @@ pub mod audit;
 pub mod keys;
 pub mod meta;
 pub mod peers;
+pub mod replication;
 pub mod rotation;
 pub mod schema;
 pub mod secrets;
@@ -267,6 +268,27 @@ impl Store {
 /// Records one change in the vault's change sequence and returns its number, which the
 /// changed row also stores; replication ships changes in this order.
 pub fn record_change(
+    tx: &Transaction<'_>,
+    at: i64,
+    entity: &str,
+    entity_id: &[u8],
+    operation: &str,
+) -> Result<i64, StoreError> {
+    tx.prepare_cached(
+        "INSERT INTO changes (at, entity, entity_id, operation) VALUES (?1, ?2, ?3, ?4)",
+    )?
+    .execute(rusqlite::params![at, entity, entity_id, operation])?;
+    let seq = tx.last_insert_rowid();
+    if entity == "secret" {
+        // Same transaction: a replicated secret's change is in its outbox or not at all.
+        replication::fan_out(tx, seq, entity_id)?;
+    }
+    Ok(seq)
+}
+
+/// Records a change without queueing it for any region (a replica applying its
+/// primary's change, or a change queued for one region only).
+pub fn record_local_change(
     tx: &Transaction<'_>,
     at: i64,
     entity: &str,

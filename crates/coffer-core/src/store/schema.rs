@@ -237,6 +237,53 @@ const MIGRATIONS: &[&str] = &[
         mac           BLOB NOT NULL
     ) STRICT;
     "#,
+    // 7: replication. On a primary: the regions each secret is replicated to (MAC'd: an
+    // edit could otherwise send a secret to a peer it was never meant for), the outbox
+    // (one row per change per region, written in the transaction of the change; a trigger
+    // notes the version a change inserted), and what each peer acknowledged. On a replica:
+    // which primary a secret follows (bound into the secret's MAC), how far each primary's
+    // stream is applied, and per version the vault whose id its value ciphertext is bound to.
+    r#"
+    CREATE TABLE secret_replicas (
+        secret_id    BLOB NOT NULL REFERENCES secrets(id) ON DELETE CASCADE,
+        region       TEXT NOT NULL,
+        replica_key  TEXT,
+        added_at     INTEGER NOT NULL,
+        synced_at    INTEGER,
+        last_error   TEXT,
+        mac          BLOB NOT NULL,
+        PRIMARY KEY (secret_id, region)
+    ) STRICT;
+    CREATE TABLE replication_outbox (
+        region      TEXT NOT NULL,
+        seq         INTEGER NOT NULL,
+        secret_id   BLOB NOT NULL,
+        kind        TEXT NOT NULL CHECK (kind IN ('state', 'remove')),
+        version_id  BLOB,
+        PRIMARY KEY (region, seq)
+    ) STRICT;
+    CREATE INDEX replication_outbox_by_seq ON replication_outbox(seq);
+    CREATE INDEX replication_outbox_by_secret ON replication_outbox(secret_id, region);
+    CREATE TRIGGER replication_outbox_version AFTER INSERT ON secret_versions BEGIN
+        UPDATE replication_outbox SET version_id = new.id
+        WHERE seq = new.change_seq AND secret_id = new.secret_id;
+    END;
+    CREATE TABLE replication_peers (
+        region  TEXT PRIMARY KEY,
+        acked   INTEGER NOT NULL
+    ) STRICT;
+    CREATE TABLE secret_replica_of (
+        secret_id       BLOB PRIMARY KEY REFERENCES secrets(id) ON DELETE CASCADE,
+        primary_region  TEXT NOT NULL,
+        primary_vault   BLOB NOT NULL,
+        applied_at      INTEGER NOT NULL
+    ) STRICT;
+    CREATE TABLE replication_inbound (
+        region        TEXT PRIMARY KEY,
+        applied_upto  INTEGER NOT NULL
+    ) STRICT;
+    ALTER TABLE secret_versions ADD COLUMN origin_vault BLOB;
+    "#,
 ];
 
 /// The schema version this build writes.

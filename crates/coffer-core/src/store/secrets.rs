@@ -52,10 +52,13 @@ pub struct VersionRow {
     pub wrapped_dek: Vec<u8>,
     pub ciphertext: Vec<u8>,
     pub client_token: Option<String>,
+    /// The vault whose id the value ciphertext is bound to, when it is not this one: a
+    /// version received from a primary region keeps the primary's ciphertext as it is.
+    pub origin_vault: Option<Uuid>,
 }
 
 const VERSION_COLUMNS: &str =
-    "v.id, v.secret_id, v.created_at, v.key_id, v.key_version, v.wrapped_dek, v.ciphertext, v.client_token";
+    "v.id, v.secret_id, v.created_at, v.key_id, v.key_version, v.wrapped_dek, v.ciphertext, v.client_token, v.origin_vault";
 
 fn version_from_row(row: &Row<'_>) -> rusqlite::Result<VersionRow> {
     Ok(VersionRow {
@@ -67,6 +70,7 @@ fn version_from_row(row: &Row<'_>) -> rusqlite::Result<VersionRow> {
         wrapped_dek: row.get(5)?,
         ciphertext: row.get(6)?,
         client_token: row.get(7)?,
+        origin_vault: row.get(8)?,
     })
 }
 
@@ -206,8 +210,8 @@ pub fn insert_version(
 ) -> Result<(), StoreError> {
     tx.prepare_cached(
         "INSERT INTO secret_versions
-            (id, secret_id, created_at, key_id, key_version, wrapped_dek, ciphertext, client_token, change_seq)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            (id, secret_id, created_at, key_id, key_version, wrapped_dek, ciphertext, client_token, change_seq, origin_vault)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
     )?
     .execute(params![
         row.id,
@@ -218,7 +222,8 @@ pub fn insert_version(
         row.wrapped_dek,
         row.ciphertext,
         row.client_token,
-        change_seq
+        change_seq,
+        row.origin_vault
     ])?;
     Ok(())
 }
@@ -237,7 +242,8 @@ pub struct ReadRow {
 
 const READ_SELECT: &str = "SELECT s.name, s.purge_at, k.state,
         (SELECT group_concat(l2.label, char(10)) FROM staging_labels l2 WHERE l2.version_id = v.id),
-        v.id, v.secret_id, v.created_at, v.key_id, v.key_version, v.wrapped_dek, v.ciphertext, v.client_token
+        v.id, v.secret_id, v.created_at, v.key_id, v.key_version, v.wrapped_dek, v.ciphertext, v.client_token,
+        v.origin_vault
     FROM secrets s";
 
 fn read_from_row(row: &Row<'_>) -> rusqlite::Result<ReadRow> {
@@ -255,6 +261,7 @@ fn read_from_row(row: &Row<'_>) -> rusqlite::Result<ReadRow> {
             wrapped_dek: row.get(9)?,
             ciphertext: row.get(10)?,
             client_token: row.get(11)?,
+            origin_vault: row.get(12)?,
         },
     })
 }

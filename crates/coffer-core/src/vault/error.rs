@@ -103,6 +103,21 @@ pub enum Error {
     PinTooShortForTpm { min: usize, weakness: &'static str },
     #[error(transparent)]
     Rotation(#[from] crate::rotation::RotationError),
+    #[error("secret {name:?} is a read-only replica of region {primary_region}: change it there, or make it a secret of its own here with `coffer secret promote {name}`")]
+    ReplicaReadOnly {
+        name: String,
+        primary_region: String,
+    },
+    #[error("secret {name:?} is not a replica of another region, so there is nothing to promote")]
+    NotAReplica { name: String },
+    #[error("secret {name:?} is already replicated to region {region}")]
+    AlreadyReplicated { name: String, region: String },
+    #[error("secret {name:?} is not replicated to region {region}; `coffer secret describe {name}` lists its regions")]
+    NotReplicated { name: String, region: String },
+    #[error("secret {name:?}'s replication to region {region} failed its integrity check: the row was altered outside Coffer, so nothing is sent; remove the region from the secret and add it again")]
+    ReplicaRowTampered { name: String, region: String },
+    #[error("a replication change from region {region} was refused: {reason}; nothing of it was applied")]
+    ReplicationRefused { region: String, reason: String },
     #[error("key {key_id} version {version} still wraps {count} data keys; re-wrap them under the newest version first (`coffer key rewrap {key_id}`)")]
     KeyVersionInUse {
         key_id: Uuid,
@@ -192,6 +207,11 @@ impl Error {
             Error::AuditTampered { .. } => "audit_tampered",
             Error::Rotation(error) => error.code(),
             Error::KeyVersionInUse { .. } => "key_conflict",
+            Error::ReplicaReadOnly { .. } => "replica_read_only",
+            Error::NotAReplica { .. } | Error::AlreadyReplicated { .. } => "region_conflict",
+            Error::NotReplicated { .. } => "region_not_found",
+            Error::ReplicaRowTampered { .. } => "tampered",
+            Error::ReplicationRefused { .. } => "peer_untrusted",
         }
     }
 }

@@ -22,6 +22,7 @@ use super::error::{Error, Result};
 use crate::crypto::{Aad, LockedKey, KEY_LEN};
 use crate::store::keys::{self as key_rows, KeyRow};
 use crate::store::meta;
+use crate::store::replication as replication_rows;
 use crate::store::secrets::{self as secret_rows, SecretRow};
 
 type HmacSha256 = Hmac<Sha256>;
@@ -98,7 +99,12 @@ impl Integrity {
         Integrity { key, vault_id }
     }
 
-    fn secret_tag(&self, row: &SecretRow, labels: &[(String, Uuid)]) -> [u8; 32] {
+    fn secret_tag(
+        &self,
+        row: &SecretRow,
+        labels: &[(String, Uuid)],
+        follows: Option<&replication_rows::ReplicaOf>,
+    ) -> [u8; 32] {
         let mut aad = Aad::new("coffer.secret-row.v1")
             .with(self.vault_id.as_bytes())
             .with(row.id.as_bytes())
@@ -112,13 +118,21 @@ impl Integrity {
             aad.part(label.as_bytes());
             aad.part(version_id.as_bytes());
         }
+        // A replica names the primary it follows; secrets of their own add nothing, so
+        // their MACs are those of vaults from before replication.
+        if let Some(follows) = follows {
+            aad.part(b"replica-of");
+            aad.part(follows.primary_region.as_bytes());
+            aad.part(follows.primary_vault.as_bytes());
+        }
         self.key.tag(&aad)
     }
 
     /// Checks a secret row (and its staging labels) against its MAC.
     pub fn check_secret(&self, conn: &Connection, row: &SecretRow) -> Result<()> {
         let labels = secret_rows::labels(conn, row.id)?;
-        if same(&self.secret_tag(row, &labels), &row.mac) {
+        let follows = replication_rows::replica_of(conn, row.id)?;
+        if same(&self.secret_tag(row, &labels, follows.as_ref()), &row.mac) {
             Ok(())
         } else {
             Err(Error::SecretRowTampered {
@@ -132,7 +146,9 @@ impl Integrity {
     pub fn seal_secret(&self, tx: &Transaction<'_>, secret_id: Uuid) -> Result<()> {
         if let Some(row) = secret_rows::secret_by_id(tx, secret_id)? {
             let labels = secret_rows::labels(tx, secret_id)?;
-            secret_rows::set_secret_mac(tx, secret_id, &self.secret_tag(&row, &labels))?;
+            let follows = replication_rows::replica_of(tx, secret_id)?;
+            let tag = self.secret_tag(&row, &labels, follows.as_ref());
+            secret_rows::set_secret_mac(tx, secret_id, &tag)?;
         }
         Ok(())
     }
@@ -236,6 +252,25 @@ impl Integrity {
                 .with(name.as_bytes())
                 .with(url.as_bytes())
                 .with(fingerprint),
+        )
+    }
+
+    /// The MAC of "this secret is replicated to this region, under this key there": an
+    /// edit could otherwise send a secret to a paired peer it was never meant for.
+    pub fn replica_tag(&self, secret_id: Uuid, region: &str, key: Option<&str>) -> [u8; 32] {
+        self.key.tag(
+            &Aad::new("coffer.secret-replica.v1")
+                .with(self.vault_id.as_bytes())
+                .with(secret_id.as_bytes())
+                .with(region.as_bytes())
+                .with(key.unwrap_or("").as_bytes()),
+        )
+    }
+
+    pub fn replica_intact(&self, row: &replication_rows::ReplicaRow) -> bool {
+        same(
+            &self.replica_tag(row.secret_id, &row.region, row.replica_key.as_deref()),
+            &row.mac,
         )
     }
 

@@ -11,6 +11,7 @@ mod keys;
 mod lifecycle;
 mod nonce_budget;
 pub mod regions;
+pub mod replication;
 pub mod rewrap;
 mod rollback;
 pub mod rotation;

@@ -21,6 +21,7 @@ use super::audit::AuditEvent;
 use super::error::{Error, Result};
 use super::integrity::Integrity;
 use super::keyring::AuditKey;
+use super::replication::record_change;
 use super::Vault;
 use crate::crypto::Aad;
 use crate::model::Timestamp;
@@ -31,7 +32,7 @@ use crate::rotation::{
 };
 use crate::store::rotation::{self as rows, HistoryRow, KeyRotationRow, RotationRow};
 use crate::store::secrets::{self as secret_rows, SecretRow};
-use crate::store::{keys as key_rows, record_change, StoreError};
+use crate::store::{keys as key_rows, StoreError};
 
 /// How much of what is due a scheduler pass does itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

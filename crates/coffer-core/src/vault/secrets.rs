@@ -10,6 +10,7 @@ use super::context;
 use super::error::{Error, Result};
 use super::integrity::Integrity;
 use super::keyring::Keyring;
+use super::replication::record_change;
 use super::{Vault, VERSIONS_KEPT};
 use crate::crypto::DataKey;
 use crate::model::{
@@ -19,7 +20,6 @@ use crate::model::{
 };
 use crate::names::{check_tag, SecretName, StagingLabel};
 use crate::store::keys::{self as key_rows, KeyRow};
-use crate::store::record_change;
 use crate::store::secrets::{self as rows, SecretRow, VersionRow};
 
 /// Everything `create` accepts.
@@ -353,6 +353,7 @@ fn seal_version(
         wrapped_dek,
         ciphertext,
         client_token,
+        origin_vault: None,
     })
 }
 
@@ -392,9 +393,11 @@ fn decrypt_version(
         &row.wrapped_dek,
     )
     .map_err(|_| tampered())?;
+    // A replicated version's ciphertext is the primary's, bound to the primary's vault id.
+    let value_vault = row.origin_vault.unwrap_or(vault_id);
     let plain = dek
         .open(
-            context::secret_value(vault_id, row.secret_id, row.id).as_bytes(),
+            context::secret_value(value_vault, row.secret_id, row.id).as_bytes(),
             &row.ciphertext,
         )
         .map_err(|_| tampered())?;
@@ -468,6 +471,7 @@ fn describe_row(conn: &Connection, row: SecretRow) -> Result<SecretDescription> 
         purge_at: row.purge_at.map(Timestamp),
         versions,
         rotation: Vault::rotation_of(conn, row.id, &row.name)?,
+        replication: super::replication::replication_of(conn, row.id)?,
     })
 }
 

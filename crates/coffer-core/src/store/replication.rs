@@ -1,0 +1,308 @@
+//! Rows of replication: on a primary, where each secret goes, the outbox and what each
+//! peer acknowledged; on a replica, which primary a secret follows and how far each
+//! primary's stream is applied.
+
+use rusqlite::{params, Connection, OptionalExtension, Row, Transaction};
+use uuid::Uuid;
+
+use super::StoreError;
+
+/// "Secret S is replicated to region R" (on the primary).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplicaRow {
+    pub secret_id: Uuid,
+    pub region: String,
+    /// The key the replica wraps its copy under there (`None`: its default key).
+    pub replica_key: Option<String>,
+    pub added_at: i64,
+    /// When the replica last acknowledged everything of this secret.
+    pub synced_at: Option<i64>,
+    /// Why the replica could not apply this secret's last change, if it could not.
+    pub last_error: Option<String>,
+    pub mac: Vec<u8>,
+}
+
+const REPLICA_COLUMNS: &str =
+    "secret_id, region, replica_key, added_at, synced_at, last_error, mac";
+
+fn replica_from_row(row: &Row<'_>) -> rusqlite::Result<ReplicaRow> {
+    Ok(ReplicaRow {
+        secret_id: row.get(0)?,
+        region: row.get(1)?,
+        replica_key: row.get(2)?,
+        added_at: row.get(3)?,
+        synced_at: row.get(4)?,
+        last_error: row.get(5)?,
+        mac: row.get(6)?,
+    })
+}
+
+pub fn replicas_of(conn: &Connection, secret_id: Uuid) -> Result<Vec<ReplicaRow>, StoreError> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {REPLICA_COLUMNS} FROM secret_replicas WHERE secret_id = ?1 ORDER BY region"
+    ))?;
+    let rows = stmt.query_map([secret_id], replica_from_row)?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+pub fn replica(
+    conn: &Connection,
+    secret_id: Uuid,
+    region: &str,
+) -> Result<Option<ReplicaRow>, StoreError> {
+    Ok(conn
+        .prepare_cached(&format!(
+            "SELECT {REPLICA_COLUMNS} FROM secret_replicas WHERE secret_id = ?1 AND region = ?2"
+        ))?
+        .query_row(params![secret_id, region], replica_from_row)
+        .optional()?)
+}
+
+pub fn insert_replica(tx: &Transaction<'_>, row: &ReplicaRow) -> Result<(), StoreError> {
+    tx.prepare_cached(&format!(
+        "INSERT INTO secret_replicas ({REPLICA_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"
+    ))?
+    .execute(params![
+        row.secret_id,
+        row.region,
+        row.replica_key,
+        row.added_at,
+        row.synced_at,
+        row.last_error,
+        row.mac
+    ])?;
+    Ok(())
+}
+
+pub fn delete_replica(
+    tx: &Transaction<'_>,
+    secret_id: Uuid,
+    region: &str,
+) -> Result<bool, StoreError> {
+    Ok(tx
+        .prepare_cached("DELETE FROM secret_replicas WHERE secret_id = ?1 AND region = ?2")?
+        .execute(params![secret_id, region])?
+        > 0)
+}
+
+/// Records the replica's refusal of this secret's last change (status only).
+pub fn set_replica_error(
+    tx: &Transaction<'_>,
+    secret_id: Uuid,
+    region: &str,
+    error: &str,
+) -> Result<(), StoreError> {
+    tx.prepare_cached(
+        "UPDATE secret_replicas SET last_error = ?3 WHERE secret_id = ?1 AND region = ?2",
+    )?
+    .execute(params![secret_id, region, error])?;
+    Ok(())
+}
+
+/// Queues change `seq` of a secret for every region it is replicated to; called in the
+/// transaction that makes the change.
+pub fn fan_out(tx: &Transaction<'_>, seq: i64, secret_id: &[u8]) -> Result<(), StoreError> {
+    tx.prepare_cached(
+        "INSERT INTO replication_outbox (region, seq, secret_id, kind)
+         SELECT region, ?1, ?2, 'state' FROM secret_replicas WHERE secret_id = ?2",
+    )?
+    .execute(params![seq, secret_id])?;
+    Ok(())
+}
+
+/// What an outbox entry asks the replica to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutboxKind {
+    /// Take the secret's state as it is when sent (plus the version this change made).
+    State,
+    /// Delete the copy: the region was removed from the secret.
+    Remove,
+}
+
+impl OutboxKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            OutboxKind::State => "state",
+            OutboxKind::Remove => "remove",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxRow {
+    pub seq: i64,
+    pub secret_id: Uuid,
+    pub kind: OutboxKind,
+    /// The version the change inserted, whose ciphertext the entry carries.
+    pub version_id: Option<Uuid>,
+}
+
+pub fn push_outbox(tx: &Transaction<'_>, region: &str, row: &OutboxRow) -> Result<(), StoreError> {
+    tx.prepare_cached(
+        "INSERT INTO replication_outbox (region, seq, secret_id, kind, version_id)
+         VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?
+    .execute(params![
+        region,
+        row.seq,
+        row.secret_id,
+        row.kind.as_str(),
+        row.version_id
+    ])?;
+    Ok(())
+}
+
+/// Drops a secret's unsent entries for a region (it is being removed from there).
+pub fn drop_pending(tx: &Transaction<'_>, region: &str, secret_id: Uuid) -> Result<(), StoreError> {
+    tx.prepare_cached("DELETE FROM replication_outbox WHERE region = ?1 AND secret_id = ?2")?
+        .execute(params![region, secret_id])?;
+    Ok(())
+}
+
+/// The entries a region has not acknowledged, in order.
+pub fn backlog(conn: &Connection, region: &str, after: i64) -> Result<Vec<OutboxRow>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT seq, secret_id, kind, version_id FROM replication_outbox
+         WHERE region = ?1 AND seq > ?2 ORDER BY seq",
+    )?;
+    let rows = stmt.query_map(params![region, after], |row| {
+        let kind: String = row.get(2)?;
+        Ok(OutboxRow {
+            seq: row.get(0)?,
+            secret_id: row.get(1)?,
+            kind: if kind == "remove" {
+                OutboxKind::Remove
+            } else {
+                OutboxKind::State
+            },
+            version_id: row.get(3)?,
+        })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// Entries of one secret a region has not acknowledged.
+pub fn pending_for(conn: &Connection, region: &str, secret_id: Uuid) -> Result<u64, StoreError> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT COUNT(*) FROM replication_outbox WHERE region = ?1 AND secret_id = ?2",
+        )?
+        .query_row(params![region, secret_id], |r| r.get(0))?)
+}
+
+/// Regions with anything unacknowledged.
+pub fn regions_with_backlog(conn: &Connection) -> Result<Vec<String>, StoreError> {
+    let mut stmt =
+        conn.prepare_cached("SELECT DISTINCT region FROM replication_outbox ORDER BY region")?;
+    let rows = stmt.query_map([], |r| r.get(0))?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+pub fn acked(conn: &Connection, region: &str) -> Result<i64, StoreError> {
+    Ok(conn
+        .prepare_cached("SELECT acked FROM replication_peers WHERE region = ?1")?
+        .query_row([region], |r| r.get(0))
+        .optional()?
+        .unwrap_or(0))
+}
+
+/// Records that `region` has applied everything up to `upto`: drops those entries and
+/// marks the secrets with nothing left pending as in sync.
+pub fn set_acked(
+    tx: &Transaction<'_>,
+    region: &str,
+    upto: i64,
+    now: i64,
+) -> Result<(), StoreError> {
+    tx.prepare_cached(
+        "INSERT INTO replication_peers (region, acked) VALUES (?1, ?2)
+         ON CONFLICT (region) DO UPDATE SET acked = max(acked, excluded.acked)",
+    )?
+    .execute(params![region, upto])?;
+    tx.prepare_cached(
+        "UPDATE secret_replicas SET synced_at = ?3, last_error = NULL
+         WHERE region = ?1 AND secret_id IN
+             (SELECT secret_id FROM replication_outbox WHERE region = ?1 AND seq <= ?2)
+           AND secret_id NOT IN
+             (SELECT secret_id FROM replication_outbox WHERE region = ?1 AND seq > ?2)",
+    )?
+    .execute(params![region, upto, now])?;
+    tx.prepare_cached("DELETE FROM replication_outbox WHERE region = ?1 AND seq <= ?2")?
+        .execute(params![region, upto])?;
+    Ok(())
+}
+
+/// "This secret is a replica of the primary region R, vault V" (on a replica).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplicaOf {
+    pub primary_region: String,
+    pub primary_vault: Uuid,
+    pub applied_at: i64,
+}
+
+pub fn replica_of(conn: &Connection, secret_id: Uuid) -> Result<Option<ReplicaOf>, StoreError> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT primary_region, primary_vault, applied_at FROM secret_replica_of
+             WHERE secret_id = ?1",
+        )?
+        .query_row([secret_id], |row| {
+            Ok(ReplicaOf {
+                primary_region: row.get(0)?,
+                primary_vault: row.get(1)?,
+                applied_at: row.get(2)?,
+            })
+        })
+        .optional()?)
+}
+
+pub fn set_replica_of(
+    tx: &Transaction<'_>,
+    secret_id: Uuid,
+    of: &ReplicaOf,
+) -> Result<(), StoreError> {
+    tx.prepare_cached(
+        "INSERT INTO secret_replica_of (secret_id, primary_region, primary_vault, applied_at)
+         VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (secret_id) DO UPDATE SET primary_region = excluded.primary_region,
+             primary_vault = excluded.primary_vault, applied_at = excluded.applied_at",
+    )?
+    .execute(params![
+        secret_id,
+        of.primary_region,
+        of.primary_vault,
+        of.applied_at
+    ])?;
+    Ok(())
+}
+
+pub fn delete_replica_of(tx: &Transaction<'_>, secret_id: Uuid) -> Result<(), StoreError> {
+    tx.prepare_cached("DELETE FROM secret_replica_of WHERE secret_id = ?1")?
+        .execute([secret_id])?;
+    Ok(())
+}
+
+/// How far the stream from primary `region` is applied here (0: nothing yet).
+pub fn applied_upto(conn: &Connection, region: &str) -> Result<i64, StoreError> {
+    Ok(conn
+        .prepare_cached("SELECT applied_upto FROM replication_inbound WHERE region = ?1")?
+        .query_row([region], |r| r.get(0))
+        .optional()?
+        .unwrap_or(0))
+}
+
+pub fn set_applied_upto(tx: &Transaction<'_>, region: &str, upto: i64) -> Result<(), StoreError> {
+    tx.prepare_cached(
+        "INSERT INTO replication_inbound (region, applied_upto) VALUES (?1, ?2)
+         ON CONFLICT (region) DO UPDATE SET applied_upto = excluded.applied_upto",
+    )?
+    .execute(params![region, upto])?;
+    Ok(())
+}
+
+/// Deletes a version that the primary no longer has.
+pub fn delete_version(tx: &Transaction<'_>, version_id: Uuid) -> Result<(), StoreError> {
+    tx.prepare_cached("DELETE FROM secret_versions WHERE id = ?1")?
+        .execute([version_id])?;
+    Ok(())
+}

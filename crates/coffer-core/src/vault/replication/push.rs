@@ -1,0 +1,361 @@
+//! The primary's side: the daemon sends each region its outbox through a `coffer-sync`
+//! sender over the pinned HTTP/2 link, and records what the region acknowledged.
+//!
+//! The vault's lock is held only to read and record, never across the network, so two
+//! daemons replicating to each other cannot wait on each other.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine as _;
+use coffer_sync::{OutboxEntry, SecretKey, Sender, SenderAction, SenderConfig, SenderEvent};
+use serde::{Deserialize, Serialize};
+
+use super::payload::{self, LinkEnds};
+use super::wire::{Answer, NotApplied, Open, Wire, BATCH_PATH, OPEN_PATH};
+use crate::model::Timestamp;
+use crate::region::transport::{self, Caller, Link, Target};
+use crate::region::{Fingerprint, Hello, PeerUrl, RegionError};
+use crate::store::replication as rows;
+use crate::store::{peers as peer_rows, StoreError};
+use crate::vault::error::{Error, Result};
+use crate::vault::Vault;
+
+/// How often a round resends its window without progress before it gives up (the next
+/// round starts from what the region acknowledged).
+const MAX_RESENDS: u32 = 3;
+
+/// What one round with a region did.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct PushReport {
+    pub region: String,
+    /// Entries the region had not acknowledged when the round began.
+    pub backlog: usize,
+    /// The highest change the region has acknowledged.
+    pub acked: u64,
+    /// Entries the region received but could not apply (see each secret's status).
+    pub not_applied: usize,
+}
+
+fn lock(vault: &Mutex<Vault>) -> MutexGuard<'_, Vault> {
+    vault
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// One round with `region`: connect, send everything it has not acknowledged, record
+/// its acknowledgements. Changes committed meanwhile go in the next round.
+pub fn push(vault: &Mutex<Vault>, region: &str) -> Result<PushReport> {
+    let parts = lock(vault).link_parts(region)?;
+    let connected = transport::connect(
+        Caller {
+            config: parts.config,
+            verifier: parts.verifier,
+            hello: &parts.hello,
+            fingerprint: parts.fingerprint,
+        },
+        Target {
+            name: region,
+            url: &parts.url,
+            pinned: parts.pinned,
+        },
+    );
+    let mut link = match connected {
+        Ok(link) => link,
+        Err(error) => {
+            lock(vault).record_peer_contact(region, Err(&error));
+            return Err(error.into());
+        }
+    };
+    let (acked, backlog) = {
+        let mut vault = lock(vault);
+        vault.record_peer_contact(region, Ok(&link.contact.key_exchange));
+        vault.outgoing(region, &link.contact.hello)?
+    };
+    let mut report = PushReport {
+        region: region.to_owned(),
+        backlog: backlog.len(),
+        acked,
+        not_applied: 0,
+    };
+    if backlog.is_empty() {
+        return Ok(report);
+    }
+    let result = stream(vault, region, &mut link, acked, backlog, &mut report);
+    if let Err(error) = &result {
+        lock(vault).record_peer_error(region, &error.to_string());
+    }
+    result.map(|()| report)
+}
+
+fn stream(
+    vault: &Mutex<Vault>,
+    region: &str,
+    link: &mut Link,
+    acked: u64,
+    backlog: Vec<OutboxEntry>,
+    report: &mut PushReport,
+) -> Result<()> {
+    let protocol = |reason: String| {
+        Error::from(RegionError::Protocol {
+            name: region.to_owned(),
+            reason,
+        })
+    };
+    let session = rand::random::<u64>();
+    let mut sender = Sender::new(SenderConfig::default(), acked, backlog)?;
+    let open = serde_json::to_vec(&Open { session }).unwrap_or_default();
+    let answer = exchange(link, OPEN_PATH, open, region)?;
+    let mut events = vec![
+        SenderEvent::Connected { session },
+        SenderEvent::Received(answer.message.into_message()),
+    ];
+    let mut resends = 0;
+    // What the region could not apply is recorded with the ack that covers it (an ack
+    // alone marks a secret in sync).
+    let mut refused: Vec<NotApplied> = Vec::new();
+    loop {
+        let mut actions = Vec::new();
+        for event in events.drain(..) {
+            let (next, more) = sender
+                .handle(event)
+                .map_err(|rejected| protocol(rejected.error.to_string()))?;
+            sender = next;
+            actions.extend(more);
+        }
+        let mut progressed = false;
+        for action in actions {
+            match action {
+                SenderAction::PersistAcked(upto) => {
+                    lock(vault).record_acked(region, upto, &refused)?;
+                    refused.clear();
+                    report.acked = upto;
+                    progressed = true;
+                }
+                SenderAction::Send(message) => {
+                    let body = serde_json::to_vec(&Wire::from_message(message))
+                        .map_err(|e| protocol(e.to_string()))?;
+                    let answer = exchange(link, BATCH_PATH, body, region)?;
+                    report.not_applied += answer.not_applied.len();
+                    refused.extend(answer.not_applied);
+                    events.push(SenderEvent::Received(answer.message.into_message()));
+                }
+            }
+        }
+        if sender.pending() == 0 {
+            if !refused.is_empty() {
+                lock(vault).record_not_applied(region, &refused)?;
+            }
+            return Ok(());
+        }
+        if events.is_empty() {
+            if !progressed {
+                resends += 1;
+                if resends > MAX_RESENDS {
+                    return Err(protocol(format!(
+                        "{} changes still unacknowledged after {MAX_RESENDS} resends",
+                        sender.pending()
+                    )));
+                }
+            }
+            events.push(SenderEvent::Timeout);
+        }
+    }
+}
+
+fn exchange(link: &mut Link, path: &str, body: Vec<u8>, region: &str) -> Result<Answer> {
+    let bytes = link.post(path, body)?;
+    serde_json::from_slice(&bytes).map_err(|e| {
+        RegionError::Protocol {
+            name: region.to_owned(),
+            reason: format!("its answer is not valid: {e}"),
+        }
+        .into()
+    })
+}
+
+/// Everything needed to open a link, read under the vault's lock.
+pub struct LinkParts {
+    config: rustls::ClientConfig,
+    verifier: Arc<crate::region::tls::PinnedServer>,
+    hello: Hello,
+    fingerprint: Fingerprint,
+    url: PeerUrl,
+    pinned: Fingerprint,
+}
+
+impl Vault {
+    fn link_parts(&mut self, region: &str) -> Result<LinkParts> {
+        let peer = self
+            .peers()?
+            .into_iter()
+            .find(|p| p.name == region)
+            .ok_or_else(|| RegionError::UnknownPeer {
+                name: region.to_owned(),
+            })?;
+        let (own_region, identity) = self.identity()?;
+        let pinned = Fingerprint::parse(&peer.fingerprint)?;
+        let (config, verifier) = crate::region::tls::client_config(&identity, pinned)?;
+        Ok(LinkParts {
+            config,
+            verifier,
+            hello: identity.hello(&own_region, self.vault_id)?,
+            fingerprint: identity.fingerprint()?,
+            url: PeerUrl::parse(&peer.url)?,
+            pinned,
+        })
+    }
+
+    fn record_peer_contact(
+        &mut self,
+        region: &str,
+        outcome: std::result::Result<&str, &RegionError>,
+    ) {
+        let now = Timestamp::now().millis();
+        let recorded = self.store.write().map_err(Error::from).and_then(|tx| {
+            match outcome {
+                Ok(group) => peer_rows::record_contact(&tx, region, Some(now), Some(group), None)?,
+                Err(error) => {
+                    peer_rows::record_contact(&tx, region, None, None, Some(&error.to_string()))?
+                }
+            }
+            tx.commit().map_err(StoreError::from)?;
+            Ok(())
+        });
+        // Contact status is informational; failing to record it must not stop a round.
+        drop(recorded);
+    }
+
+    fn record_peer_error(&mut self, region: &str, error: &str) {
+        let recorded = self.store.write().map_err(Error::from).and_then(|tx| {
+            peer_rows::record_contact(&tx, region, None, None, Some(error))?;
+            tx.commit().map_err(StoreError::from)?;
+            Ok(())
+        });
+        drop(recorded);
+    }
+
+    /// The entries `region` has not acknowledged, each signed and with its data key
+    /// sealed to the region's key as its hello announced it.
+    fn outgoing(&mut self, region: &str, hello: &Hello) -> Result<(u64, Vec<OutboxEntry>)> {
+        let (own_region, identity) = self.identity()?;
+        let hpke: [u8; 32] = BASE64
+            .decode(&hello.hpke_public)
+            .ok()
+            .and_then(|bytes| bytes.try_into().ok())
+            .ok_or_else(|| RegionError::Protocol {
+                name: region.to_owned(),
+                reason: "its hello carries no X25519 key".into(),
+            })?;
+        let vault_id = self.vault_id;
+        let Vault { store, keyring, .. } = self;
+        let keyring = keyring.as_mut().ok_or(Error::Locked)?;
+        let conn = store.conn();
+        let acked = rows::acked(conn, region)?;
+        let ends = LinkEnds {
+            identity: &identity,
+            own_vault: vault_id,
+            own_region: own_region.as_str(),
+            peer_vault: hello.vault_id,
+            peer_region: region,
+            peer_hpke: hpke,
+        };
+        let mut entries = Vec::new();
+        for row in rows::backlog(conn, region, acked)? {
+            entries.push(OutboxEntry {
+                seq: row.seq as u64,
+                secret: SecretKey(row.secret_id.into_bytes()),
+                payload: payload::build(conn, keyring, &ends, &row)?,
+            });
+        }
+        Ok((acked as u64, entries))
+    }
+
+    fn record_acked(&mut self, region: &str, upto: u64, not_applied: &[NotApplied]) -> Result<()> {
+        let tx = self.store.write()?;
+        rows::set_acked(&tx, region, upto as i64, Timestamp::now().millis())?;
+        for refused in not_applied {
+            rows::set_replica_error(&tx, refused.secret_id, region, &refused.reason)?;
+        }
+        tx.commit().map_err(StoreError::from)?;
+        Ok(())
+    }
+
+    fn record_not_applied(&mut self, region: &str, not_applied: &[NotApplied]) -> Result<()> {
+        let tx = self.store.write()?;
+        for refused in not_applied {
+            rows::set_replica_error(&tx, refused.secret_id, region, &refused.reason)?;
+        }
+        tx.commit().map_err(StoreError::from)?;
+        Ok(())
+    }
+
+    /// Regions with changes they have not acknowledged.
+    pub fn replication_backlog(&self) -> Result<Vec<String>> {
+        self.require_unlocked()?;
+        Ok(rows::regions_with_backlog(self.store.conn())?)
+    }
+}
+
+/// The daemon's replication loop: each tick sends every region with a backlog what it
+/// lacks, backing off (1 s doubling to a minute) from a region that fails.
+pub struct Pusher {
+    retry: HashMap<String, (Instant, u32)>,
+    log: Box<dyn Fn(String) + Send>,
+}
+
+impl Pusher {
+    pub fn new(log: Box<dyn Fn(String) + Send>) -> Self {
+        Pusher {
+            retry: HashMap::new(),
+            log,
+        }
+    }
+
+    pub fn tick(&mut self, vault: &Mutex<Vault>) {
+        let regions = {
+            let guard = lock(vault);
+            if !guard.is_unlocked() {
+                return;
+            }
+            guard.replication_backlog().unwrap_or_default()
+        };
+        let now = Instant::now();
+        for region in regions {
+            if self.retry.get(&region).is_some_and(|(at, _)| *at > now) {
+                continue;
+            }
+            match push(vault, &region) {
+                Ok(report) => {
+                    if self.retry.remove(&region).is_some() || report.backlog > 0 {
+                        (self.log)(format!(
+                            "replicated {} changes to region {region} (acknowledged up to {})",
+                            report.backlog, report.acked
+                        ));
+                    }
+                }
+                Err(error) => {
+                    let attempts = self.retry.get(&region).map_or(0, |(_, n)| *n) + 1;
+                    let delay = Duration::from_secs(1 << (attempts - 1).min(6))
+                        .min(Duration::from_secs(60));
+                    (self.log)(format!(
+                        "replication to region {region} failed (retrying in {} s): {error}",
+                        delay.as_secs()
+                    ));
+                    self.retry
+                        .insert(region, (Instant::now() + delay, attempts));
+                }
+            }
+        }
+    }
+}
+
+impl std::fmt::Debug for LinkParts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LinkParts")
+            .field("url", &self.url.to_string())
+            .finish()
+    }
+}

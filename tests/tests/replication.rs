@@ -1,0 +1,489 @@
+//! Replica regions: secrets replicated between two vaults, each with its own swtpm and a
+//! real `coffer daemon` on loopback.
+
+use std::time::{Duration, Instant};
+
+use coffer_system_tests::{exit, Env, Spawned};
+use serde_json::Value;
+
+/// A `coffer daemon` listening on a free loopback port, killed (SIGKILL) when dropped.
+struct Daemon(Spawned);
+
+impl Daemon {
+    fn start(env: &Env) -> (Daemon, u16) {
+        let daemon = Daemon(
+            env.cmd(["daemon", "--listen", "127.0.0.1:0", "--max-sleep", "1h"])
+                .spawn(),
+        );
+        let start = Instant::now();
+        loop {
+            let stderr = daemon.0.stderr();
+            if let Some(rest) = stderr.split("listening for peers on 127.0.0.1:").nth(1) {
+                let port = rest
+                    .split(|c: char| !c.is_ascii_digit())
+                    .next()
+                    .unwrap()
+                    .parse()
+                    .unwrap();
+                return (daemon, port);
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "the daemon did not start listening: {stderr}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// A daemon at a fixed port (to restart one where its peer expects it).
+    fn start_on(env: &Env, port: u16) -> Daemon {
+        let address = format!("127.0.0.1:{port}");
+        let start = Instant::now();
+        loop {
+            let daemon = Daemon(
+                env.cmd(["daemon", "--listen", &address, "--max-sleep", "1h"])
+                    .spawn(),
+            );
+            loop {
+                let stderr = daemon.0.stderr();
+                if stderr.contains("listening for peers") {
+                    return daemon;
+                }
+                if stderr.contains("Address already in use") || stderr.contains("in use") {
+                    break;
+                }
+                assert!(
+                    start.elapsed() < Duration::from_secs(30),
+                    "the daemon did not start listening: {stderr}"
+                );
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            drop(daemon);
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    fn log(&self) -> String {
+        self.0.stderr()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        self.0.sigkill();
+        self.0.wait();
+    }
+}
+
+fn fingerprint(env: &Env) -> String {
+    env.coffer(&["region", "identity", "-o", "json"])
+        .ok()
+        .json()["fingerprint"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// Two regions paired both ways: `home` (eu-home-1, the primary) and `lab` (us-lab-1)
+/// whose daemon listens at the returned port.
+fn pair() -> (Env, Env, Daemon, u16) {
+    let (home, lab) = (Env::new(), Env::new());
+    home.init_with(&["--region", "eu-home-1"]);
+    lab.init_with(&["--region", "us-lab-1"]);
+    let (home_fp, lab_fp) = (fingerprint(&home), fingerprint(&lab));
+    let (daemon, port) = Daemon::start(&lab);
+    home.coffer(&[
+        "region",
+        "add",
+        "us-lab-1",
+        "--url",
+        &format!("https://127.0.0.1:{port}"),
+        "--fingerprint",
+        &lab_fp,
+    ])
+    .ok();
+    lab.coffer(&[
+        "region",
+        "add",
+        "eu-home-1",
+        "--url",
+        "https://127.0.0.1:9",
+        "--fingerprint",
+        &home_fp,
+    ])
+    .ok();
+    (home, lab, daemon, port)
+}
+
+/// Polls `check` until it holds (30 s at most), with what was seen last on failure.
+#[track_caller]
+fn eventually(what: &str, mut check: impl FnMut() -> Result<(), String>) {
+    let start = Instant::now();
+    loop {
+        match check() {
+            Ok(()) => return,
+            Err(seen) if start.elapsed() > Duration::from_secs(30) => {
+                panic!("{what} never happened; last seen: {seen}")
+            }
+            Err(_) => std::thread::sleep(Duration::from_millis(100)),
+        }
+    }
+}
+
+fn value_on(env: &Env, name: &str, extra: &[&str]) -> Result<String, String> {
+    let mut args = vec!["secret", "get", name];
+    args.extend_from_slice(extra);
+    let run = env.coffer(&args);
+    if run.code() == 0 {
+        Ok(String::from_utf8_lossy(&run.stdout).into_owned())
+    } else {
+        Err(run.text())
+    }
+}
+
+#[track_caller]
+fn wait_value(env: &Env, name: &str, extra: &[&str], expected: &str) {
+    eventually(
+        &format!("{name} {extra:?} = {expected} on the replica"),
+        || match value_on(env, name, extra) {
+            Ok(value) if value == expected => Ok(()),
+            Ok(value) => Err(format!("value {value:?}")),
+            Err(error) => Err(error),
+        },
+    );
+}
+
+fn region_status(describe: &Value, region: &str) -> Value {
+    describe["replication"]["regions"]
+        .as_array()
+        .and_then(|regions| regions.iter().find(|r| r["region"] == region).cloned())
+        .unwrap_or(Value::Null)
+}
+
+/// Versions (id and labels) and deletion state, as `describe` shows them: what must be
+/// the same on both sides.
+fn shape(describe: &Value) -> Value {
+    let mut versions: Vec<Value> = describe["versions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| serde_json::json!([v["version_id"], v["labels"]]))
+        .collect();
+    versions.sort_by_key(|v| v.to_string());
+    serde_json::json!({
+        "versions": versions,
+        "tags": describe["tags"],
+        "description": describe["description"],
+        "purge_at": describe["purge_at"],
+    })
+}
+
+#[test]
+fn a_replicated_secret_follows_its_primary_and_is_read_only_there() {
+    let (home, lab, lab_daemon, _) = pair();
+    let home_daemon = Daemon(home.cmd(["daemon", "--max-sleep", "1h"]).spawn());
+    home.sensitive("first-value-1234");
+    home.create("db/password", b"first-value-1234");
+    home.coffer(&["secret", "replicate", "db/password", "--region", "us-lab-1"])
+        .ok();
+    // Bad input changes nothing.
+    home.coffer(&["secret", "replicate", "db/password", "--region", "us-lab-1"])
+        .fails(exit::CONFLICT, "already replicated to region us-lab-1");
+    home.coffer(&[
+        "secret",
+        "replicate",
+        "db/password",
+        "--region",
+        "nowhere-1",
+    ])
+    .fails(exit::NOT_FOUND, "no region named \"nowhere-1\"");
+    home.coffer(&["secret", "replicate", "nothing", "--region", "us-lab-1"])
+        .fails(exit::NOT_FOUND, "no secret named");
+    home.coffer(&[
+        "secret",
+        "replicate",
+        "db/password",
+        "--region",
+        "Bad_Region",
+    ])
+    .fails(exit::USAGE, "lowercase letters");
+    home.coffer(&[
+        "secret",
+        "replicate",
+        "db/password",
+        "--region",
+        "us-lab-1",
+        "--key",
+        "no key",
+    ])
+    .fails(exit::USAGE, "replica key");
+    home.coffer(&[
+        "secret",
+        "remove-region",
+        "db/password",
+        "--region",
+        "ap-x-1",
+    ])
+    .fails(exit::NOT_FOUND, "not replicated to region ap-x-1");
+
+    wait_value(&lab, "db/password", &[], "first-value-1234");
+    eventually("InSync on the primary", || {
+        let status = region_status(&home.describe("db/password"), "us-lab-1");
+        if status["status"] == "InSync" && status["last_synced"].is_string() {
+            Ok(())
+        } else {
+            Err(status.to_string())
+        }
+    });
+    let replica = lab.describe("db/password");
+    assert_eq!(replica["replication"]["primary_region"], "eu-home-1");
+    assert_eq!(
+        replica["id"],
+        home.describe("db/password")["id"],
+        "the replica keeps the secret's id"
+    );
+    // No plaintext value in the replica's file.
+    let raw = std::fs::read(&lab.vault).unwrap();
+    assert!(!raw.windows(16).any(|w| w == b"first-value-1234"));
+
+    // Writes on the replica are refused, naming the primary region.
+    let refused = lab
+        .coffer_stdin(
+            &["secret", "put", "db/password", "--value-file", "-"],
+            b"local-write-123",
+        )
+        .fails(exit::CONFLICT, "read-only replica of region eu-home-1");
+    drop(refused);
+    lab.coffer(&["secret", "tag", "db/password", "team=lab"])
+        .fails(exit::CONFLICT, "eu-home-1");
+    lab.coffer(&["secret", "delete", "db/password"])
+        .fails(exit::CONFLICT, "eu-home-1");
+    lab.coffer(&[
+        "secret",
+        "replicate",
+        "db/password",
+        "--region",
+        "eu-home-1",
+    ])
+    .fails(exit::CONFLICT, "eu-home-1");
+
+    // New version, label move, tags, description, delete and restore all follow.
+    let v1 = home.describe("db/password")["versions"][0]["version_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    home.sensitive("second-value-5678");
+    let v2 = home.put("db/password", b"second-value-5678");
+    wait_value(&lab, "db/password", &[], "second-value-5678");
+    wait_value(
+        &lab,
+        "db/password",
+        &["--label", "PREVIOUS"],
+        "first-value-1234",
+    );
+    home.coffer(&[
+        "secret",
+        "update-version-stage",
+        "db/password",
+        "--label",
+        "STAGED",
+        "--move-to",
+        &v1,
+    ])
+    .ok();
+    home.coffer(&["secret", "tag", "db/password", "team=payments"])
+        .ok();
+    home.coffer(&[
+        "secret",
+        "update",
+        "db/password",
+        "--description",
+        "the database",
+    ])
+    .ok();
+    wait_value(
+        &lab,
+        "db/password",
+        &["--label", "STAGED"],
+        "first-value-1234",
+    );
+    eventually("tags and description on the replica", || {
+        let (a, b) = (
+            shape(&home.describe("db/password")),
+            shape(&lab.describe("db/password")),
+        );
+        if a == b {
+            Ok(())
+        } else {
+            Err(format!("{a} vs {b}"))
+        }
+    });
+    let _ = v2;
+    home.coffer(&["secret", "delete", "db/password"]).ok();
+    eventually("deletion on the replica", || {
+        let d = lab.describe("db/password");
+        if d["purge_at"].is_string() {
+            Ok(())
+        } else {
+            Err(d.to_string())
+        }
+    });
+    home.coffer(&["secret", "restore", "db/password"]).ok();
+    wait_value(&lab, "db/password", &[], "second-value-5678");
+
+    // The replica answers reads with the primary's daemon gone.
+    drop(home_daemon);
+    assert_eq!(
+        value_on(&lab, "db/password", &[]).unwrap(),
+        "second-value-5678"
+    );
+    drop(lab_daemon);
+    assert_eq!(
+        value_on(&lab, "db/password", &[]).unwrap(),
+        "second-value-5678"
+    );
+
+    // The replica's audit log records what it applied.
+    let audit = lab.coffer(&["audit", "list", "-o", "json"]).ok().text();
+    assert!(audit.contains("replication_apply"), "{audit}");
+}
+
+#[test]
+fn promote_remove_region_and_a_restart_mid_transfer_lose_nothing() {
+    let (home, lab, lab_daemon, port) = pair();
+    home.create("app/token", b"token-value-0001");
+    home.create("app/other", b"other-value-0001");
+    for name in ["app/token", "app/other"] {
+        home.coffer(&["secret", "replicate", name, "--region", "us-lab-1"])
+            .ok();
+    }
+    // Many secrets, so that the replica can be killed in the middle of the transfer.
+    let many = 60;
+    for i in 0..many {
+        let name = format!("bulk/s{i:03}");
+        home.create(&name, format!("bulk-value-{i:05}").as_bytes());
+        home.coffer(&["secret", "replicate", &name, "--region", "us-lab-1"])
+            .ok();
+    }
+    let home_daemon = Daemon(home.cmd(["daemon", "--max-sleep", "1h"]).spawn());
+    // Kill the replica as soon as anything arrived, then start it again at the same port.
+    eventually("the first entries on the replica", || {
+        value_on(&lab, "app/token", &[]).map(|_| ())
+    });
+    drop(lab_daemon);
+    let lab_daemon = Daemon::start_on(&lab, port);
+    for i in 0..many {
+        wait_value(
+            &lab,
+            &format!("bulk/s{i:03}"),
+            &[],
+            &format!("bulk-value-{i:05}"),
+        );
+    }
+    // Kill the primary's daemon with changes queued, restart it: they still arrive.
+    drop(home_daemon);
+    home.put("bulk/s000", b"bulk-after-crash-0");
+    let home_daemon = Daemon(home.cmd(["daemon", "--max-sleep", "1h"]).spawn());
+    wait_value(&lab, "bulk/s000", &[], "bulk-after-crash-0");
+    // Nothing lost or duplicated: every secret has exactly the primary's versions/labels.
+    for i in 0..many {
+        let name = format!("bulk/s{i:03}");
+        assert_eq!(
+            shape(&home.describe(&name)),
+            shape(&lab.describe(&name)),
+            "{name}"
+        );
+    }
+
+    // Promote on the replica: it becomes the lab's own secret and takes writes...
+    lab.coffer(&["secret", "promote", "app/token"]).ok();
+    lab.coffer(&["secret", "promote", "app/token"])
+        .fails(exit::CONFLICT, "not a replica");
+    lab.coffer_stdin(
+        &["secret", "put", "app/token", "--value-file", "-"],
+        b"lab-own-value-01",
+    )
+    .ok();
+    assert_eq!(
+        value_on(&lab, "app/token", &[]).unwrap(),
+        "lab-own-value-01"
+    );
+    assert_eq!(
+        value_on(&lab, "app/token", &["--label", "PREVIOUS"]).unwrap(),
+        "token-value-0001",
+        "the primary's versions stay readable after promotion"
+    );
+    // ...and no longer follows: the primary says why.
+    home.put("app/token", b"token-value-0002");
+    eventually("a Failed status naming the promotion", || {
+        let status = region_status(&home.describe("app/token"), "us-lab-1");
+        if status["status"] == "Failed"
+            && status["message"]
+                .as_str()
+                .unwrap_or("")
+                .contains("promoted")
+        {
+            Ok(())
+        } else {
+            Err(status.to_string())
+        }
+    });
+    assert_eq!(
+        value_on(&lab, "app/token", &[]).unwrap(),
+        "lab-own-value-01"
+    );
+
+    // Remove a region: the replica deletes its copy when reached.
+    home.coffer(&[
+        "secret",
+        "remove-region",
+        "app/other",
+        "--region",
+        "us-lab-1",
+    ])
+    .ok();
+    eventually("the copy deleted on the replica", || {
+        let run = lab.coffer(&["secret", "describe", "app/other"]);
+        if run.code() == exit::NOT_FOUND {
+            Ok(())
+        } else {
+            Err(run.text())
+        }
+    });
+    assert!(home.describe("app/other")["replication"].is_null());
+    drop(home_daemon);
+    drop(lab_daemon);
+}
+
+#[test]
+fn an_edited_replica_row_is_refused_not_followed() {
+    let (home, lab, lab_daemon, port) = pair();
+    home.create("edit/me", b"edit-value-00001");
+    home.coffer(&["secret", "replicate", "edit/me", "--region", "us-lab-1"])
+        .ok();
+    let home_daemon = Daemon(home.cmd(["daemon", "--max-sleep", "1h"]).spawn());
+    wait_value(&lab, "edit/me", &[], "edit-value-00001");
+    drop(home_daemon);
+    drop(lab_daemon);
+    // Turning the replica into a writable secret by deleting its marker is detected.
+    lab.db()
+        .execute("DELETE FROM secret_replica_of", [])
+        .unwrap();
+    lab.coffer(&["secret", "get", "edit/me"])
+        .fails(exit::TAMPERED, "altered outside Coffer");
+    // On the primary, pointing a replication at another region is detected too.
+    home.db()
+        .execute("UPDATE secret_replicas SET replica_key = 'alias/other'", [])
+        .unwrap();
+    home.put("edit/me", b"edit-value-00002");
+    let _lab_daemon = Daemon::start_on(&lab, port);
+    let _home_daemon = Daemon(home.cmd(["daemon", "--max-sleep", "1h"]).spawn());
+    eventually("the primary refusing the edited row", || {
+        let log = _home_daemon.log();
+        if log.contains("failed its integrity check") {
+            Ok(())
+        } else {
+            Err(log)
+        }
+    });
+}
