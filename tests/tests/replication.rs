@@ -235,6 +235,14 @@ fn a_replicated_secret_follows_its_primary_and_is_read_only_there() {
             Err(status.to_string())
         }
     });
+    eventually("no backlog in `region list`", || {
+        let peers = home.coffer(&["region", "list", "-o", "json"]).ok().json();
+        if peers[0]["backlog"] == 0 && peers[0]["last_error"].is_null() {
+            Ok(())
+        } else {
+            Err(peers.to_string())
+        }
+    });
     let replica = lab.describe("db/password");
     assert_eq!(replica["replication"]["primary_region"], "eu-home-1");
     assert_eq!(

@@ -75,6 +75,7 @@ pub fn run(env: &Env, command: RegionCommand) -> Result<(), Failure> {
                             p.fingerprint.clone(),
                             p.key_exchange.clone().unwrap_or_else(|| "-".into()),
                             contact,
+                            p.backlog.to_string(),
                         ]
                     })
                     .collect();
@@ -86,6 +87,7 @@ pub fn run(env: &Env, command: RegionCommand) -> Result<(), Failure> {
                         "FINGERPRINT",
                         "KEY EXCHANGE",
                         "LAST CONTACT",
+                        "BACKLOG",
                     ],
                     &rows,
                 )

@@ -190,6 +190,13 @@ pub fn pending_for(conn: &Connection, region: &str, secret_id: Uuid) -> Result<u
         .query_row(params![region, secret_id], |r| r.get(0))?)
 }
 
+/// How many entries a region has not acknowledged.
+pub fn backlog_len(conn: &Connection, region: &str) -> Result<u64, StoreError> {
+    Ok(conn
+        .prepare_cached("SELECT COUNT(*) FROM replication_outbox WHERE region = ?1")?
+        .query_row([region], |r| r.get(0))?)
+}
+
 /// Regions with anything unacknowledged.
 pub fn regions_with_backlog(conn: &Connection) -> Result<Vec<String>, StoreError> {
     let mut stmt =

@@ -34,6 +34,9 @@ pub struct PeerInfo {
     pub key_exchange: Option<String>,
     /// Why the last attempt to reach it failed, if it did.
     pub last_error: Option<String>,
+    /// Replicated changes it has not acknowledged yet.
+    #[serde(default)]
+    pub backlog: u64,
 }
 
 /// What a successful contact with a peer found.
@@ -60,6 +63,7 @@ fn peer_info(row: peer_rows::PeerRow) -> PeerInfo {
         last_contact: row.last_contact.map(Timestamp),
         key_exchange: row.key_exchange,
         last_error: row.last_error,
+        backlog: 0,
     }
 }
 
@@ -133,7 +137,11 @@ impl Vault {
 
     /// Every paired peer, each checked against its MAC.
     pub fn peers(&mut self) -> Result<Vec<PeerInfo>> {
-        Ok(self.checked_peers()?.into_iter().map(peer_info).collect())
+        let mut peers: Vec<PeerInfo> = self.checked_peers()?.into_iter().map(peer_info).collect();
+        for peer in &mut peers {
+            peer.backlog = crate::store::replication::backlog_len(self.store.conn(), &peer.name)?;
+        }
+        Ok(peers)
     }
 
     fn checked_peers(&mut self) -> Result<Vec<peer_rows::PeerRow>> {

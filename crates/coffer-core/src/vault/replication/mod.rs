@@ -9,6 +9,8 @@
 pub mod inbound;
 mod payload;
 pub mod push;
+#[cfg(test)]
+mod tests;
 mod wire;
 
 use rusqlite::{Connection, Transaction};

@@ -239,7 +239,11 @@ impl Vault {
 
     /// The entries `region` has not acknowledged, each signed and with its data key
     /// sealed to the region's key as its hello announced it.
-    fn outgoing(&mut self, region: &str, hello: &Hello) -> Result<(u64, Vec<OutboxEntry>)> {
+    pub(super) fn outgoing(
+        &mut self,
+        region: &str,
+        hello: &Hello,
+    ) -> Result<(u64, Vec<OutboxEntry>)> {
         let (own_region, identity) = self.identity()?;
         let hpke: [u8; 32] = BASE64
             .decode(&hello.hpke_public)
@@ -273,7 +277,12 @@ impl Vault {
         Ok((acked as u64, entries))
     }
 
-    fn record_acked(&mut self, region: &str, upto: u64, not_applied: &[NotApplied]) -> Result<()> {
+    pub(super) fn record_acked(
+        &mut self,
+        region: &str,
+        upto: u64,
+        not_applied: &[NotApplied],
+    ) -> Result<()> {
         let tx = self.store.write()?;
         rows::set_acked(&tx, region, upto as i64, Timestamp::now().millis())?;
         for refused in not_applied {
