@@ -55,7 +55,7 @@ pub fn listen(vault: &Arc<Mutex<Vault>>, address: &str) -> Result<PeerListener, 
 }
 
 /// Sends every region its replication backlog, on a thread of its own for the daemon's
-/// life, a few times a second (the vault's lock is held only to read and record).
+/// life, twenty times a second (the vault's lock is held only to read and record).
 pub fn replicate(vault: &Arc<Mutex<Vault>>) {
     let vault = Arc::clone(vault);
     let spawned = std::thread::Builder::new()
@@ -64,7 +64,7 @@ pub fn replicate(vault: &Arc<Mutex<Vault>>) {
             let mut pusher = Pusher::new(Box::new(|line| eprintln!("coffer: {line}")));
             loop {
                 pusher.tick(&vault);
-                std::thread::sleep(std::time::Duration::from_millis(200));
+                std::thread::sleep(std::time::Duration::from_millis(50));
             }
         });
     if let Err(error) = spawned {

@@ -199,8 +199,11 @@ pub fn backlog_len(conn: &Connection, region: &str) -> Result<u64, StoreError> {
 
 /// Regions with anything unacknowledged.
 pub fn regions_with_backlog(conn: &Connection) -> Result<Vec<String>, StoreError> {
-    let mut stmt =
-        conn.prepare_cached("SELECT DISTINCT region FROM replication_outbox ORDER BY region")?;
+    // Only paired regions: an unpaired one is neither contacted nor let in.
+    let mut stmt = conn.prepare_cached(
+        "SELECT DISTINCT o.region FROM replication_outbox o JOIN peers p ON p.name = o.region
+         ORDER BY o.region",
+    )?;
     let rows = stmt.query_map([], |r| r.get(0))?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }

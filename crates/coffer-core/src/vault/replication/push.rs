@@ -27,6 +27,11 @@ use crate::vault::Vault;
 /// round starts from what the region acknowledged).
 const MAX_RESENDS: u32 = 3;
 
+/// At most this many entries, and about this many payload bytes, are built for one round,
+/// so a large backlog does not sit in memory (or hold the vault's lock) all at once.
+const ROUND_ENTRIES: usize = 4096;
+const ROUND_BYTES: usize = 32 << 20;
+
 /// What one round with a region did.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
 pub struct PushReport {
@@ -267,11 +272,18 @@ impl Vault {
             peer_hpke: hpke,
         };
         let mut entries = Vec::new();
+        let mut bytes = 0;
         for row in rows::backlog(conn, region, acked)? {
+            // A round carries a bounded prefix of the backlog; the next round goes on.
+            if entries.len() >= ROUND_ENTRIES || bytes >= ROUND_BYTES {
+                break;
+            }
+            let payload = payload::build(conn, keyring, &ends, &row)?;
+            bytes += payload.len();
             entries.push(OutboxEntry {
                 seq: row.seq as u64,
                 secret: SecretKey(row.secret_id.into_bytes()),
-                payload: payload::build(conn, keyring, &ends, &row)?,
+                payload,
             });
         }
         Ok((acked as u64, entries))
