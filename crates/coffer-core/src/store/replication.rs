@@ -316,3 +316,24 @@ pub fn delete_version(tx: &Transaction<'_>, version_id: Uuid) -> Result<(), Stor
         .execute([version_id])?;
     Ok(())
 }
+
+/// Forgets the link state of a region on both roles: its unsent entries and what it
+/// acknowledged (as a primary), and how far its stream is applied (as a replica).
+pub fn forget_region(tx: &Transaction<'_>, region: &str) -> Result<(), StoreError> {
+    tx.prepare_cached("DELETE FROM replication_outbox WHERE region = ?1")?
+        .execute([region])?;
+    tx.prepare_cached("DELETE FROM replication_peers WHERE region = ?1")?
+        .execute([region])?;
+    tx.prepare_cached("DELETE FROM replication_inbound WHERE region = ?1")?
+        .execute([region])?;
+    Ok(())
+}
+
+/// The secrets replicated to a region.
+pub fn secrets_replicated_to(conn: &Connection, region: &str) -> Result<Vec<Uuid>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT secret_id FROM secret_replicas WHERE region = ?1 ORDER BY added_at, secret_id",
+    )?;
+    let rows = stmt.query_map([region], |r| r.get(0))?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}

@@ -215,7 +215,7 @@ impl Vault {
                             .to_vec(),
                     },
                 )?;
-                Ok(())
+                super::replication::region_paired(tx, region.as_str())
             },
         )?;
         self.peer(region.as_str())
@@ -244,7 +244,7 @@ impl Vault {
             AuditEvent::new("peer_remove").detail(format!("region={name}")),
             |tx, _, _| {
                 if peer_rows::delete(tx, name)? {
-                    Ok(())
+                    super::replication::region_unpaired(tx, name)
                 } else {
                     Err(RegionError::UnknownPeer {
                         name: name.to_owned(),

@@ -181,35 +181,7 @@ impl Vault {
                         .to_vec(),
                 },
             )?;
-            // The first copy: one entry per version, oldest first (each carries one
-            // ciphertext, so no entry outgrows a payload), then the state as it is.
-            let mut versions = secret_rows::versions(tx, secret.id)?;
-            versions.sort_by_key(|v| v.created_at);
-            for version in versions {
-                let seq =
-                    record_local_change(tx, now, "secret", secret.id.as_bytes(), "replicate")?;
-                rows::push_outbox(
-                    tx,
-                    region.as_str(),
-                    &OutboxRow {
-                        seq,
-                        secret_id: secret.id,
-                        kind: OutboxKind::State,
-                        version_id: Some(version.id),
-                    },
-                )?;
-            }
-            let seq = record_local_change(tx, now, "secret", secret.id.as_bytes(), "replicate")?;
-            rows::push_outbox(
-                tx,
-                region.as_str(),
-                &OutboxRow {
-                    seq,
-                    secret_id: secret.id,
-                    kind: OutboxKind::State,
-                    version_id: None,
-                },
-            )?;
+            queue_full_copy(tx, region.as_str(), secret.id, now)?;
             Ok(secret.id)
         })?;
         replication_of(self.store.conn(), id)?.ok_or(Error::Store(StoreError::Missing {
@@ -287,6 +259,46 @@ impl Vault {
             Ok(())
         })
     }
+}
+
+/// Queues a whole copy of a secret for one region: one entry per version, oldest first
+/// (each carries one ciphertext, so no entry outgrows a payload), then the state as it is.
+fn queue_full_copy(tx: &Transaction<'_>, region: &str, secret_id: Uuid, now: i64) -> Result<()> {
+    let mut versions = secret_rows::versions(tx, secret_id)?;
+    versions.sort_by_key(|v| v.created_at);
+    let ids = versions.into_iter().map(|v| Some(v.id)).chain([None]);
+    for version_id in ids {
+        let seq = record_local_change(tx, now, "secret", secret_id.as_bytes(), "replicate")?;
+        rows::push_outbox(
+            tx,
+            region,
+            &OutboxRow {
+                seq,
+                secret_id,
+                kind: OutboxKind::State,
+                version_id,
+            },
+        )?;
+    }
+    Ok(())
+}
+
+/// A region was paired (again): whatever it held before is unknown, so every secret
+/// replicated to it is queued whole, and both sides' positions start afresh. (Applying a
+/// copy it already has changes nothing.)
+pub(super) fn region_paired(tx: &Transaction<'_>, region: &str) -> Result<()> {
+    rows::forget_region(tx, region)?;
+    let now = Timestamp::now().millis();
+    for secret_id in rows::secrets_replicated_to(tx, region)? {
+        queue_full_copy(tx, region, secret_id, now)?;
+    }
+    Ok(())
+}
+
+/// A region was unpaired: nothing more is sent to it or taken from it. Which secrets
+/// were meant for it is kept, for when it is paired again.
+pub(super) fn region_unpaired(tx: &Transaction<'_>, region: &str) -> Result<()> {
+    Ok(rows::forget_region(tx, region)?)
 }
 
 /// A key reference for the replica's side: it is resolved there, so only its form is

@@ -211,6 +211,45 @@ fn a_replica_applies_signed_entries_once_and_refuses_altered_ones() {
         .replication
         .unwrap();
     assert_eq!(status.regions[0].status, super::ReplicationStatus::InSync);
+
+    // Paired again (a new address needs remove + add on both sides): the region gets a
+    // whole copy again, from position 0, and applying what it already has is harmless.
+    home.vault
+        .create_secret(CreateSecret {
+            name: "db/other".into(),
+            value: Some(SecretValue::text("other")),
+            ..Default::default()
+        })
+        .unwrap();
+    home.vault
+        .replicate_secret("db/other", "us-lab-1", None)
+        .unwrap();
+    let (ia, ib) = (
+        home.vault.region_identity().unwrap(),
+        lab.vault.region_identity().unwrap(),
+    );
+    home.vault.remove_peer("us-lab-1").unwrap();
+    lab.vault.remove_peer("eu-home-1").unwrap();
+    assert_eq!(applied(&lab, "eu-home-1"), 0);
+    assert!(home.vault.replication_backlog().unwrap().is_empty());
+    home.vault
+        .add_peer("us-lab-1", "https://127.0.0.1:10", &ib.fingerprint)
+        .unwrap();
+    lab.vault
+        .add_peer("eu-home-1", "https://127.0.0.1:10", &ia.fingerprint)
+        .unwrap();
+    let again = backlog(&mut home, &mut lab);
+    assert_eq!(again.first().unwrap().prev_seq, 0);
+    let upto = again.last().unwrap().seq;
+    let refused = lab
+        .vault
+        .apply_replicated("eu-home-1", &ca, again, upto)
+        .unwrap();
+    // db/pass was promoted on the lab: it is reported, not overwritten.
+    assert_eq!(refused.len(), 3, "{refused:?}");
+    assert!(refused[0].reason.contains("promoted"), "{refused:?}");
+    assert_eq!(value(&mut lab.vault, "db/pass", "CURRENT"), "three");
+    assert_eq!(value(&mut lab.vault, "db/other", "CURRENT"), "other");
 }
 
 #[test]
