@@ -75,6 +75,15 @@ impl Drop for Daemon {
     }
 }
 
+/// Locks the agent when a test ends, however it ends, so no agent outlives its test.
+struct Unlocked<'a>(&'a Env);
+
+impl Drop for Unlocked<'_> {
+    fn drop(&mut self) {
+        let _ = self.0.cmd(["lock"]).run();
+    }
+}
+
 fn fingerprint(env: &Env) -> String {
     env.coffer(&["region", "identity", "-o", "json"])
         .ok()
@@ -365,8 +374,11 @@ fn promote_remove_region_and_a_restart_mid_transfer_lose_nothing() {
         home.coffer(&["secret", "replicate", name, "--region", "us-lab-1"])
             .ok();
     }
-    // Many secrets, so that the replica can be killed in the middle of the transfer.
-    let many = 60;
+    // Many secrets, so that the replica can be killed in the middle of the transfer
+    // (created through an unlocked agent, to be quick).
+    home.coffer(&["unlock", "--timeout", "5m"]).ok();
+    let _unlocked = Unlocked(&home);
+    let many = 200;
     for i in 0..many {
         let name = format!("bulk/s{i:03}");
         home.create(&name, format!("bulk-value-{i:05}").as_bytes());
@@ -379,6 +391,14 @@ fn promote_remove_region_and_a_restart_mid_transfer_lose_nothing() {
         value_on(&lab, "app/token", &[]).map(|_| ())
     });
     drop(lab_daemon);
+    let applied_at_kill: i64 = lab
+        .db()
+        .query_row(
+            "SELECT coalesce(max(applied_upto), 0) FROM replication_inbound",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
     let lab_daemon = Daemon::start_on(&lab, port);
     for i in 0..many {
         wait_value(
@@ -388,6 +408,22 @@ fn promote_remove_region_and_a_restart_mid_transfer_lose_nothing() {
             &format!("bulk-value-{i:05}"),
         );
     }
+    let applied_at_end: i64 = lab
+        .db()
+        .query_row(
+            "SELECT max(applied_upto) FROM replication_inbound",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    eprintln!(
+        "the replica was killed at position {applied_at_kill} of {applied_at_end} ({})",
+        if applied_at_kill < applied_at_end {
+            "mid-transfer"
+        } else {
+            "after the transfer"
+        }
+    );
     // Kill the primary's daemon with changes queued, restart it: they still arrive.
     drop(home_daemon);
     home.put("bulk/s000", b"bulk-after-crash-0");
