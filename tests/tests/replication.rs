@@ -254,6 +254,23 @@ fn a_replicated_secret_follows_its_primary_and_is_read_only_there() {
     });
     let replica = lab.describe("db/password");
     assert_eq!(replica["replication"]["primary_region"], "eu-home-1");
+    assert!(
+        replica["replication"]["last_applied"].is_string(),
+        "{replica}"
+    );
+    let shown = lab
+        .coffer(&["secret", "describe", "db/password"])
+        .ok()
+        .text();
+    assert!(shown.contains("replica of: region eu-home-1"), "{shown}");
+    let shown = home
+        .coffer(&["secret", "describe", "db/password"])
+        .ok()
+        .text();
+    assert!(
+        shown.contains("us-lab-1") && shown.contains("status=InSync"),
+        "{shown}"
+    );
     assert_eq!(
         replica["id"],
         home.describe("db/password")["id"],
@@ -379,51 +396,44 @@ fn promote_remove_region_and_a_restart_mid_transfer_lose_nothing() {
     home.coffer(&["unlock", "--timeout", "5m"]).ok();
     let _unlocked = Unlocked(&home);
     let many = 200;
+    // 30 KB values: a batch holds at most 4 MiB, so the transfer takes several batches
+    // (each one transaction on the replica) and can be cut between two.
+    let bulk = |i: usize| format!("bulk-value-{i:05}-{}", "x".repeat(30_000));
     for i in 0..many {
         let name = format!("bulk/s{i:03}");
-        home.create(&name, format!("bulk-value-{i:05}").as_bytes());
+        home.create(&name, bulk(i).as_bytes());
         home.coffer(&["secret", "replicate", &name, "--region", "us-lab-1"])
             .ok();
     }
+    let position = |env: &Env| -> i64 {
+        env.db()
+            .query_row(
+                "SELECT coalesce(max(applied_upto), 0) FROM replication_inbound",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap()
+    };
     let home_daemon = Daemon(home.cmd(["daemon", "--max-sleep", "1h"]).spawn());
-    // Kill the replica as soon as anything arrived, then start it again at the same port.
-    eventually("the first entries on the replica", || {
-        value_on(&lab, "app/token", &[]).map(|_| ())
-    });
+    // Kill the replica as soon as its first batch is committed, then start it again at
+    // the same port.
+    let start = Instant::now();
+    while position(&lab) == 0 {
+        assert!(start.elapsed() < Duration::from_secs(60), "nothing arrived");
+        std::thread::sleep(Duration::from_millis(5));
+    }
     drop(lab_daemon);
-    let applied_at_kill: i64 = lab
-        .db()
-        .query_row(
-            "SELECT coalesce(max(applied_upto), 0) FROM replication_inbound",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
+    let applied_at_kill = position(&lab);
     let lab_daemon = Daemon::start_on(&lab, port);
     for i in 0..many {
-        wait_value(
-            &lab,
-            &format!("bulk/s{i:03}"),
-            &[],
-            &format!("bulk-value-{i:05}"),
-        );
+        wait_value(&lab, &format!("bulk/s{i:03}"), &[], &bulk(i));
     }
-    let applied_at_end: i64 = lab
-        .db()
-        .query_row(
-            "SELECT max(applied_upto) FROM replication_inbound",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
-    eprintln!(
-        "the replica was killed at position {applied_at_kill} of {applied_at_end} ({})",
-        if applied_at_kill < applied_at_end {
-            "mid-transfer"
-        } else {
-            "after the transfer"
-        }
+    let applied_at_end = position(&lab);
+    assert!(
+        applied_at_kill < applied_at_end,
+        "the replica was killed after the transfer ({applied_at_kill} of {applied_at_end})"
     );
+    eprintln!("the replica was killed at position {applied_at_kill} of {applied_at_end}");
     // Kill the primary's daemon with changes queued, restart it: they still arrive.
     drop(home_daemon);
     home.put("bulk/s000", b"bulk-after-crash-0");

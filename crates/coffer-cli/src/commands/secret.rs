@@ -516,7 +516,14 @@ fn replication_fields(
     replication: &coffer_core::vault::replication::SecretReplication,
 ) -> std::io::Result<()> {
     if let Some(primary) = &replication.primary_region {
-        writeln!(out, "replica of: region {primary} (read-only here)")?;
+        let applied = replication
+            .last_applied
+            .map(|t| t.to_string())
+            .unwrap_or_else(|| "never".into());
+        writeln!(
+            out,
+            "replica of: region {primary} (read-only here), last applied {applied}"
+        )?;
     }
     for region in &replication.regions {
         let status = match region.status {

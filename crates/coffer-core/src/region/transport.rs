@@ -167,6 +167,9 @@ pub fn connect(caller: Caller<'_>, target: Target<'_>) -> Result<Link, RegionErr
             .await
             .map_err(|_| unreachable("no answer within 5 seconds".into()))?
             .map_err(|e| unreachable(e.to_string()))?;
+        // Requests and answers are small and strictly alternate: without this, Nagle's
+        // algorithm and delayed acknowledgements hold each one back by tens of ms.
+        let _ = tcp.set_nodelay(true);
         let name = ServerName::try_from(PEER_SERVER_NAME)
             .map_err(|_| unreachable("internal: bad peer name".into()))?;
         let handshake = TlsConnector::from(Arc::new(config)).connect(name, tcp);
@@ -437,6 +440,7 @@ async fn serve_connection(
     log: Log,
     handler: Option<Handler>,
 ) {
+    let _ = tcp.set_nodelay(true);
     let accept = acceptor.accept(tcp).into_fallible();
     let tls = match tokio::time::timeout(EXCHANGE_TIMEOUT, accept).await {
         Ok(Ok(tls)) => tls,

@@ -35,6 +35,9 @@ pub struct SecretReplication {
     /// Set on a replica: the region whose copy this is. Writes here are refused.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub primary_region: Option<String>,
+    /// Set on a replica: when a change from the primary was last applied here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_applied: Option<Timestamp>,
     /// On a primary: each region the secret is replicated to.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub regions: Vec<RegionReplication>,
@@ -90,6 +93,7 @@ pub(super) fn replication_of(
         return Ok(None);
     }
     Ok(Some(SecretReplication {
+        last_applied: follows.as_ref().map(|f| Timestamp(f.applied_at)),
         primary_region: follows.map(|f| f.primary_region),
         regions,
     }))
@@ -262,11 +266,16 @@ impl Vault {
 }
 
 /// Queues a whole copy of a secret for one region: one entry per version, oldest first
-/// (each carries one ciphertext, so no entry outgrows a payload), then the state as it is.
+/// (each carries one ciphertext, so no entry outgrows a payload). Every entry also
+/// carries the secret's whole state as of sending, so the last one completes the copy;
+/// a secret without versions gets one entry with its state alone.
 fn queue_full_copy(tx: &Transaction<'_>, region: &str, secret_id: Uuid, now: i64) -> Result<()> {
     let mut versions = secret_rows::versions(tx, secret_id)?;
     versions.sort_by_key(|v| v.created_at);
-    let ids = versions.into_iter().map(|v| Some(v.id)).chain([None]);
+    let mut ids: Vec<Option<Uuid>> = versions.into_iter().map(|v| Some(v.id)).collect();
+    if ids.is_empty() {
+        ids.push(None);
+    }
     for version_id in ids {
         let seq = record_local_change(tx, now, "secret", secret_id.as_bytes(), "replicate")?;
         rows::push_outbox(

@@ -324,10 +324,14 @@ pub fn apply(
         purge_at: state.purge_at,
         mac: Vec::new(),
     };
+    // (Each statement also updates the search index: no update right after an insert
+    // unless there is a deletion state to set.)
     if existing.is_none() {
         secret_rows::insert_secret(tx, &row, seq_here)?;
     }
-    secret_rows::update_secret(tx, &row, seq_here)?;
+    if existing.is_some() || row.deleted_at.is_some() || row.purge_at.is_some() {
+        secret_rows::update_secret(tx, &row, seq_here)?;
+    }
     for tag in secret_rows::tags(tx, secret_id)?.keys() {
         if !state.tags.contains_key(tag) {
             secret_rows::remove_tag(tx, secret_id, tag)?;

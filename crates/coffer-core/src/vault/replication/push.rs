@@ -110,7 +110,13 @@ fn stream(
         })
     };
     let session = rand::random::<u64>();
-    let mut sender = Sender::new(SenderConfig::default(), acked, backlog)?;
+    // Each batch is one request and one transaction on the replica: few, large ones.
+    let config = SenderConfig {
+        window: 2048,
+        max_batch_entries: 512,
+        max_batch_bytes: coffer_sync::MAX_BATCH_BYTES,
+    };
+    let mut sender = Sender::new(config, acked, backlog)?;
     let open = serde_json::to_vec(&Open { session }).unwrap_or_default();
     let answer = exchange(link, OPEN_PATH, open, region)?;
     let mut events = vec![
