@@ -255,9 +255,17 @@ fn opening_a_vault_from_an_older_release_copies_it_first_then_upgrades_it() {
     let env = Env::new();
     env.init();
     env.create("app/token", b"token-before-upgrade");
-    // The file as the release before replica regions left it: schema 5, no peers table.
+    // The file as the release before replica regions left it: schema 5, no peers table
+    // and nothing of replication (migration 7).
     env.db()
-        .execute_batch("DROP TABLE peers; PRAGMA user_version = 5;")
+        .execute_batch(
+            "DROP TRIGGER replication_outbox_version;
+             DROP TABLE secret_replicas; DROP TABLE replication_outbox;
+             DROP TABLE replication_peers; DROP TABLE secret_replica_of;
+             DROP TABLE replication_inbound;
+             ALTER TABLE secret_versions DROP COLUMN origin_vault;
+             DROP TABLE peers; PRAGMA user_version = 5;",
+        )
         .unwrap();
     assert_eq!(env.get("app/token", &[]), b"token-before-upgrade");
     let backup = env.vault.with_file_name("vault.db.schema-5.bak");
