@@ -377,6 +377,21 @@ fn a_replicated_secret_follows_its_primary_and_is_read_only_there() {
         "second-value-5678"
     );
 
+    // A change the region cannot be reached for: Failed, with the reason.
+    home.coffer(&["secret", "tag", "db/password", "stage=2"])
+        .ok();
+    let home_daemon = Daemon(home.cmd(["daemon", "--max-sleep", "1h"]).spawn());
+    eventually("a Failed status saying the region is unreachable", || {
+        let status = region_status(&home.describe("db/password"), "us-lab-1");
+        let message = status["message"].as_str().unwrap_or("");
+        if status["status"] == "Failed" && message.contains("cannot reach region") {
+            Ok(())
+        } else {
+            Err(status.to_string())
+        }
+    });
+    drop(home_daemon);
+
     // The replica's audit log records what it applied.
     let audit = lab.coffer(&["audit", "list", "-o", "json"]).ok().text();
     assert!(audit.contains("replication_apply"), "{audit}");

@@ -75,7 +75,17 @@ pub(super) fn replication_of(
     let mut regions = Vec::new();
     for row in rows::replicas_of(conn, secret_id)? {
         let pending = rows::pending_for(conn, &row.region, secret_id)?;
-        let status = match (&row.last_error, pending) {
+        // With changes pending, a region that cannot be reached is failing too.
+        let link_error = match peer_rows::by_name(conn, &row.region)? {
+            None => Some(format!(
+                "region {} is not paired; pair it again with `coffer region add`",
+                row.region
+            )),
+            Some(peer) if pending > 0 => peer.last_error,
+            Some(_) => None,
+        };
+        let message = row.last_error.or(link_error);
+        let status = match (&message, pending) {
             (Some(_), _) => ReplicationStatus::Failed,
             (None, 0) => ReplicationStatus::InSync,
             (None, _) => ReplicationStatus::InProgress,
@@ -84,7 +94,7 @@ pub(super) fn replication_of(
             region: row.region,
             key: row.replica_key,
             status,
-            message: row.last_error,
+            message,
             last_synced: row.synced_at.map(Timestamp),
             pending,
         });
