@@ -189,7 +189,7 @@ fn shape(describe: &Value) -> Value {
 
 #[test]
 fn a_replicated_secret_follows_its_primary_and_is_read_only_there() {
-    let (home, lab, lab_daemon, _) = pair();
+    let (home, lab, lab_daemon, lab_port) = pair();
     let home_daemon = Daemon(home.cmd(["daemon", "--max-sleep", "1h"]).spawn());
     home.sensitive("first-value-1234");
     home.create("db/password", b"first-value-1234");
@@ -390,7 +390,19 @@ fn a_replicated_secret_follows_its_primary_and_is_read_only_there() {
             Err(status.to_string())
         }
     });
+    // The replica's vault unlocked again (its daemon back): what waited arrives.
+    let lab_daemon = Daemon::start_on(&lab, lab_port);
+    eventually("the queued change on the replica, and InSync", || {
+        let tags = lab.describe("db/password")["tags"].clone();
+        let status = region_status(&home.describe("db/password"), "us-lab-1");
+        if tags["stage"] == "2" && status["status"] == "InSync" {
+            Ok(())
+        } else {
+            Err(format!("{tags} {status}"))
+        }
+    });
     drop(home_daemon);
+    drop(lab_daemon);
 
     // The replica's audit log records what it applied.
     let audit = lab.coffer(&["audit", "list", "-o", "json"]).ok().text();
