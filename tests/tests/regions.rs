@@ -133,7 +133,7 @@ fn two_vaults_pair_by_pinned_fingerprints_and_talk_over_tls13() {
     daemon.wait_for_log("hello from region eu-home-1");
     let peers = home.coffer(&["region", "list", "-o", "json"]).ok().json();
     assert_eq!(peers[0]["name"], "us-lab-1");
-    assert_eq!(peers[0]["key_exchange"], "X25519");
+    assert_eq!(peers[0]["key_exchange"], "X25519MLKEM768");
     assert!(peers[0]["last_contact"].is_string(), "{peers}");
     assert!(peers[0]["last_error"].is_null(), "{peers}");
 
