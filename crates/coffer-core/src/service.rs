@@ -20,6 +20,7 @@ use crate::names::{SecretName, StagingLabel};
 use crate::rotation::{
     RotationHistoryEntry, RotationInfo, RotationOutcome, RotationSettings, Step,
 };
+use crate::vault::access_keys::AccessKeyInfo;
 use crate::vault::envelope::EncryptionContext;
 use crate::vault::regions::{PeerContact, PeerInfo, RegionIdentity};
 use crate::vault::rewrap::RewrapProgress;
@@ -296,6 +297,36 @@ pub enum Request {
     RegionPing {
         name: String,
     },
+    /// A new access key for the AWS-compatible API; its secret is answered once.
+    AccessKeyCreate {
+        name: String,
+        policy: Option<String>,
+    },
+    AccessKeyImport {
+        id: String,
+        secret: WireValue,
+        name: Option<String>,
+        policy: Option<String>,
+    },
+    AccessKeyList,
+    AccessKeySetEnabled {
+        key: String,
+        enabled: bool,
+    },
+    AccessKeySetPolicy {
+        key: String,
+        policy: Option<String>,
+    },
+    AccessKeyDelete {
+        key: String,
+    },
+    SettingGet {
+        name: String,
+    },
+    SettingSet {
+        name: String,
+        value: String,
+    },
 }
 
 /// A value read from the vault, as sent to a client.
@@ -369,6 +400,16 @@ pub enum Response {
     Peer(PeerInfo),
     Peers(Vec<PeerInfo>),
     Contact(PeerContact),
+    AccessKeyCreated {
+        key: AccessKeyInfo,
+        secret: WireValue,
+    },
+    AccessKey(AccessKeyInfo),
+    AccessKeys(Vec<AccessKeyInfo>),
+    Setting {
+        name: String,
+        value: String,
+    },
 }
 
 fn context_bytes(value: &WireValue) -> Result<Zeroizing<Vec<u8>>> {
@@ -438,6 +479,46 @@ pub fn execute(vault: &mut Vault, request: Request) -> Result<Response> {
         }
         Request::RegionList => Response::Peers(vault.peers()?),
         Request::RegionPing { name } => Response::Contact(vault.contact_peer(&name)?),
+        Request::AccessKeyCreate { name, policy } => {
+            let (key, secret) = vault.create_access_key(&name, policy.as_deref())?;
+            Response::AccessKeyCreated {
+                key,
+                secret: WireValue::from_value(&SecretValue::Text(secret)),
+            }
+        }
+        Request::AccessKeyImport {
+            id,
+            secret,
+            name,
+            policy,
+        } => {
+            let secret = secret.to_value()?;
+            Response::AccessKey(vault.import_access_key(
+                &id,
+                secret.as_bytes(),
+                name.as_deref(),
+                policy.as_deref(),
+            )?)
+        }
+        Request::AccessKeyList => Response::AccessKeys(vault.list_access_keys()?),
+        Request::AccessKeySetEnabled { key, enabled } => {
+            Response::AccessKey(vault.set_access_key_enabled(&key, enabled)?)
+        }
+        Request::AccessKeySetPolicy { key, policy } => {
+            Response::AccessKey(vault.set_access_key_policy(&key, policy.as_deref())?)
+        }
+        Request::AccessKeyDelete { key } => {
+            vault.delete_access_key(&key)?;
+            Response::Done
+        }
+        Request::SettingGet { name } => Response::Setting {
+            value: vault.setting(&name)?,
+            name,
+        },
+        Request::SettingSet { name, value } => Response::Setting {
+            value: vault.set_setting(&name, &value)?,
+            name,
+        },
         Request::Lock => {
             vault.lock()?;
             Response::Done

@@ -237,6 +237,26 @@ const MIGRATIONS: &[&str] = &[
         mac           BLOB NOT NULL
     ) STRICT;
     "#,
+    // 7: reserved for the replication branch's migration (the coordinator puts it here
+    // at merge); a no-op so that the access keys below are migration 8 on every branch.
+    "-- reserved for migration 7",
+    // 8: access keys of the AWS-compatible API. The secret half is sealed (AES-256-GCM)
+    // under a key derived from the audit key, its associated data binding the key id; the
+    // name, policy and enabled flag carry a MAC under the row key, so an edit cannot
+    // widen what a key may do or revive a disabled one. Last use is status only.
+    r#"
+    CREATE TABLE access_keys (
+        id             TEXT PRIMARY KEY,
+        name           TEXT NOT NULL UNIQUE,
+        sealed_secret  BLOB NOT NULL,
+        policy         TEXT,
+        enabled        INTEGER NOT NULL,
+        created_at     INTEGER NOT NULL,
+        last_used_at   INTEGER,
+        last_used_what TEXT,
+        mac            BLOB NOT NULL
+    ) STRICT;
+    "#,
 ];
 
 /// The schema version this build writes.

@@ -1,5 +1,6 @@
 //! The vault service: the one API the app and the CLI are shells over.
 
+pub mod access_keys;
 pub mod audit;
 mod context;
 pub mod envelope;
