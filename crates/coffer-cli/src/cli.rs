@@ -173,6 +173,10 @@ pub enum Command {
         /// daemon listens nowhere.
         #[arg(long, value_name = "ADDR:PORT")]
         listen: Option<String>,
+        /// Serve the AWS-compatible API (Secrets Manager and KMS, SigV4 with
+        /// `coffer access-key` keys) here, e.g. 127.0.0.1:4566; loopback only for now.
+        #[arg(long, value_name = "ADDR:PORT")]
+        aws_listen: Option<String>,
     },
 }
 

@@ -398,3 +398,26 @@ fn unknown_setting(name: &str) -> Error {
         format!("{name:?} is not a setting; the settings are: {AWS_ACCOUNT_ID}"),
     )
 }
+
+impl Vault {
+    /// The region name ARNs carry: this vault's region (`local-1` until renamed).
+    pub fn aws_region_name(&mut self) -> Result<String> {
+        self.require_unlocked()?;
+        let integrity = self.keyring.as_ref().ok_or(Error::Locked)?.integrity();
+        Ok(integrity
+            .region_name(self.store.conn())?
+            .unwrap_or_else(|| crate::region::DEFAULT_REGION.to_owned()))
+    }
+
+    /// Records that an access key's policy refused a request (`detail` names the key,
+    /// the action and the resource).
+    pub fn record_access_denied(&mut self, detail: String) -> Result<()> {
+        self.require_unlocked()?;
+        self.write(
+            AuditEvent::new("aws_access_denied")
+                .failed("access_denied")
+                .detail(detail),
+            |_, _, _| Ok(()),
+        )
+    }
+}

@@ -334,7 +334,12 @@ fn seal_version(
         })?
         .version;
     let kek = keyring.kek(tx, key.id, key_version)?;
-    let version_id = Uuid::new_v4();
+    // Secrets Manager makes the request token the new version's id; a token that is a
+    // UUID not used yet does so here too, so an SDK finds the version it asked for.
+    let version_id = match client_token.as_deref().map(Uuid::parse_str) {
+        Some(Ok(id)) if !id.is_nil() && !rows::version_id_taken(tx, id)? => id,
+        _ => Uuid::new_v4(),
+    };
     let dek = DataKey::generate();
     let wrapped_dek = dek.wrap(
         kek,
