@@ -827,7 +827,7 @@ fn rotate_secret(call: &mut Call<'_>, p: &Params<'_>) -> Result<Value, AwsError>
     let name = resolve(call, p)?;
     if p.has("RotationLambdaARN") {
         return Err(p.invalid(
-            "Coffer runs no Lambda functions: configure a rotator for this secret instead (`coffer secret rotation set NAME --generate` or `--command PATH`, or a PostgreSQL rotator), then call RotateSecret without RotationLambdaARN.",
+            "Coffer runs no Lambda functions: configure a Coffer rotator for this secret instead (`coffer secret rotate NAME --rotator generate|command|postgres --no-rotate-immediately`), then call RotateSecret without RotationLambdaARN.",
         ));
     }
     let rules = p.opt_object("RotationRules")?;
@@ -855,7 +855,7 @@ fn rotate_secret(call: &mut Call<'_>, p: &Params<'_>) -> Result<Value, AwsError>
                 return Err(AwsError::new(
                     "InvalidRequestException",
                     400,
-                    "This secret has no rotator; configure one first with `coffer secret rotation set` (a password generator, a command or PostgreSQL), since Coffer runs no Lambda functions.",
+                    "This secret has no rotator; configure one first with `coffer secret rotate NAME --rotator generate|command|postgres --no-rotate-immediately`, since Coffer runs no Lambda functions.",
                 ))
             }
         };
