@@ -142,6 +142,40 @@ def more_secrets():
     refused("InvalidParameterException", sm.get_random_password, PasswordLength=5000)
 
 
+@check("resource policies: stored, combined with the key's policy, deny wins")
+def resource_policies():
+    reader = client("secretsmanager", key="READER")
+    sm.create_secret(Name="team/shared", SecretString="shared-value")
+    refused("AccessDeniedException", reader.get_secret_value, SecretId="team/shared")
+    grant = json.dumps({"Version": "2012-10-17", "Statement": [{
+        "Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::000000000000:user/reader"},
+        "Action": "secretsmanager:GetSecretValue", "Resource": "*"}]})
+    sm.put_resource_policy(SecretId="team/shared", ResourcePolicy=grant, BlockPublicPolicy=True)
+    assert sm.get_resource_policy(SecretId="team/shared")["ResourcePolicy"] == grant
+    assert reader.get_secret_value(SecretId="team/shared")["SecretString"] == "shared-value"
+    deny = json.dumps({"Version": "2012-10-17", "Statement": [{
+        "Effect": "Deny", "Principal": {"AWS": "arn:aws:iam::000000000000:user/reader"},
+        "Action": "secretsmanager:*", "Resource": "*"}]})
+    sm.create_secret(Name="app/denied", SecretString="denied-value")
+    assert reader.get_secret_value(SecretId="app/denied")["SecretString"] == "denied-value"
+    sm.put_resource_policy(SecretId="app/denied", ResourcePolicy=deny)
+    refused("AccessDeniedException", reader.get_secret_value, SecretId="app/denied")
+    sm.delete_resource_policy(SecretId="app/denied")
+    assert "ResourcePolicy" not in sm.get_resource_policy(SecretId="app/denied")
+    assert reader.get_secret_value(SecretId="app/denied")["SecretString"] == "denied-value"
+    public = json.dumps({"Version": "2012-10-17", "Statement": [{
+        "Effect": "Allow", "Principal": "*", "Action": "secretsmanager:*", "Resource": "*"}]})
+    refused("PublicPolicyException", sm.put_resource_policy, SecretId="team/shared",
+            ResourcePolicy=public, BlockPublicPolicy=True)
+    refused("MalformedPolicyDocumentException", sm.put_resource_policy, SecretId="team/shared",
+            ResourcePolicy='{"Version": "2012-10-17", "Statement": []}')
+    assert sm.get_resource_policy(SecretId="team/shared")["ResourcePolicy"] == grant
+    valid = sm.validate_resource_policy(ResourcePolicy=grant)
+    assert valid["PolicyValidationPassed"] is True, valid
+    invalid = sm.validate_resource_policy(ResourcePolicy='{"Version": "2012-10-17"}')
+    assert invalid["PolicyValidationPassed"] is False and invalid["ValidationErrors"], invalid
+
+
 @check("kms envelope round trip and CLI compatibility")
 def kms_round_trip():
     key = kms.create_key(Description="api key")["KeyMetadata"]

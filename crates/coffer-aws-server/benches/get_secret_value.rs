@@ -187,7 +187,10 @@ fn main() {
     }
     let elapsed = start.elapsed();
     rows.push((
-        format!("GetSecretValue, {clients} concurrent keep-alive clients ({} requests)", per_client * clients),
+        format!(
+            "GetSecretValue, {clients} concurrent keep-alive clients ({} requests)",
+            per_client * clients
+        ),
         format!(
             "{:.0} requests/s",
             (per_client * clients) as f64 / elapsed.as_secs_f64()

@@ -1,7 +1,7 @@
 //! What an operation works with: the vault, who is calling, their policy, and the names
 //! (region, account) ARNs are made of.
 
-use coffer_aws::policy::{Decision, Policy};
+use coffer_aws::policy::{evaluate_with_resource_policy, Decision, Policy, Principal};
 use coffer_aws::AwsError;
 use coffer_core::service::{self, Request, Response};
 use coffer_core::Vault;
@@ -72,6 +72,7 @@ pub struct Call<'a> {
     pub vault: &'a mut Vault,
     pub access_key: &'a str,
     policy: Option<Policy>,
+    principal: Principal,
     pub service: Service,
     pub region: String,
     pub account: String,
@@ -81,6 +82,7 @@ impl<'a> Call<'a> {
     pub fn new(
         vault: &'a mut Vault,
         access_key: &'a str,
+        key_name: &str,
         policy: Option<Policy>,
         service: Service,
     ) -> Result<Self, AwsError> {
@@ -88,10 +90,15 @@ impl<'a> Call<'a> {
             .aws_region_name()
             .map_err(|e| aws_error(service, &e))?;
         let account = vault.aws_account_id().map_err(|e| aws_error(service, &e))?;
+        let principal = Principal {
+            arn: format!("arn:aws:iam::{account}:user/{key_name}"),
+            account: account.clone(),
+        };
         Ok(Call {
             vault,
             access_key,
             policy,
+            principal,
             service,
             region,
             account,
@@ -100,11 +107,38 @@ impl<'a> Call<'a> {
 
     /// Refuses (and audits) unless the caller's policy allows `operation` on `resource`.
     pub fn authorize(&mut self, operation: &str, resource: &str) -> Result<(), AwsError> {
-        let action = format!("{}:{operation}", self.service.action_prefix());
-        let decision = match &self.policy {
-            Some(policy) => policy.evaluate(&action, resource),
-            None => Decision::ImplicitDeny,
+        self.authorize_with(operation, resource, None)
+    }
+
+    /// Like [`Call::authorize`] for a secret: its resource policy counts too (an explicit
+    /// Deny in either policy refuses; an Allow in either grants).
+    pub fn authorize_secret(&mut self, operation: &str, name: &str) -> Result<(), AwsError> {
+        let arn = crate::arn::secret_arn(&self.region, &self.account, self.vault.id(), name);
+        let resource_policy = match self.vault.secret_policy(name) {
+            Ok(policy) => policy.and_then(|p| Policy::parse_resource(&p).ok()),
+            Err(error) if error.code() == "tampered" => {
+                return Err(aws_error(self.service, &error));
+            }
+            // A missing or deleted secret: the operation itself reports that.
+            Err(_) => None,
         };
+        self.authorize_with(operation, &arn, resource_policy.as_ref())
+    }
+
+    fn authorize_with(
+        &mut self,
+        operation: &str,
+        resource: &str,
+        resource_policy: Option<&Policy>,
+    ) -> Result<(), AwsError> {
+        let action = format!("{}:{operation}", self.service.action_prefix());
+        let decision = evaluate_with_resource_policy(
+            self.policy.as_ref(),
+            resource_policy,
+            &self.principal,
+            &action,
+            resource,
+        );
         if decision.is_allowed() {
             return Ok(());
         }

@@ -214,7 +214,7 @@ impl Server {
         actor.process = format!("aws-api {}", key.id);
         let previous = vault.set_actor(actor);
         let result = {
-            let mut call = Call::new(&mut vault, &key.id, policy, service)?;
+            let mut call = Call::new(&mut vault, &key.id, &key.name, policy, service)?;
             match service {
                 Service::SecretsManager => {
                     crate::secrets_manager::call(&mut call, operation, &input)

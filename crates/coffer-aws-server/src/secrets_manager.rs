@@ -37,6 +37,9 @@ pub fn call(call: &mut Call<'_>, operation: &str, input: &Input) -> Result<Value
         "RotateSecret" => rotate_secret(call, &p),
         "CancelRotateSecret" => cancel_rotate_secret(call, &p),
         "ValidateResourcePolicy" => validate_resource_policy(call, &p),
+        "GetResourcePolicy" => get_resource_policy(call, &p),
+        "PutResourcePolicy" => put_resource_policy(call, &p),
+        "DeleteResourcePolicy" => delete_resource_policy(call, &p),
         other => Err(AwsError::new(
             "UnknownOperationException",
             400,
@@ -217,7 +220,7 @@ fn get_secret_value(call: &mut Call<'_>, p: &Params<'_>) -> Result<Value, AwsErr
     let name = resolve(call, p)?;
     let version_id = p.opt_str_len("VersionId", 32, 64)?;
     let stage = p.opt_str_len("VersionStage", 1, 256)?;
-    call.authorize("GetSecretValue", &secret_arn(call, &name))?;
+    call.authorize_secret("GetSecretValue", &name)?;
     read_value(call, name, version_id, stage)
 }
 
@@ -296,6 +299,7 @@ fn batch_get_secret_value(call: &mut Call<'_>, p: &Params<'_>) -> Result<Value, 
         }
         (None, true) => {
             let max = p.opt_int("MaxResults", 1, 20)?.unwrap_or(20) as usize;
+            call.authorize("BatchGetSecretValue", "*")?;
             let listed = filtered_secrets(call, p, false)?;
             let (page, next) = paginate(p, listed, max)?;
             let mut values = Vec::new();
@@ -335,9 +339,8 @@ fn batch_error(id: &str, error: &AwsError) -> Value {
 
 /// Reads one secret for BatchGetSecretValue: each needs GetSecretValue on it, as in AWS.
 fn fetch_one(call: &mut Call<'_>, name: String, values: &mut Vec<Value>, errors: &mut Vec<Value>) {
-    let arn = secret_arn(call, &name);
     let result = call
-        .authorize("GetSecretValue", &arn)
+        .authorize_secret("GetSecretValue", &name)
         .and_then(|()| read_value(call, name.clone(), None, None));
     match result {
         Ok(value) => values.push(value),
@@ -355,7 +358,7 @@ fn put_secret_value(call: &mut Call<'_>, p: &Params<'_>) -> Result<Value, AwsErr
         return Err(p.invalid("VersionStages can hold at most 20 labels."));
     }
     let arn = secret_arn(call, &name);
-    call.authorize("PutSecretValue", &arn)?;
+    call.authorize_secret("PutSecretValue", &name)?;
     let request = Request::PutSecretValue {
         name,
         value,
@@ -380,7 +383,7 @@ fn update_secret(call: &mut Call<'_>, p: &Params<'_>) -> Result<Value, AwsError>
     let value = value(p)?;
     let token = client_token(p)?;
     let arn = secret_arn(call, &name);
-    call.authorize("UpdateSecret", &arn)?;
+    call.authorize_secret("UpdateSecret", &name)?;
     if description.is_some() || key.is_some() {
         call.execute(Request::UpdateSecret {
             name: name.clone(),
@@ -473,7 +476,7 @@ fn description_json(call: &Call<'_>, d: &SecretDescription, list_entry: bool) ->
 
 fn describe_secret(call: &mut Call<'_>, p: &Params<'_>) -> Result<Value, AwsError> {
     let name = resolve(call, p)?;
-    call.authorize("DescribeSecret", &secret_arn(call, &name))?;
+    call.authorize_secret("DescribeSecret", &name)?;
     let d = describe(call, &name)?;
     Ok(description_json(call, &d, false))
 }
@@ -678,7 +681,7 @@ fn list_secret_version_ids(call: &mut Call<'_>, p: &Params<'_>) -> Result<Value,
     let max = p.opt_int("MaxResults", 1, 100)?.unwrap_or(100) as usize;
     let include_deprecated = p.opt_bool("IncludeDeprecated")?.unwrap_or(false);
     let arn = secret_arn(call, &name);
-    call.authorize("ListSecretVersionIds", &arn)?;
+    call.authorize_secret("ListSecretVersionIds", &name)?;
     let versions = match call.execute(Request::ListSecretVersions { name: name.clone() })? {
         Response::Versions(versions) => versions,
         _ => return Err(unexpected(call)),
@@ -729,7 +732,7 @@ fn update_secret_version_stage(call: &mut Call<'_>, p: &Params<'_>) -> Result<Va
     let move_to = version_uuid(p, "MoveToVersionId")?;
     let remove_from = version_uuid(p, "RemoveFromVersionId")?;
     let arn = secret_arn(call, &name);
-    call.authorize("UpdateSecretVersionStage", &arn)?;
+    call.authorize_secret("UpdateSecretVersionStage", &name)?;
     call.execute(Request::UpdateVersionStage {
         name: name.clone(),
         label: engine_label(stage),
@@ -749,7 +752,7 @@ fn delete_secret(call: &mut Call<'_>, p: &Params<'_>) -> Result<Value, AwsError>
         ));
     }
     let arn = secret_arn(call, &name);
-    call.authorize("DeleteSecret", &arn)?;
+    call.authorize_secret("DeleteSecret", &name)?;
     let recovery_window_days = if force {
         None
     } else {
@@ -777,7 +780,7 @@ fn delete_secret(call: &mut Call<'_>, p: &Params<'_>) -> Result<Value, AwsError>
 fn restore_secret(call: &mut Call<'_>, p: &Params<'_>) -> Result<Value, AwsError> {
     let name = resolve(call, p)?;
     let arn = secret_arn(call, &name);
-    call.authorize("RestoreSecret", &arn)?;
+    call.authorize_secret("RestoreSecret", &name)?;
     call.execute(Request::RestoreSecret { name: name.clone() })?;
     Ok(json!({"ARN": arn, "Name": name}))
 }
@@ -788,7 +791,7 @@ fn tag_resource(call: &mut Call<'_>, p: &Params<'_>) -> Result<Value, AwsError> 
         return Err(p.invalid("Tags is required."));
     }
     let tags = tags(p, "Tags")?;
-    call.authorize("TagResource", &secret_arn(call, &name))?;
+    call.authorize_secret("TagResource", &name)?;
     call.execute(Request::TagSecret { name, tags })?;
     Ok(json!({}))
 }
@@ -798,7 +801,7 @@ fn untag_resource(call: &mut Call<'_>, p: &Params<'_>) -> Result<Value, AwsError
     let Some(keys) = p.opt_strings("TagKeys")? else {
         return Err(p.invalid("TagKeys is required."));
     };
-    call.authorize("UntagResource", &secret_arn(call, &name))?;
+    call.authorize_secret("UntagResource", &name)?;
     call.execute(Request::UntagSecret { name, keys })?;
     Ok(json!({}))
 }
@@ -833,7 +836,7 @@ fn rotate_secret(call: &mut Call<'_>, p: &Params<'_>) -> Result<Value, AwsError>
     let rules = p.opt_object("RotationRules")?;
     let immediately = p.opt_bool("RotateImmediately")?.unwrap_or(true);
     let arn = secret_arn(call, &name);
-    call.authorize("RotateSecret", &arn)?;
+    call.authorize_secret("RotateSecret", &name)?;
     if let Some(rules) = rules {
         let rules = Params::new(rules, call.service);
         let days = rules.opt_int("AutomaticallyAfterDays", 1, 1000)?;
@@ -886,7 +889,7 @@ fn rotate_secret(call: &mut Call<'_>, p: &Params<'_>) -> Result<Value, AwsError>
 fn cancel_rotate_secret(call: &mut Call<'_>, p: &Params<'_>) -> Result<Value, AwsError> {
     let name = resolve(call, p)?;
     let arn = secret_arn(call, &name);
-    call.authorize("CancelRotateSecret", &arn)?;
+    call.authorize_secret("CancelRotateSecret", &name)?;
     call.execute(Request::CancelRotation { name: name.clone() })?;
     Ok(json!({"ARN": arn, "Name": name}))
 }
@@ -897,11 +900,88 @@ fn validate_resource_policy(call: &mut Call<'_>, p: &Params<'_>) -> Result<Value
         return Err(p.invalid("ResourcePolicy must be 1 to 20480 characters long."));
     }
     call.authorize("ValidateResourcePolicy", "*")?;
-    let findings = coffer_aws::policy::validate(policy);
+    let findings = resource_policy_findings(policy);
     let errors: Vec<Value> = findings
         .iter()
         .filter(|f| f.severity == coffer_aws::policy::Severity::Error)
         .map(|f| json!({"CheckName": f.code, "ErrorMessage": f.message}))
         .collect();
     Ok(json!({"PolicyValidationPassed": errors.is_empty(), "ValidationErrors": errors}))
+}
+
+/// Validation findings for a resource policy: the structural check (principals required)
+/// first, then the general checks.
+fn resource_policy_findings(policy: &str) -> Vec<coffer_aws::policy::Finding> {
+    if let Err(error) = coffer_aws::policy::Policy::parse_resource(policy) {
+        return vec![coffer_aws::policy::Finding {
+            severity: coffer_aws::policy::Severity::Error,
+            code: "RESOURCE_POLICY",
+            path: error.path().to_owned(),
+            message: error.to_string(),
+        }];
+    }
+    coffer_aws::policy::validate(policy)
+        .into_iter()
+        // The general checks read it as an access-key policy, which may not name
+        // principals; that finding does not apply to a resource policy.
+        .filter(|f| f.code != "PARSE_ERROR")
+        .collect()
+}
+
+fn get_resource_policy(call: &mut Call<'_>, p: &Params<'_>) -> Result<Value, AwsError> {
+    let name = resolve(call, p)?;
+    let arn = secret_arn(call, &name);
+    call.authorize_secret("GetResourcePolicy", &name)?;
+    match call.execute(Request::SecretPolicyGet { name: name.clone() })? {
+        Response::SecretPolicy(policy) => {
+            let mut out = json!({"ARN": arn, "Name": name});
+            if let Some(policy) = policy {
+                out["ResourcePolicy"] = json!(policy);
+            }
+            Ok(out)
+        }
+        _ => Err(unexpected(call)),
+    }
+}
+
+fn put_resource_policy(call: &mut Call<'_>, p: &Params<'_>) -> Result<Value, AwsError> {
+    let name = resolve(call, p)?;
+    let policy = p.str("ResourcePolicy")?;
+    if policy.is_empty() || policy.len() > 20_480 {
+        return Err(p.invalid("ResourcePolicy must be 1 to 20480 characters long."));
+    }
+    let block_public = p.opt_bool("BlockPublicPolicy")?.unwrap_or(false);
+    let arn = secret_arn(call, &name);
+    call.authorize_secret("PutResourcePolicy", &name)?;
+    match coffer_aws::policy::Policy::parse_resource(policy) {
+        Err(error) => {
+            return Err(AwsError::new(
+                "MalformedPolicyDocumentException",
+                400,
+                format!("The resource policy is not valid: {error}"),
+            ))
+        }
+        Ok(parsed) if block_public && parsed.is_public() => {
+            return Err(AwsError::new(
+                "PublicPolicyException",
+                400,
+                "The BlockPublicPolicy parameter is set to true, and the resource policy did not prevent broad access to the secret.",
+            ))
+        }
+        Ok(_) => {}
+    }
+    call.execute(Request::SecretPolicyPut {
+        name: name.clone(),
+        policy: policy.to_owned(),
+        block_public,
+    })?;
+    Ok(json!({"ARN": arn, "Name": name}))
+}
+
+fn delete_resource_policy(call: &mut Call<'_>, p: &Params<'_>) -> Result<Value, AwsError> {
+    let name = resolve(call, p)?;
+    let arn = secret_arn(call, &name);
+    call.authorize_secret("DeleteResourcePolicy", &name)?;
+    call.execute(Request::SecretPolicyDelete { name: name.clone() })?;
+    Ok(json!({"ARN": arn, "Name": name}))
 }

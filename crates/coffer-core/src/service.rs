@@ -323,6 +323,17 @@ pub enum Request {
     SettingGet {
         name: String,
     },
+    SecretPolicyGet {
+        name: String,
+    },
+    SecretPolicyPut {
+        name: String,
+        policy: String,
+        block_public: bool,
+    },
+    SecretPolicyDelete {
+        name: String,
+    },
     SettingSet {
         name: String,
         value: String,
@@ -410,6 +421,7 @@ pub enum Response {
         name: String,
         value: String,
     },
+    SecretPolicy(Option<String>),
 }
 
 fn context_bytes(value: &WireValue) -> Result<Zeroizing<Vec<u8>>> {
@@ -509,6 +521,19 @@ pub fn execute(vault: &mut Vault, request: Request) -> Result<Response> {
         }
         Request::AccessKeyDelete { key } => {
             vault.delete_access_key(&key)?;
+            Response::Done
+        }
+        Request::SecretPolicyGet { name } => Response::SecretPolicy(vault.secret_policy(&name)?),
+        Request::SecretPolicyPut {
+            name,
+            policy,
+            block_public,
+        } => {
+            vault.put_secret_policy(&name, &policy, block_public)?;
+            Response::Done
+        }
+        Request::SecretPolicyDelete { name } => {
+            vault.delete_secret_policy(&name)?;
             Response::Done
         }
         Request::SettingGet { name } => Response::Setting {

@@ -1,4 +1,5 @@
-//! Rows of the `access_keys` table: the AWS-compatible API's access keys.
+//! Rows of the `access_keys` and `secret_policies` tables: who may use the AWS-compatible
+//! API, and the resource policies of secrets.
 //!
 //! Only sealed secrets are stored here; sealing, MACs and the rules live in
 //! `vault::access_keys`.
@@ -105,5 +106,36 @@ pub fn record_use(conn: &Connection, id: &str, at: i64, what: &str) -> Result<()
         "UPDATE access_keys SET last_used_at = ?2, last_used_what = ?3 WHERE id = ?1",
     )?
     .execute(params![id, at, what])?;
+    Ok(())
+}
+
+/// A secret's resource policy and its MAC.
+pub fn secret_policy(
+    conn: &Connection,
+    secret_id: uuid::Uuid,
+) -> Result<Option<(String, Vec<u8>)>, StoreError> {
+    Ok(conn
+        .prepare_cached("SELECT policy, mac FROM secret_policies WHERE secret_id = ?1")?
+        .query_row([secret_id], |row| Ok((row.get(0)?, row.get(1)?)))
+        .optional()?)
+}
+
+pub fn set_secret_policy(
+    conn: &Connection,
+    secret_id: uuid::Uuid,
+    policy: &str,
+    mac: &[u8],
+) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "INSERT INTO secret_policies (secret_id, policy, mac) VALUES (?1, ?2, ?3)
+         ON CONFLICT (secret_id) DO UPDATE SET policy = excluded.policy, mac = excluded.mac",
+    )?
+    .execute(params![secret_id, policy, mac])?;
+    Ok(())
+}
+
+pub fn delete_secret_policy(conn: &Connection, secret_id: uuid::Uuid) -> Result<(), StoreError> {
+    conn.prepare_cached("DELETE FROM secret_policies WHERE secret_id = ?1")?
+        .execute([secret_id])?;
     Ok(())
 }

@@ -256,6 +256,14 @@ const MIGRATIONS: &[&str] = &[
         last_used_what TEXT,
         mac            BLOB NOT NULL
     ) STRICT;
+
+    -- Resource policies of secrets (Secrets Manager's PutResourcePolicy), MACed with
+    -- their secret's id: an edit cannot grant another key access.
+    CREATE TABLE secret_policies (
+        secret_id  BLOB PRIMARY KEY REFERENCES secrets(id) ON DELETE CASCADE,
+        policy     TEXT NOT NULL,
+        mac        BLOB NOT NULL
+    ) STRICT;
     "#,
 ];
 

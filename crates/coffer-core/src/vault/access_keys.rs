@@ -421,3 +421,66 @@ impl Vault {
         )
     }
 }
+
+impl Vault {
+    /// A secret's resource policy, `None` if it has none.
+    pub fn secret_policy(&mut self, name: &str) -> Result<Option<String>> {
+        self.require_unlocked()?;
+        let name = crate::names::SecretName::parse(name)?;
+        let integrity = self.keyring.as_ref().ok_or(Error::Locked)?.integrity();
+        let conn = self.store.conn();
+        let secret = super::secrets::live_secret(conn, &integrity, &name)?;
+        match rows::secret_policy(conn, secret.id)? {
+            None => Ok(None),
+            Some((policy, mac)) => {
+                integrity.check_secret_policy(secret.id, &secret.name, &policy, &mac)?;
+                Ok(Some(policy))
+            }
+        }
+    }
+
+    /// Attaches a resource policy to a secret (replacing any). With `block_public`, a
+    /// policy whose Allow names every principal is refused, as `BlockPublicPolicy` does.
+    pub fn put_secret_policy(
+        &mut self,
+        name: &str,
+        policy: &str,
+        block_public: bool,
+    ) -> Result<()> {
+        let name = crate::names::SecretName::parse(name)?;
+        let parsed = coffer_aws::policy::Policy::parse_resource(policy)
+            .map_err(|e| Error::invalid("resource policy", e.to_string()))?;
+        if block_public && parsed.is_public() {
+            return Err(Error::invalid(
+                "resource policy",
+                "it allows every principal (\"*\"), which BlockPublicPolicy refuses; name the access keys' user ARNs instead",
+            ));
+        }
+        self.require_unlocked()?;
+        self.write(
+            AuditEvent::new("put_secret_policy").secret(None, name.as_str()),
+            |tx, keyring, event| {
+                let integrity = keyring.integrity();
+                let secret = super::secrets::live_secret(tx, &integrity, &name)?;
+                event.secret_id = Some(secret.id);
+                let mac = integrity.secret_policy_tag(secret.id, policy);
+                rows::set_secret_policy(tx, secret.id, policy, &mac)?;
+                Ok(())
+            },
+        )
+    }
+
+    pub fn delete_secret_policy(&mut self, name: &str) -> Result<()> {
+        let name = crate::names::SecretName::parse(name)?;
+        self.require_unlocked()?;
+        self.write(
+            AuditEvent::new("delete_secret_policy").secret(None, name.as_str()),
+            |tx, keyring, event| {
+                let secret = super::secrets::live_secret(tx, &keyring.integrity(), &name)?;
+                event.secret_id = Some(secret.id);
+                rows::delete_secret_policy(tx, secret.id)?;
+                Ok(())
+            },
+        )
+    }
+}

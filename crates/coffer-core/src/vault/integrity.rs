@@ -282,6 +282,32 @@ impl Integrity {
         }
     }
 
+    /// The MAC of a secret's resource policy, bound to the secret's id.
+    pub fn secret_policy_tag(&self, secret_id: Uuid, policy: &str) -> [u8; 32] {
+        self.key.tag(
+            &Aad::new("coffer.secret-policy.v1")
+                .with(self.vault_id.as_bytes())
+                .with(secret_id.as_bytes())
+                .with(policy.as_bytes()),
+        )
+    }
+
+    pub fn check_secret_policy(
+        &self,
+        secret_id: Uuid,
+        name: &str,
+        policy: &str,
+        mac: &[u8],
+    ) -> Result<()> {
+        if same(&self.secret_policy_tag(secret_id, policy), mac) {
+            Ok(())
+        } else {
+            Err(Error::SecretRowTampered {
+                name: name.to_owned(),
+            })
+        }
+    }
+
     fn setting_tag(&self, name: &str, value: &[u8]) -> [u8; 32] {
         self.key.tag(
             &Aad::new("coffer.setting.v1")

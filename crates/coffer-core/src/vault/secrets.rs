@@ -198,7 +198,11 @@ fn labels_of(conn: &Connection, version_id: Uuid) -> Result<Vec<StagingLabel>> {
 }
 
 /// Looks a secret up by name, refusing deleted ones and rows altered outside Coffer.
-fn live_secret(conn: &Connection, integrity: &Integrity, name: &SecretName) -> Result<SecretRow> {
+pub(super) fn live_secret(
+    conn: &Connection,
+    integrity: &Integrity,
+    name: &SecretName,
+) -> Result<SecretRow> {
     let row = any_secret(conn, integrity, name)?;
     if let Some(purge_at) = row.purge_at {
         return Err(Error::SecretDeleted {

@@ -1064,3 +1064,34 @@ fn the_account_id_defaults_is_checked_and_mac_protected() {
         Err(Error::SettingTampered { .. })
     ));
 }
+
+#[test]
+fn a_secret_policy_is_stored_checked_and_bound_to_its_secret() {
+    let mut f = fixture();
+    create(&mut f.vault, "app/one", "one-value");
+    create(&mut f.vault, "app/two", "two-value");
+    let grant = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::000000000000:user/ci"},"Action":"secretsmanager:GetSecretValue","Resource":"*"}]}"#;
+    let public = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":"*","Action":"*","Resource":"*"}]}"#;
+    assert!(f
+        .vault
+        .put_secret_policy("app/one", READ_ONLY_POLICY, false)
+        .is_err());
+    assert!(f.vault.put_secret_policy("app/one", public, true).is_err());
+    assert_eq!(f.vault.secret_policy("app/one").unwrap(), None);
+    f.vault.put_secret_policy("app/one", grant, true).unwrap();
+    assert_eq!(
+        f.vault.secret_policy("app/one").unwrap().as_deref(),
+        Some(grant)
+    );
+    // Moved to another secret, or edited, it is refused.
+    let mut vault = tamper(
+        &mut f,
+        "UPDATE secret_policies SET secret_id = (SELECT id FROM secrets WHERE name = 'app/two')",
+    );
+    assert!(matches!(
+        vault.secret_policy("app/two"),
+        Err(Error::SecretRowTampered { .. })
+    ));
+    vault.delete_secret_policy("app/two").unwrap();
+    assert_eq!(vault.secret_policy("app/two").unwrap(), None);
+}
