@@ -99,15 +99,27 @@ pub struct Principal {
 }
 
 impl Principal {
-    fn matches(&self, set: &PatternSet) -> bool {
+    /// Whether `set` names this caller. For an Allow, only the caller's own ARN (or
+    /// `"*"`) counts: naming the account (`ACCOUNT` or `arn:aws:iam::ACCOUNT:root`) in a
+    /// resource policy delegates to the account's own policies, as in IAM, and grants
+    /// nothing by itself. A Deny naming the account applies to everyone in it.
+    fn matches(&self, set: &PatternSet, effect: Effect) -> bool {
         let root = format!("arn:aws:iam::{}:root", self.account);
         let hit = |p: &String| {
-            p == "*" || wildcard::matches(p, &self.arn) || *p == root || *p == self.account
+            p == "*"
+                || wildcard::matches(p, &self.arn)
+                || (effect == Effect::Deny && (*p == root || *p == self.account))
         };
         match set {
             PatternSet::Any(p) => p.iter().any(hit),
             PatternSet::NoneOf(p) => !p.iter().any(hit),
         }
+    }
+
+    /// Whether an Allow in `set` delegates to this caller's account.
+    fn account_named(&self, set: &PatternSet) -> bool {
+        let root = format!("arn:aws:iam::{}:root", self.account);
+        matches!(set, PatternSet::Any(p) if p.iter().any(|p| *p == root || *p == self.account))
     }
 }
 
@@ -128,7 +140,7 @@ impl Statement {
     ) -> bool {
         let who = match &self.principals {
             None => true,
-            Some(set) => principal.matches(set),
+            Some(set) => principal.matches(set, self.effect),
         };
         who && self.actions.matches(action, true) && self.resources.matches(resource, false)
     }
@@ -241,6 +253,41 @@ pub fn evaluate_with_resource_policy(
         }
     }
     allow.unwrap_or(Decision::ImplicitDeny)
+}
+
+/// Evaluates a KMS key policy with the caller's identity policy, as KMS does: an
+/// explicit Deny in either refuses; the key policy may allow the caller directly; an
+/// identity policy counts only if the key policy delegates to the account (names it in an
+/// Allow for the action), as KMS's default key policy does.
+pub fn evaluate_key_policy(
+    identity: Option<&Policy>,
+    key_policy: &Policy,
+    principal: &Principal,
+    action: &str,
+    resource: &str,
+) -> Decision {
+    let combined =
+        evaluate_with_resource_policy(identity, Some(key_policy), principal, action, resource);
+    match combined {
+        Decision::ExplicitDeny { .. } => combined,
+        Decision::Allow { policy: 1, .. } => combined,
+        _ => {
+            let delegates = key_policy.statements.iter().any(|st| {
+                st.effect == Effect::Allow
+                    && st
+                        .principals
+                        .as_ref()
+                        .is_some_and(|set| principal.account_named(set))
+                    && st.actions.matches(action, true)
+                    && st.resources.matches(resource, false)
+            });
+            if delegates {
+                combined
+            } else {
+                Decision::ImplicitDeny
+            }
+        }
+    }
 }
 
 /// Evaluates several policies together (all attached to one key): any

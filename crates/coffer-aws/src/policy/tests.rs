@@ -485,11 +485,48 @@ mod resource_policies {
             SECRET
         )
         .is_allowed());
-        // The account as principal.
+        // The account as principal delegates to the caller's own policy, granting nothing
+        // by itself; a Deny naming the account applies to everyone in it.
         let account = Policy::parse_resource(r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::000000000000:root"},"Action":"*","Resource":"*"}]}"#).unwrap();
+        assert_eq!(
+            evaluate_with_resource_policy(None, Some(&account), &caller("x"), get, SECRET),
+            Decision::ImplicitDeny
+        );
+        let deny_account = Policy::parse_resource(r#"{"Version":"2012-10-17","Statement":[{"Effect":"Deny","Principal":{"AWS":"000000000000"},"Action":"*","Resource":"*"}]}"#).unwrap();
+        assert!(matches!(
+            evaluate_with_resource_policy(
+                Some(&everything),
+                Some(&deny_account),
+                &caller("x"),
+                get,
+                SECRET
+            ),
+            Decision::ExplicitDeny { .. }
+        ));
+    }
+
+    #[test]
+    fn a_key_policy_must_allow_or_delegate_to_the_account() {
+        let kms_all = Policy::parse(r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"kms:*","Resource":"*"}]}"#).unwrap();
+        let default = Policy::parse_resource(r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::000000000000:root"},"Action":"kms:*","Resource":"*"}]}"#).unwrap();
+        let only_ci = Policy::parse_resource(r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::000000000000:user/ci"},"Action":"kms:Decrypt","Resource":"*"}]}"#).unwrap();
+        let key = "arn:aws:kms:local-1:000000000000:key/k";
+        // The default policy delegates: the identity policy decides.
         assert!(
-            evaluate_with_resource_policy(None, Some(&account), &caller("x"), get, SECRET)
+            evaluate_key_policy(Some(&kms_all), &default, &caller("x"), "kms:Encrypt", key)
                 .is_allowed()
+        );
+        assert!(
+            !evaluate_key_policy(None, &default, &caller("x"), "kms:Encrypt", key).is_allowed()
+        );
+        // A policy that does not delegate ignores identity policies...
+        assert!(
+            !evaluate_key_policy(Some(&kms_all), &only_ci, &caller("x"), "kms:Decrypt", key)
+                .is_allowed()
+        );
+        // ...and grants whom it names.
+        assert!(
+            evaluate_key_policy(None, &only_ci, &caller("ci"), "kms:Decrypt", key).is_allowed()
         );
     }
 }
