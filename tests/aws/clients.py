@@ -208,6 +208,32 @@ def kms_round_trip():
     assert "alias/api" in aliases, aliases
 
 
+@check("kms tags, description, rotations, key policies")
+def kms_metadata():
+    key = kms.create_key(Description="tagged", Tags=[{"TagKey": "team", "TagValue": "core"}])["KeyMetadata"]
+    kid = key["KeyId"]
+    kms.tag_resource(KeyId=kid, Tags=[{"TagKey": "env", "TagValue": "prod"}])
+    kms.untag_resource(KeyId=kid, TagKeys=["team"])
+    assert kms.list_resource_tags(KeyId=kid)["Tags"] == [{"TagKey": "env", "TagValue": "prod"}]
+    refused("TagException", kms.tag_resource, KeyId=kid, Tags=[{"TagKey": "aws:x", "TagValue": "y"}])
+    kms.update_key_description(KeyId=kid, Description="renamed")
+    assert kms.describe_key(KeyId=kid)["KeyMetadata"]["Description"] == "renamed"
+    kms.rotate_key_on_demand(KeyId=kid)
+    rotations = kms.list_key_rotations(KeyId=kid)["Rotations"]
+    assert len(rotations) == 1 and rotations[0]["KeyId"] == kid, rotations
+    default = json.loads(kms.get_key_policy(KeyId=kid, PolicyName="default")["Policy"])
+    assert default["Statement"][0]["Principal"]["AWS"] == "arn:aws:iam::000000000000:root"
+    assert kms.list_key_policies(KeyId=kid)["PolicyNames"] == ["default"]
+    refused("MalformedPolicyDocumentException", kms.put_key_policy, KeyId=kid, PolicyName="default",
+            Policy='{"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "kms:*", "Resource": "*"}]}')
+    # A key policy that names only another user: the admin key's own policy no longer counts.
+    only_other = json.dumps({"Version": "2012-10-17", "Statement": [{
+        "Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::000000000000:user/someone-else"},
+        "Action": "kms:*", "Resource": "*"}]})
+    kms.put_key_policy(KeyId=kid, PolicyName="default", Policy=only_other)
+    refused("AccessDeniedException", kms.encrypt, KeyId=kid, Plaintext=b"x")
+
+
 @check("aws cli")
 def aws_cli():
     env = dict(os.environ,

@@ -1,7 +1,9 @@
 //! What an operation works with: the vault, who is calling, their policy, and the names
 //! (region, account) ARNs are made of.
 
-use coffer_aws::policy::{evaluate_with_resource_policy, Decision, Policy, Principal};
+use coffer_aws::policy::{
+    evaluate_key_policy, evaluate_with_resource_policy, Decision, Policy, Principal,
+};
 use coffer_aws::AwsError;
 use coffer_core::service::{self, Request, Response};
 use coffer_core::Vault;
@@ -125,6 +127,32 @@ impl<'a> Call<'a> {
         self.authorize_with(operation, &arn, resource_policy.as_ref())
     }
 
+    /// Like [`Call::authorize`] for a KMS key (given by id): a key policy set with
+    /// PutKeyPolicy decides as KMS decides (identity policies count only where it
+    /// delegates to the account); without one, the default policy delegates everything.
+    pub fn authorize_key(&mut self, operation: &str, key_id: &str) -> Result<(), AwsError> {
+        let arn = crate::arn::key_arn(&self.region, &self.account, key_id);
+        let key_policy = self
+            .vault
+            .key_policy(key_id)
+            .map_err(|e| aws_error(self.service, &e))?
+            .and_then(|p| Policy::parse_resource(&p).ok());
+        match key_policy {
+            None => self.authorize_with(operation, &arn, None),
+            Some(key_policy) => {
+                let action = format!("{}:{operation}", self.service.action_prefix());
+                let decision = evaluate_key_policy(
+                    self.policy.as_ref(),
+                    &key_policy,
+                    &self.principal,
+                    &action,
+                    &arn,
+                );
+                self.decide(decision, &action, &arn)
+            }
+        }
+    }
+
     fn authorize_with(
         &mut self,
         operation: &str,
@@ -139,6 +167,10 @@ impl<'a> Call<'a> {
             &action,
             resource,
         );
+        self.decide(decision, &action, resource)
+    }
+
+    fn decide(&mut self, decision: Decision, action: &str, resource: &str) -> Result<(), AwsError> {
         if decision.is_allowed() {
             return Ok(());
         }
@@ -152,7 +184,7 @@ impl<'a> Call<'a> {
         let _ = self.vault.record_access_denied(detail);
         Err(AwsError::access_denied(
             self.access_key,
-            &action,
+            action,
             resource,
             explicit,
         ))

@@ -43,6 +43,14 @@ pub fn call(call: &mut Call<'_>, operation: &str, input: &Input) -> Result<Value
         "DisableKeyRotation" => disable_key_rotation(call, &p),
         "GetKeyRotationStatus" => get_key_rotation_status(call, &p),
         "RotateKeyOnDemand" => rotate_key_on_demand(call, &p),
+        "ListKeyRotations" => list_key_rotations(call, &p),
+        "UpdateKeyDescription" => update_key_description(call, &p),
+        "TagResource" => tag_resource(call, &p),
+        "UntagResource" => untag_resource(call, &p),
+        "ListResourceTags" => list_resource_tags(call, &p),
+        "GetKeyPolicy" => get_key_policy(call, &p),
+        "PutKeyPolicy" => put_key_policy(call, &p),
+        "ListKeyPolicies" => list_key_policies(call, &p),
         "Sign"
         | "Verify"
         | "GetPublicKey"
@@ -102,8 +110,7 @@ fn authorized_key(
     operation: &str,
 ) -> Result<KeyDescription, AwsError> {
     let key = describe(call, &arn::key_reference(key_id))?;
-    let key_arn = arn::key_arn(&call.region, &call.account, &key.id.to_string());
-    call.authorize(operation, &key_arn)?;
+    call.authorize_key(operation, &key.id.to_string())?;
     Ok(key)
 }
 
@@ -156,12 +163,10 @@ fn create_key(call: &mut Call<'_>, p: &Params<'_>) -> Result<Value, AwsError> {
     if p.opt_bool("MultiRegion")?.unwrap_or(false) {
         return Err(unsupported());
     }
-    if p.has("Tags") {
-        return Err(AwsError::new(
-            "UnsupportedOperationException",
-            400,
-            "Coffer keys carry no tags yet; create the key without Tags.",
-        ));
+    let tags = kms_tags(p)?;
+    let policy = p.opt_str_len("Policy", 1, 32_768)?;
+    if let Some(policy) = policy {
+        check_key_policy(policy)?;
     }
     let resource = format!("arn:aws:kms:{}:{}:key/*", call.region, call.account);
     call.authorize("CreateKey", &resource)?;
@@ -169,7 +174,22 @@ fn create_key(call: &mut Call<'_>, p: &Params<'_>) -> Result<Value, AwsError> {
         description: description.to_owned(),
         alias: None,
     })? {
-        Response::Key(key) => Ok(json!({"KeyMetadata": metadata(call, &key)})),
+        Response::Key(key) => {
+            let id = key.id.to_string();
+            if !tags.is_empty() {
+                call.execute(Request::TagKey {
+                    key: id.clone(),
+                    tags,
+                })?;
+            }
+            if let Some(policy) = policy {
+                call.execute(Request::KeyPolicyPut {
+                    key: id,
+                    policy: policy.to_owned(),
+                })?;
+            }
+            Ok(json!({"KeyMetadata": metadata(call, &key)}))
+        }
         _ => Err(unexpected(call)),
     }
 }
@@ -315,8 +335,7 @@ fn update_alias(call: &mut Call<'_>, p: &Params<'_>) -> Result<Value, AwsError> 
     let key = authorized_key(call, key_id_param(p, "TargetKeyId")?, "UpdateAlias")?;
     let alias_arn = arn::alias_arn(&call.region, &call.account, alias);
     call.authorize("UpdateAlias", &alias_arn)?;
-    let current_arn = key_arn(call, &current);
-    call.authorize("UpdateAlias", &current_arn)?;
+    call.authorize_key("UpdateAlias", &current.id.to_string())?;
     call.execute(Request::DeleteAlias {
         alias: alias.to_owned(),
     })?;
@@ -339,8 +358,7 @@ fn delete_alias(call: &mut Call<'_>, p: &Params<'_>) -> Result<Value, AwsError> 
     let key = describe(call, alias)?;
     let alias_arn = arn::alias_arn(&call.region, &call.account, alias);
     call.authorize("DeleteAlias", &alias_arn)?;
-    let target = key_arn(call, &key);
-    call.authorize("DeleteAlias", &target)?;
+    call.authorize_key("DeleteAlias", &key.id.to_string())?;
     call.execute(Request::DeleteAlias {
         alias: alias.to_owned(),
     })?;
@@ -484,7 +502,7 @@ fn decrypt(call: &mut Call<'_>, p: &Params<'_>) -> Result<Value, AwsError> {
         }
     }
     let arn = key_arn(call, &key);
-    call.authorize("Decrypt", &arn)?;
+    call.authorize_key("Decrypt", &key.id.to_string())?;
     match call.execute(Request::Decrypt {
         ciphertext: blob,
         context,
@@ -518,7 +536,7 @@ fn re_encrypt(call: &mut Call<'_>, p: &Params<'_>) -> Result<Value, AwsError> {
         }
     }
     let source_arn = key_arn(call, &source);
-    call.authorize("ReEncryptFrom", &source_arn)?;
+    call.authorize_key("ReEncryptFrom", &source.id.to_string())?;
     let destination = authorized_key(call, destination_id, "ReEncryptTo")?;
     match call.execute(Request::ReEncrypt {
         ciphertext: blob,
@@ -648,4 +666,187 @@ fn rotate_key_on_demand(call: &mut Call<'_>, p: &Params<'_>) -> Result<Value, Aw
         key: key.id.to_string(),
     })?;
     Ok(json!({"KeyId": key.id.to_string()}))
+}
+
+/// KMS tags: `[{"TagKey": ..., "TagValue": ...}]`.
+fn kms_tags(p: &Params<'_>) -> Result<std::collections::BTreeMap<String, String>, AwsError> {
+    let mut out = std::collections::BTreeMap::new();
+    let Some(items) = p.opt_array("Tags")? else {
+        return Ok(out);
+    };
+    for item in items {
+        let key = item.get("TagKey").and_then(Value::as_str);
+        let value = item.get("TagValue").and_then(Value::as_str);
+        let (Some(key), Some(value)) = (key, value) else {
+            return Err(p.invalid("Each tag needs a TagKey and a TagValue."));
+        };
+        if key.is_empty() || key.chars().count() > 128 || value.chars().count() > 256 {
+            return Err(AwsError::new(
+                "TagException",
+                400,
+                "Tag keys must be 1 to 128 characters and values at most 256.",
+            ));
+        }
+        if key.starts_with("aws:") {
+            return Err(AwsError::new(
+                "TagException",
+                400,
+                "Tag keys beginning with aws: are reserved.",
+            ));
+        }
+        out.insert(key.to_owned(), value.to_owned());
+    }
+    Ok(out)
+}
+
+fn check_key_policy(policy: &str) -> Result<(), AwsError> {
+    coffer_aws::policy::Policy::parse_resource(policy)
+        .map(|_| ())
+        .map_err(|e| {
+            AwsError::new(
+                "MalformedPolicyDocumentException",
+                400,
+                format!("The key policy is not valid: {e}"),
+            )
+        })
+}
+
+/// The policy a key has until PutKeyPolicy: KMS's default, which delegates to the
+/// account's own (here: the access keys') policies.
+fn default_key_policy(account: &str) -> String {
+    json!({
+        "Version": "2012-10-17",
+        "Id": "key-default-1",
+        "Statement": [{
+            "Sid": "Enable IAM User Permissions",
+            "Effect": "Allow",
+            "Principal": {"AWS": format!("arn:aws:iam::{account}:root")},
+            "Action": "kms:*",
+            "Resource": "*",
+        }],
+    })
+    .to_string()
+}
+
+fn policy_name(p: &Params<'_>, required: bool) -> Result<(), AwsError> {
+    let name = if required {
+        Some(p.str("PolicyName")?)
+    } else {
+        p.opt_str("PolicyName")?
+    };
+    match name {
+        None | Some("default") => Ok(()),
+        Some(_) => Err(AwsError::new(
+            "NotFoundException",
+            400,
+            "A key has one policy, named default.",
+        )),
+    }
+}
+
+fn list_key_rotations(call: &mut Call<'_>, p: &Params<'_>) -> Result<Value, AwsError> {
+    let key = authorized_key(call, key_id_param(p, "KeyId")?, "ListKeyRotations")?;
+    let id = key.id.to_string();
+    let rotations: Vec<Value> = key
+        .versions
+        .iter()
+        .filter(|v| v.version > 1)
+        .map(|v| json!({"KeyId": id, "RotationDate": epoch(v.created_at)}))
+        .collect();
+    let (rotations, next) = page(p, rotations)?;
+    Ok(paged(json!({"Rotations": rotations}), next))
+}
+
+fn update_key_description(call: &mut Call<'_>, p: &Params<'_>) -> Result<Value, AwsError> {
+    let key_id = key_id_param(p, "KeyId")?;
+    let description = p.opt_str_len("Description", 0, 8192)?;
+    let Some(description) = description else {
+        return Err(p.invalid("1 validation error detected: Value null at 'description' failed to satisfy constraint: Member must not be null"));
+    };
+    let key = authorized_key(call, key_id, "UpdateKeyDescription")?;
+    call.execute(Request::UpdateKeyDescription {
+        key: key.id.to_string(),
+        description: description.to_owned(),
+    })?;
+    Ok(json!({}))
+}
+
+fn tag_resource(call: &mut Call<'_>, p: &Params<'_>) -> Result<Value, AwsError> {
+    let key_id = key_id_param(p, "KeyId")?;
+    if !p.has("Tags") {
+        return Err(p.invalid("1 validation error detected: Value null at 'tags' failed to satisfy constraint: Member must not be null"));
+    }
+    let tags = kms_tags(p)?;
+    let key = authorized_key(call, key_id, "TagResource")?;
+    call.execute(Request::TagKey {
+        key: key.id.to_string(),
+        tags,
+    })?;
+    Ok(json!({}))
+}
+
+fn untag_resource(call: &mut Call<'_>, p: &Params<'_>) -> Result<Value, AwsError> {
+    let key_id = key_id_param(p, "KeyId")?;
+    let Some(keys) = p.opt_strings("TagKeys")? else {
+        return Err(p.invalid("1 validation error detected: Value null at 'tagKeys' failed to satisfy constraint: Member must not be null"));
+    };
+    let key = authorized_key(call, key_id, "UntagResource")?;
+    call.execute(Request::UntagKey {
+        key: key.id.to_string(),
+        keys,
+    })?;
+    Ok(json!({}))
+}
+
+fn list_resource_tags(call: &mut Call<'_>, p: &Params<'_>) -> Result<Value, AwsError> {
+    let key = authorized_key(call, key_id_param(p, "KeyId")?, "ListResourceTags")?;
+    match call.execute(Request::KeyTags {
+        key: key.id.to_string(),
+    })? {
+        Response::Tags(tags) => {
+            let tags: Vec<Value> = tags
+                .iter()
+                .map(|(k, v)| json!({"TagKey": k, "TagValue": v}))
+                .collect();
+            let (tags, next) = page(p, tags)?;
+            Ok(paged(json!({"Tags": tags}), next))
+        }
+        _ => Err(unexpected(call)),
+    }
+}
+
+fn get_key_policy(call: &mut Call<'_>, p: &Params<'_>) -> Result<Value, AwsError> {
+    let key_id = key_id_param(p, "KeyId")?;
+    policy_name(p, false)?;
+    let key = authorized_key(call, key_id, "GetKeyPolicy")?;
+    match call.execute(Request::KeyPolicyGet {
+        key: key.id.to_string(),
+    })? {
+        Response::KeyPolicy(policy) => Ok(json!({
+            "Policy": policy.unwrap_or_else(|| default_key_policy(&call.account)),
+            "PolicyName": "default",
+        })),
+        _ => Err(unexpected(call)),
+    }
+}
+
+fn put_key_policy(call: &mut Call<'_>, p: &Params<'_>) -> Result<Value, AwsError> {
+    let key_id = key_id_param(p, "KeyId")?;
+    policy_name(p, false)?;
+    let policy = p.str("Policy")?;
+    if policy.is_empty() || policy.len() > 32_768 {
+        return Err(p.invalid("Policy must be 1 to 32768 characters long."));
+    }
+    check_key_policy(policy)?;
+    let key = authorized_key(call, key_id, "PutKeyPolicy")?;
+    call.execute(Request::KeyPolicyPut {
+        key: key.id.to_string(),
+        policy: policy.to_owned(),
+    })?;
+    Ok(json!({}))
+}
+
+fn list_key_policies(call: &mut Call<'_>, p: &Params<'_>) -> Result<Value, AwsError> {
+    authorized_key(call, key_id_param(p, "KeyId")?, "ListKeyPolicies")?;
+    Ok(json!({"PolicyNames": ["default"], "Truncated": false}))
 }

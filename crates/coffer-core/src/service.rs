@@ -334,6 +334,28 @@ pub enum Request {
     SecretPolicyDelete {
         name: String,
     },
+    UpdateKeyDescription {
+        key: String,
+        description: String,
+    },
+    KeyTags {
+        key: String,
+    },
+    TagKey {
+        key: String,
+        tags: BTreeMap<String, String>,
+    },
+    UntagKey {
+        key: String,
+        keys: Vec<String>,
+    },
+    KeyPolicyGet {
+        key: String,
+    },
+    KeyPolicyPut {
+        key: String,
+        policy: String,
+    },
     SettingSet {
         name: String,
         value: String,
@@ -422,6 +444,8 @@ pub enum Response {
         value: String,
     },
     SecretPolicy(Option<String>),
+    Tags(BTreeMap<String, String>),
+    KeyPolicy(Option<String>),
 }
 
 fn context_bytes(value: &WireValue) -> Result<Zeroizing<Vec<u8>>> {
@@ -534,6 +558,24 @@ pub fn execute(vault: &mut Vault, request: Request) -> Result<Response> {
         }
         Request::SecretPolicyDelete { name } => {
             vault.delete_secret_policy(&name)?;
+            Response::Done
+        }
+        Request::UpdateKeyDescription { key, description } => {
+            vault.update_key_description(&key, &description)?;
+            Response::Done
+        }
+        Request::KeyTags { key } => Response::Tags(vault.key_tags(&key)?),
+        Request::TagKey { key, tags } => {
+            vault.tag_key(&key, &tags)?;
+            Response::Done
+        }
+        Request::UntagKey { key, keys } => {
+            vault.untag_key(&key, &keys)?;
+            Response::Done
+        }
+        Request::KeyPolicyGet { key } => Response::KeyPolicy(vault.key_policy(&key)?),
+        Request::KeyPolicyPut { key, policy } => {
+            vault.put_key_policy(&key, &policy)?;
             Response::Done
         }
         Request::SettingGet { name } => Response::Setting {

@@ -264,6 +264,20 @@ const MIGRATIONS: &[&str] = &[
         policy     TEXT NOT NULL,
         mac        BLOB NOT NULL
     ) STRICT;
+
+    -- KMS key policies (MACed with their key's id: they decide who may use the key) and
+    -- key tags (labels only, like secret tags).
+    CREATE TABLE key_policies (
+        key_id  BLOB PRIMARY KEY REFERENCES keys(id) ON DELETE CASCADE,
+        policy  TEXT NOT NULL,
+        mac     BLOB NOT NULL
+    ) STRICT;
+    CREATE TABLE key_tags (
+        key_id  BLOB NOT NULL REFERENCES keys(id) ON DELETE CASCADE,
+        key     TEXT NOT NULL,
+        value   TEXT NOT NULL,
+        PRIMARY KEY (key_id, key)
+    ) STRICT, WITHOUT ROWID;
     "#,
 ];
 

@@ -308,6 +308,24 @@ impl Integrity {
         }
     }
 
+    /// The MAC of a KMS key policy, bound to the key's id.
+    pub fn key_policy_tag(&self, key_id: Uuid, policy: &str) -> [u8; 32] {
+        self.key.tag(
+            &Aad::new("coffer.key-policy.v1")
+                .with(self.vault_id.as_bytes())
+                .with(key_id.as_bytes())
+                .with(policy.as_bytes()),
+        )
+    }
+
+    pub fn check_key_policy(&self, key_id: Uuid, policy: &str, mac: &[u8]) -> Result<()> {
+        if same(&self.key_policy_tag(key_id, policy), mac) {
+            Ok(())
+        } else {
+            Err(Error::KeyRowTampered { key_id })
+        }
+    }
+
     fn setting_tag(&self, name: &str, value: &[u8]) -> [u8; 32] {
         self.key.tag(
             &Aad::new("coffer.setting.v1")

@@ -7,6 +7,7 @@ pub mod envelope;
 pub mod error;
 mod failed_unlocks;
 mod integrity;
+mod key_metadata;
 mod keyring;
 mod keys;
 mod lifecycle;

@@ -1095,3 +1095,33 @@ fn a_secret_policy_is_stored_checked_and_bound_to_its_secret() {
     vault.delete_secret_policy("app/two").unwrap();
     assert_eq!(vault.secret_policy("app/two").unwrap(), None);
 }
+
+#[test]
+fn a_key_policy_is_mac_bound_and_tags_and_description_change() {
+    let mut f = fixture();
+    let key = f.vault.create_key("first", None).unwrap();
+    let id = key.id.to_string();
+    let policy = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::000000000000:user/ci"},"Action":"kms:*","Resource":"*"}]}"#;
+    assert!(f.vault.put_key_policy(&id, READ_ONLY_POLICY).is_err());
+    assert_eq!(f.vault.key_policy(&id).unwrap(), None);
+    f.vault.put_key_policy(&id, policy).unwrap();
+    assert_eq!(f.vault.key_policy(&id).unwrap().as_deref(), Some(policy));
+    f.vault
+        .tag_key(
+            &id,
+            &BTreeMap::from([("env".to_owned(), "prod".to_owned())]),
+        )
+        .unwrap();
+    f.vault.update_key_description(&id, "second").unwrap();
+    assert_eq!(f.vault.describe_key(&id).unwrap().description, "second");
+    f.vault.untag_key(&id, &["env".to_owned()]).unwrap();
+    assert!(f.vault.key_tags(&id).unwrap().is_empty());
+    let mut vault = tamper(
+        &mut f,
+        "UPDATE key_policies SET policy = replace(policy, 'user/ci', 'user/attacker')",
+    );
+    assert!(matches!(
+        vault.key_policy(&id),
+        Err(Error::KeyRowTampered { .. })
+    ));
+}
