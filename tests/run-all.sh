@@ -22,6 +22,8 @@ echo "== cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== cargo build"
 cargo build --workspace --locked
+echo "== Python venv with boto3 and the AWS CLI for tests/tests/aws_api.rs (AWS-compatible API)"
+tests/aws/make-venv.sh >/dev/null  # AWS API: real clients from PyPI (see tests/aws/)
 echo "== cargo test"
 cargo test --workspace --locked --no-fail-fast
 echo "== fuzzing the parsers of outside input (bounded: FUZZ_SECONDS per target)"

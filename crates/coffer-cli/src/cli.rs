@@ -149,6 +149,12 @@ pub enum Command {
     /// This vault's region and the peers (replica regions) it is paired with.
     #[command(subcommand)]
     Region(RegionCommand),
+    /// Access keys for the AWS-compatible API (`coffer daemon --aws-listen`).
+    #[command(subcommand)]
+    AccessKey(AccessKeyCommand),
+    /// Vault settings (`aws.account-id`).
+    #[command(subcommand)]
+    Config(ConfigCommand),
     /// Run scheduled rotations headless (servers): rotates secrets and keys when due,
     /// retries failures with backoff, re-wraps data keys under new key versions. After
     /// downtime each overdue rotation runs once, not once per missed period.
@@ -167,7 +173,64 @@ pub enum Command {
         /// daemon listens nowhere.
         #[arg(long, value_name = "ADDR:PORT")]
         listen: Option<String>,
+        /// Serve the AWS-compatible API (Secrets Manager and KMS, SigV4 with
+        /// `coffer access-key` keys) here, e.g. 127.0.0.1:4566; loopback only for now.
+        #[arg(long, value_name = "ADDR:PORT")]
+        aws_listen: Option<String>,
     },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AccessKeyCommand {
+    /// Make an access key; prints its id and secret once (the secret is never shown
+    /// again).
+    Create {
+        #[arg(long)]
+        name: String,
+        /// IAM-like policy (JSON) saying what the key may do; without one it may do
+        /// nothing.
+        #[arg(long, value_name = "FILE")]
+        policy_file: Option<PathBuf>,
+    },
+    /// Take an existing access key pair, so an existing configuration works unchanged.
+    Import {
+        #[arg(long)]
+        id: String,
+        /// File holding the secret access key, or - for stdin (never an argument).
+        #[arg(long, value_name = "FILE")]
+        secret_file: PathBuf,
+        /// Defaults to the id.
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long, value_name = "FILE")]
+        policy_file: Option<PathBuf>,
+    },
+    /// List access keys (never their secrets) and when each was last used.
+    List,
+    /// Refuse every request signed with this key, until enabled again.
+    Disable {
+        key: String,
+    },
+    Enable {
+        key: String,
+    },
+    /// Replace a key's policy; without --policy-file the key may do nothing.
+    SetPolicy {
+        key: String,
+        #[arg(long, value_name = "FILE")]
+        policy_file: Option<PathBuf>,
+    },
+    Delete {
+        key: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ConfigCommand {
+    /// Print a setting.
+    Get { name: String },
+    /// Set a setting, e.g. `coffer config set aws.account-id 123456789012`.
+    Set { name: String, value: String },
 }
 
 #[derive(Subcommand, Debug)]

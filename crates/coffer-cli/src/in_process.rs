@@ -44,7 +44,15 @@ fn tpm_command(env: &Env, command: Command) -> Result<(), Failure> {
             max_sleep,
             now,
             listen,
-        } => rotation::daemon(env, once, &max_sleep, now.as_deref(), listen.as_deref()),
+            aws_listen,
+        } => rotation::daemon(
+            env,
+            once,
+            &max_sleep,
+            now.as_deref(),
+            listen.as_deref(),
+            aws_listen.as_deref(),
+        ),
         _ => Err(Failure::usage(
             "not a command that needs the TPM in this process",
         )),

@@ -20,6 +20,7 @@ use crate::names::{SecretName, StagingLabel};
 use crate::rotation::{
     RotationHistoryEntry, RotationInfo, RotationOutcome, RotationSettings, Step,
 };
+use crate::vault::access_keys::AccessKeyInfo;
 use crate::vault::envelope::EncryptionContext;
 use crate::vault::regions::{PeerContact, PeerInfo, RegionIdentity};
 use crate::vault::replication::SecretReplication;
@@ -312,6 +313,69 @@ pub enum Request {
     PromoteSecret {
         name: String,
     },
+    /// A new access key for the AWS-compatible API; its secret is answered once.
+    AccessKeyCreate {
+        name: String,
+        policy: Option<String>,
+    },
+    AccessKeyImport {
+        id: String,
+        secret: WireValue,
+        name: Option<String>,
+        policy: Option<String>,
+    },
+    AccessKeyList,
+    AccessKeySetEnabled {
+        key: String,
+        enabled: bool,
+    },
+    AccessKeySetPolicy {
+        key: String,
+        policy: Option<String>,
+    },
+    AccessKeyDelete {
+        key: String,
+    },
+    SettingGet {
+        name: String,
+    },
+    SecretPolicyGet {
+        name: String,
+    },
+    SecretPolicyPut {
+        name: String,
+        policy: String,
+        block_public: bool,
+    },
+    SecretPolicyDelete {
+        name: String,
+    },
+    UpdateKeyDescription {
+        key: String,
+        description: String,
+    },
+    KeyTags {
+        key: String,
+    },
+    TagKey {
+        key: String,
+        tags: BTreeMap<String, String>,
+    },
+    UntagKey {
+        key: String,
+        keys: Vec<String>,
+    },
+    KeyPolicyGet {
+        key: String,
+    },
+    KeyPolicyPut {
+        key: String,
+        policy: String,
+    },
+    SettingSet {
+        name: String,
+        value: String,
+    },
 }
 
 /// A value read from the vault, as sent to a client.
@@ -386,6 +450,19 @@ pub enum Response {
     Peers(Vec<PeerInfo>),
     Contact(PeerContact),
     Replication(SecretReplication),
+    AccessKeyCreated {
+        key: AccessKeyInfo,
+        secret: WireValue,
+    },
+    AccessKey(AccessKeyInfo),
+    AccessKeys(Vec<AccessKeyInfo>),
+    Setting {
+        name: String,
+        value: String,
+    },
+    SecretPolicy(Option<String>),
+    Tags(BTreeMap<String, String>),
+    KeyPolicy(Option<String>),
 }
 
 fn context_bytes(value: &WireValue) -> Result<Zeroizing<Vec<u8>>> {
@@ -466,6 +543,77 @@ pub fn execute(vault: &mut Vault, request: Request) -> Result<Response> {
             vault.promote_secret(&name)?;
             Response::Done
         }
+        Request::AccessKeyCreate { name, policy } => {
+            let (key, secret) = vault.create_access_key(&name, policy.as_deref())?;
+            Response::AccessKeyCreated {
+                key,
+                secret: WireValue::from_value(&SecretValue::Text(secret)),
+            }
+        }
+        Request::AccessKeyImport {
+            id,
+            secret,
+            name,
+            policy,
+        } => {
+            let secret = secret.to_value()?;
+            Response::AccessKey(vault.import_access_key(
+                &id,
+                secret.as_bytes(),
+                name.as_deref(),
+                policy.as_deref(),
+            )?)
+        }
+        Request::AccessKeyList => Response::AccessKeys(vault.list_access_keys()?),
+        Request::AccessKeySetEnabled { key, enabled } => {
+            Response::AccessKey(vault.set_access_key_enabled(&key, enabled)?)
+        }
+        Request::AccessKeySetPolicy { key, policy } => {
+            Response::AccessKey(vault.set_access_key_policy(&key, policy.as_deref())?)
+        }
+        Request::AccessKeyDelete { key } => {
+            vault.delete_access_key(&key)?;
+            Response::Done
+        }
+        Request::SecretPolicyGet { name } => Response::SecretPolicy(vault.secret_policy(&name)?),
+        Request::SecretPolicyPut {
+            name,
+            policy,
+            block_public,
+        } => {
+            vault.put_secret_policy(&name, &policy, block_public)?;
+            Response::Done
+        }
+        Request::SecretPolicyDelete { name } => {
+            vault.delete_secret_policy(&name)?;
+            Response::Done
+        }
+        Request::UpdateKeyDescription { key, description } => {
+            vault.update_key_description(&key, &description)?;
+            Response::Done
+        }
+        Request::KeyTags { key } => Response::Tags(vault.key_tags(&key)?),
+        Request::TagKey { key, tags } => {
+            vault.tag_key(&key, &tags)?;
+            Response::Done
+        }
+        Request::UntagKey { key, keys } => {
+            vault.untag_key(&key, &keys)?;
+            Response::Done
+        }
+        Request::KeyPolicyGet { key } => Response::KeyPolicy(vault.key_policy(&key)?),
+        Request::KeyPolicyPut { key, policy } => {
+            vault.put_key_policy(&key, &policy)?;
+            Response::Done
+        }
+        Request::SettingGet { name } => Response::Setting {
+            value: vault.setting(&name)?,
+            name,
+        },
+        Request::SettingSet { name, value } => Response::Setting {
+            value: vault.set_setting(&name, &value)?,
+            name,
+        },
         Request::Lock => {
             vault.lock()?;
             Response::Done

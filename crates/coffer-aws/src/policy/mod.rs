@@ -84,12 +84,65 @@ pub struct Statement {
     pub actions: PatternSet,
     /// `Resource` (Any) or `NotResource` (NoneOf); matched case-sensitively.
     pub resources: PatternSet,
+    /// `Principal` (Any) or `NotPrincipal` (NoneOf) of a resource policy; `None` in an
+    /// access-key policy, which applies to the key it is attached to.
+    pub principals: Option<PatternSet>,
+}
+
+/// Who is asking, in the forms a resource policy's `Principal` may name them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    /// The caller's ARN (`arn:aws:iam::ACCOUNT:user/NAME`).
+    pub arn: String,
+    /// The account id (`123456789012`), also matched as `arn:aws:iam::ACCOUNT:root`.
+    pub account: String,
+}
+
+impl Principal {
+    /// Whether `set` names this caller. For an Allow, only the caller's own ARN (or
+    /// `"*"`) counts: naming the account (`ACCOUNT` or `arn:aws:iam::ACCOUNT:root`) in a
+    /// resource policy delegates to the account's own policies, as in IAM, and grants
+    /// nothing by itself. A Deny naming the account applies to everyone in it.
+    fn matches(&self, set: &PatternSet, effect: Effect) -> bool {
+        let root = format!("arn:aws:iam::{}:root", self.account);
+        let hit = |p: &String| {
+            p == "*"
+                || wildcard::matches(p, &self.arn)
+                || (effect == Effect::Deny && (*p == root || *p == self.account))
+        };
+        match set {
+            PatternSet::Any(p) => p.iter().any(hit),
+            PatternSet::NoneOf(p) => !p.iter().any(hit),
+        }
+    }
+
+    /// Whether an Allow in `set` delegates to this caller's account.
+    fn account_named(&self, set: &PatternSet) -> bool {
+        let root = format!("arn:aws:iam::{}:root", self.account);
+        matches!(set, PatternSet::Any(p) if p.iter().any(|p| *p == root || *p == self.account))
+    }
 }
 
 impl Statement {
     /// Whether this statement applies to `action` on `resource`.
     pub fn applies_to(&self, action: &str, resource: &str) -> bool {
-        self.actions.matches(action, true) && self.resources.matches(resource, false)
+        self.principals.is_none()
+            && self.actions.matches(action, true)
+            && self.resources.matches(resource, false)
+    }
+
+    /// Whether this statement applies to `principal` doing `action` on `resource`.
+    pub fn applies_to_principal(
+        &self,
+        principal: &Principal,
+        action: &str,
+        resource: &str,
+    ) -> bool {
+        let who = match &self.principals {
+            None => true,
+            Some(set) => principal.matches(set, self.effect),
+        };
+        who && self.actions.matches(action, true) && self.resources.matches(resource, false)
     }
 }
 
@@ -138,10 +191,102 @@ impl Policy {
         parse::parse(json)
     }
 
+    /// Parses a resource policy (attached to a secret): like [`Policy::parse`], but every
+    /// statement must name its `Principal` (or `NotPrincipal`): `"*"` or
+    /// `{"AWS": ARN-or-account | [...]}`.
+    pub fn parse_resource(json: &str) -> Result<Self, PolicyError> {
+        parse::parse_resource(json)
+    }
+
+    /// Whether an `Allow` statement of this policy names every principal (`"*"`): the
+    /// broad access `BlockPublicPolicy` refuses.
+    pub fn is_public(&self) -> bool {
+        self.statements.iter().any(|st| {
+            st.effect == Effect::Allow
+                && match &st.principals {
+                    Some(PatternSet::Any(p)) => p.iter().any(|p| p == "*"),
+                    Some(PatternSet::NoneOf(_)) => true,
+                    None => false,
+                }
+        })
+    }
+
     /// Evaluates this policy alone for `action` (e.g.
     /// `secretsmanager:GetSecretValue`) on `resource` (an ARN).
     pub fn evaluate(&self, action: &str, resource: &str) -> Decision {
         evaluate_all(std::slice::from_ref(self), action, resource)
+    }
+}
+
+/// Evaluates a caller's identity policy and a resource's policy together, as IAM does
+/// within one account: an explicit Deny in either wins; otherwise an Allow in either
+/// grants. Policy indexes in the decision are 0 for the identity policy and 1 for the
+/// resource policy.
+pub fn evaluate_with_resource_policy(
+    identity: Option<&Policy>,
+    resource_policy: Option<&Policy>,
+    principal: &Principal,
+    action: &str,
+    resource: &str,
+) -> Decision {
+    let mut allow = None;
+    for (pi, policy) in [identity, resource_policy].into_iter().enumerate() {
+        let Some(policy) = policy else { continue };
+        for (si, st) in policy.statements.iter().enumerate() {
+            if !st.applies_to_principal(principal, action, resource) {
+                continue;
+            }
+            match st.effect {
+                Effect::Deny => {
+                    return Decision::ExplicitDeny {
+                        policy: pi,
+                        statement: si,
+                    }
+                }
+                Effect::Allow => {
+                    allow.get_or_insert(Decision::Allow {
+                        policy: pi,
+                        statement: si,
+                    });
+                }
+            }
+        }
+    }
+    allow.unwrap_or(Decision::ImplicitDeny)
+}
+
+/// Evaluates a KMS key policy with the caller's identity policy, as KMS does: an
+/// explicit Deny in either refuses; the key policy may allow the caller directly; an
+/// identity policy counts only if the key policy delegates to the account (names it in an
+/// Allow for the action), as KMS's default key policy does.
+pub fn evaluate_key_policy(
+    identity: Option<&Policy>,
+    key_policy: &Policy,
+    principal: &Principal,
+    action: &str,
+    resource: &str,
+) -> Decision {
+    let combined =
+        evaluate_with_resource_policy(identity, Some(key_policy), principal, action, resource);
+    match combined {
+        Decision::ExplicitDeny { .. } => combined,
+        Decision::Allow { policy: 1, .. } => combined,
+        _ => {
+            let delegates = key_policy.statements.iter().any(|st| {
+                st.effect == Effect::Allow
+                    && st
+                        .principals
+                        .as_ref()
+                        .is_some_and(|set| principal.account_named(set))
+                    && st.actions.matches(action, true)
+                    && st.resources.matches(resource, false)
+            });
+            if delegates {
+                combined
+            } else {
+                Decision::ImplicitDeny
+            }
+        }
     }
 }
 

@@ -197,6 +197,21 @@ fn optional_string(
 
 /// Parses a policy document.
 pub(crate) fn parse(json: &str) -> Result<Policy, PolicyError> {
+    parse_kind(json, Kind::Identity)
+}
+
+/// Parses a resource policy: statements name principals.
+pub(crate) fn parse_resource(json: &str) -> Result<Policy, PolicyError> {
+    parse_kind(json, Kind::Resource)
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Identity,
+    Resource,
+}
+
+fn parse_kind(json: &str, kind: Kind) -> Result<Policy, PolicyError> {
     if json.len() > MAX_POLICY_BYTES {
         return Err(PolicyError::TooLarge {
             len: json.len(),
@@ -241,14 +256,14 @@ pub(crate) fn parse(json: &str) -> Result<Policy, PolicyError> {
             })
         }
         // IAM accepts a single statement object in place of a list.
-        Some(v @ Value::Object(_)) => vec![parse_statement(v, "Statement")?],
+        Some(v @ Value::Object(_)) => vec![parse_statement(v, "Statement", kind)?],
         Some(Value::Array(items)) if items.is_empty() => {
             return Err(invalid("Statement", "must contain at least one statement"))
         }
         Some(Value::Array(items)) => items
             .iter()
             .enumerate()
-            .map(|(i, v)| parse_statement(v, &format!("Statement[{i}]")))
+            .map(|(i, v)| parse_statement(v, &format!("Statement[{i}]"), kind))
             .collect::<Result<_, _>>()?,
         Some(v) => {
             return Err(invalid(
@@ -263,11 +278,12 @@ pub(crate) fn parse(json: &str) -> Result<Policy, PolicyError> {
     Ok(Policy { id, statements })
 }
 
-fn parse_statement(v: &Value, path: &str) -> Result<Statement, PolicyError> {
+fn parse_statement(v: &Value, path: &str, kind: Kind) -> Result<Statement, PolicyError> {
     let obj = as_object(v, path)?;
     for key in obj.keys() {
         let reason = match key.as_str() {
             "Sid" | "Effect" | "Action" | "NotAction" | "Resource" | "NotResource" => continue,
+            "Principal" | "NotPrincipal" if kind == Kind::Resource => continue,
             "Principal" | "NotPrincipal" => {
                 "access-key policies apply to the key they are attached to; principals are not supported"
             }
@@ -306,12 +322,104 @@ fn parse_statement(v: &Value, path: &str) -> Result<Statement, PolicyError> {
     };
     let actions = pattern_set(obj, path, "Action", "NotAction", check_action)?;
     let resources = pattern_set(obj, path, "Resource", "NotResource", check_resource)?;
+    let principals = match kind {
+        Kind::Identity => None,
+        Kind::Resource => Some(principal_set(obj, path)?),
+    };
     Ok(Statement {
         sid,
         effect,
         actions,
         resources,
+        principals,
     })
+}
+
+/// `Principal`/`NotPrincipal`: `"*"`, or `{"AWS": "*" | ARN | account id | [...]}`.
+fn principal_set(obj: &Map<String, Value>, path: &str) -> Result<PatternSet, PolicyError> {
+    type Make = fn(Vec<String>) -> PatternSet;
+    let (field, value, make): (&str, &Value, Make) =
+        match (obj.get("Principal"), obj.get("NotPrincipal")) {
+            (Some(_), Some(_)) => {
+                return Err(PolicyError::Conflicting {
+                    path: path.to_string(),
+                    first: "Principal",
+                    second: "NotPrincipal",
+                })
+            }
+            (Some(v), None) => ("Principal", v, PatternSet::Any),
+            (None, Some(v)) => ("NotPrincipal", v, PatternSet::NoneOf),
+            (None, None) => {
+                return Err(PolicyError::MissingField {
+                    path: path.to_string(),
+                    field: "Principal",
+                })
+            }
+        };
+    let at = format!("{path}.{field}");
+    let values: Vec<String> = match value {
+        Value::String(s) if s == "*" => vec!["*".to_owned()],
+        Value::Object(map) => {
+            let mut out = Vec::new();
+            for (kind, v) in map {
+                if kind != "AWS" {
+                    return Err(PolicyError::UnsupportedField {
+                        path: at.clone(),
+                        field: kind.clone(),
+                        reason: "only AWS principals (access keys of this vault, as IAM user ARNs or the account) exist in Coffer",
+                    });
+                }
+                match v {
+                    Value::String(s) => out.push(s.clone()),
+                    Value::Array(items) if !items.is_empty() => {
+                        for item in items {
+                            match item {
+                                Value::String(s) => out.push(s.clone()),
+                                other => {
+                                    return Err(invalid(
+                                        &at,
+                                        format!("expected strings, found {}", type_name(other)),
+                                    ))
+                                }
+                            }
+                        }
+                    }
+                    other => {
+                        return Err(invalid(
+                            &at,
+                            format!(
+                                "expected a string or a non-empty array, found {}",
+                                type_name(other)
+                            ),
+                        ))
+                    }
+                }
+            }
+            out
+        }
+        other => {
+            return Err(invalid(
+                &at,
+                format!(
+                    "expected \"*\" or {{\"AWS\": ...}}, found {}",
+                    type_name(other)
+                ),
+            ))
+        }
+    };
+    if values.is_empty() {
+        return Err(invalid(&at, "names no principal"));
+    }
+    for v in &values {
+        let account = v.len() == 12 && v.bytes().all(|b| b.is_ascii_digit());
+        if !(v == "*" || account || v.starts_with("arn:aws:iam::")) {
+            return Err(invalid(
+                &at,
+                format!("'{v}' is not a principal: use \"*\", an account id or arn:aws:iam::ACCOUNT:user/NAME"),
+            ));
+        }
+    }
+    Ok(make(values))
 }
 
 fn pattern_set(

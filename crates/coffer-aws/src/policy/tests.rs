@@ -407,3 +407,126 @@ mod fuzz {
         }
     }
 }
+
+mod resource_policies {
+    use super::super::*;
+
+    fn caller(name: &str) -> Principal {
+        Principal {
+            arn: format!("arn:aws:iam::000000000000:user/{name}"),
+            account: "000000000000".into(),
+        }
+    }
+
+    const SECRET: &str = "arn:aws:secretsmanager:local-1:000000000000:secret:app/db-AbCdEf";
+
+    #[test]
+    fn principals_are_required_and_checked() {
+        let missing = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}"#;
+        assert!(matches!(
+            Policy::parse_resource(missing),
+            Err(PolicyError::MissingField {
+                field: "Principal",
+                ..
+            })
+        ));
+        for bad in [
+            r#"{"Service":"lambda.amazonaws.com"}"#,
+            r#"{"AWS":"someone"}"#,
+            r#"{"AWS":[]}"#,
+            r#""nobody""#,
+        ] {
+            let doc = format!(
+                r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Principal":{bad},"Action":"*","Resource":"*"}}]}}"#
+            );
+            assert!(Policy::parse_resource(&doc).is_err(), "{bad}");
+        }
+        // An identity policy still may not name principals.
+        let with_principal = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":"*","Action":"*","Resource":"*"}]}"#;
+        assert!(Policy::parse(with_principal).is_err());
+        assert!(Policy::parse_resource(with_principal).unwrap().is_public());
+    }
+
+    #[test]
+    fn identity_and_resource_policies_combine_as_in_iam() {
+        let resource = Policy::parse_resource(r#"{"Version":"2012-10-17","Statement":[
+            {"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::000000000000:user/ci"},"Action":"secretsmanager:GetSecretValue","Resource":"*"},
+            {"Effect":"Deny","Principal":{"AWS":["arn:aws:iam::000000000000:user/intern"]},"Action":"secretsmanager:*","Resource":"*"}]}"#).unwrap();
+        assert!(!resource.is_public());
+        let everything = Policy::parse(r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"secretsmanager:*","Resource":"*"}]}"#).unwrap();
+        let get = "secretsmanager:GetSecretValue";
+        // Granted by the resource policy alone.
+        assert!(
+            evaluate_with_resource_policy(None, Some(&resource), &caller("ci"), get, SECRET)
+                .is_allowed()
+        );
+        // Not for another caller.
+        assert_eq!(
+            evaluate_with_resource_policy(None, Some(&resource), &caller("other"), get, SECRET),
+            Decision::ImplicitDeny
+        );
+        // The resource policy's Deny beats the identity policy's Allow.
+        assert!(matches!(
+            evaluate_with_resource_policy(
+                Some(&everything),
+                Some(&resource),
+                &caller("intern"),
+                get,
+                SECRET
+            ),
+            Decision::ExplicitDeny { policy: 1, .. }
+        ));
+        // Without a resource policy, the identity policy decides.
+        assert!(evaluate_with_resource_policy(
+            Some(&everything),
+            None,
+            &caller("intern"),
+            get,
+            SECRET
+        )
+        .is_allowed());
+        // The account as principal delegates to the caller's own policy, granting nothing
+        // by itself; a Deny naming the account applies to everyone in it.
+        let account = Policy::parse_resource(r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::000000000000:root"},"Action":"*","Resource":"*"}]}"#).unwrap();
+        assert_eq!(
+            evaluate_with_resource_policy(None, Some(&account), &caller("x"), get, SECRET),
+            Decision::ImplicitDeny
+        );
+        let deny_account = Policy::parse_resource(r#"{"Version":"2012-10-17","Statement":[{"Effect":"Deny","Principal":{"AWS":"000000000000"},"Action":"*","Resource":"*"}]}"#).unwrap();
+        assert!(matches!(
+            evaluate_with_resource_policy(
+                Some(&everything),
+                Some(&deny_account),
+                &caller("x"),
+                get,
+                SECRET
+            ),
+            Decision::ExplicitDeny { .. }
+        ));
+    }
+
+    #[test]
+    fn a_key_policy_must_allow_or_delegate_to_the_account() {
+        let kms_all = Policy::parse(r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"kms:*","Resource":"*"}]}"#).unwrap();
+        let default = Policy::parse_resource(r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::000000000000:root"},"Action":"kms:*","Resource":"*"}]}"#).unwrap();
+        let only_ci = Policy::parse_resource(r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::000000000000:user/ci"},"Action":"kms:Decrypt","Resource":"*"}]}"#).unwrap();
+        let key = "arn:aws:kms:local-1:000000000000:key/k";
+        // The default policy delegates: the identity policy decides.
+        assert!(
+            evaluate_key_policy(Some(&kms_all), &default, &caller("x"), "kms:Encrypt", key)
+                .is_allowed()
+        );
+        assert!(
+            !evaluate_key_policy(None, &default, &caller("x"), "kms:Encrypt", key).is_allowed()
+        );
+        // A policy that does not delegate ignores identity policies...
+        assert!(
+            !evaluate_key_policy(Some(&kms_all), &only_ci, &caller("x"), "kms:Decrypt", key)
+                .is_allowed()
+        );
+        // ...and grants whom it names.
+        assert!(
+            evaluate_key_policy(None, &only_ci, &caller("ci"), "kms:Decrypt", key).is_allowed()
+        );
+    }
+}

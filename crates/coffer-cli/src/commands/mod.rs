@@ -1,6 +1,7 @@
 //! One module per command group. Each turns arguments into engine requests and renders
 //! the answers; none of them implements a vault rule.
 
+mod access_key;
 pub(crate) mod agent;
 mod audit;
 mod key;
@@ -201,5 +202,7 @@ pub fn run(
         Command::Audit(command) => audit::run(&env, command),
         Command::Rotation(command) => rotation::run_list(&env, command),
         Command::Region(command) => region::run(&env, command),
+        Command::AccessKey(command) => access_key::run(&env, command),
+        Command::Config(command) => access_key::config(&env, command),
     }
 }

@@ -499,6 +499,7 @@ pub fn daemon(
     max_sleep: &str,
     now: Option<&str>,
     listen: Option<&str>,
+    aws_listen: Option<&str>,
 ) -> Result<(), Failure> {
     let max_sleep =
         parse_duration(max_sleep).map_err(|e| Failure::usage(format!("--max-sleep: {e}")))?;
@@ -515,6 +516,20 @@ pub fn daemon(
         .transpose()?;
     if !once {
         crate::peers::replicate(&vault);
+    }
+    let _aws = aws_listen
+        .map(|address| {
+            let log: coffer_aws_server::Log =
+                std::sync::Arc::new(|line| eprintln!("coffer: aws api: {line}"));
+            coffer_aws_server::AwsListener::start(address, Arc::clone(&vault), log)
+                .map_err(|e| Failure::usage(e.to_string()))
+        })
+        .transpose()?;
+    if let Some(aws) = &_aws {
+        eprintln!(
+            "coffer: AWS-compatible API (Secrets Manager, KMS) listening on http://{}",
+            aws.local_addr()
+        );
     }
     if env.output == Output::Table && !once {
         eprintln!(

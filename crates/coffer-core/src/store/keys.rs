@@ -236,3 +236,57 @@ pub fn all_key_versions(conn: &Connection) -> Result<Vec<KeyVersionRow>, StoreEr
     let rows = stmt.query_map([], key_version_from_row)?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
+
+/// Sets a key's description (not part of its MAC: it steers nothing).
+pub fn set_description(
+    conn: &Connection,
+    key_id: Uuid,
+    description: &str,
+) -> Result<(), StoreError> {
+    conn.prepare_cached("UPDATE keys SET description = ?2 WHERE id = ?1")?
+        .execute(rusqlite::params![key_id, description])?;
+    Ok(())
+}
+
+pub fn tags(conn: &Connection, key_id: Uuid) -> Result<Vec<(String, String)>, StoreError> {
+    let mut stmt =
+        conn.prepare_cached("SELECT key, value FROM key_tags WHERE key_id = ?1 ORDER BY key")?;
+    let rows = stmt.query_map([key_id], |row| Ok((row.get(0)?, row.get(1)?)))?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+pub fn set_tag(conn: &Connection, key_id: Uuid, key: &str, value: &str) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "INSERT INTO key_tags (key_id, key, value) VALUES (?1, ?2, ?3)
+         ON CONFLICT (key_id, key) DO UPDATE SET value = excluded.value",
+    )?
+    .execute(rusqlite::params![key_id, key, value])?;
+    Ok(())
+}
+
+pub fn remove_tag(conn: &Connection, key_id: Uuid, key: &str) -> Result<(), StoreError> {
+    conn.prepare_cached("DELETE FROM key_tags WHERE key_id = ?1 AND key = ?2")?
+        .execute(rusqlite::params![key_id, key])?;
+    Ok(())
+}
+
+pub fn policy(conn: &Connection, key_id: Uuid) -> Result<Option<(String, Vec<u8>)>, StoreError> {
+    Ok(conn
+        .prepare_cached("SELECT policy, mac FROM key_policies WHERE key_id = ?1")?
+        .query_row([key_id], |row| Ok((row.get(0)?, row.get(1)?)))
+        .optional()?)
+}
+
+pub fn set_policy(
+    conn: &Connection,
+    key_id: Uuid,
+    policy: &str,
+    mac: &[u8],
+) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "INSERT INTO key_policies (key_id, policy, mac) VALUES (?1, ?2, ?3)
+         ON CONFLICT (key_id) DO UPDATE SET policy = excluded.policy, mac = excluded.mac",
+    )?
+    .execute(rusqlite::params![key_id, policy, mac])?;
+    Ok(())
+}

@@ -6,6 +6,7 @@
 //! CLI processes share one vault: readers never block, writers queue on SQLite's lock up
 //! to the busy timeout.
 
+pub mod access_keys;
 pub mod audit;
 pub mod keys;
 pub mod meta;

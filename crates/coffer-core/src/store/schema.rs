@@ -284,6 +284,45 @@ const MIGRATIONS: &[&str] = &[
     ) STRICT;
     ALTER TABLE secret_versions ADD COLUMN origin_vault BLOB;
     "#,
+    // 8: access keys of the AWS-compatible API. The secret half is sealed (AES-256-GCM)
+    // under a key derived from the audit key, its associated data binding the key id; the
+    // name, policy and enabled flag carry a MAC under the row key, so an edit cannot
+    // widen what a key may do or revive a disabled one. Last use is status only.
+    r#"
+    CREATE TABLE access_keys (
+        id             TEXT PRIMARY KEY,
+        name           TEXT NOT NULL UNIQUE,
+        sealed_secret  BLOB NOT NULL,
+        policy         TEXT,
+        enabled        INTEGER NOT NULL,
+        created_at     INTEGER NOT NULL,
+        last_used_at   INTEGER,
+        last_used_what TEXT,
+        mac            BLOB NOT NULL
+    ) STRICT;
+
+    -- Resource policies of secrets (Secrets Manager's PutResourcePolicy), MACed with
+    -- their secret's id: an edit cannot grant another key access.
+    CREATE TABLE secret_policies (
+        secret_id  BLOB PRIMARY KEY REFERENCES secrets(id) ON DELETE CASCADE,
+        policy     TEXT NOT NULL,
+        mac        BLOB NOT NULL
+    ) STRICT;
+
+    -- KMS key policies (MACed with their key's id: they decide who may use the key) and
+    -- key tags (labels only, like secret tags).
+    CREATE TABLE key_policies (
+        key_id  BLOB PRIMARY KEY REFERENCES keys(id) ON DELETE CASCADE,
+        policy  TEXT NOT NULL,
+        mac     BLOB NOT NULL
+    ) STRICT;
+    CREATE TABLE key_tags (
+        key_id  BLOB NOT NULL REFERENCES keys(id) ON DELETE CASCADE,
+        key     TEXT NOT NULL,
+        value   TEXT NOT NULL,
+        PRIMARY KEY (key_id, key)
+    ) STRICT, WITHOUT ROWID;
+    "#,
 ];
 
 /// The schema version this build writes.

@@ -330,6 +330,15 @@ pub fn version_by_id(
         .optional()?)
 }
 
+/// Whether any secret has a version with this id.
+pub fn version_id_taken(conn: &Connection, version_id: Uuid) -> Result<bool, StoreError> {
+    Ok(conn
+        .prepare_cached("SELECT 1 FROM secret_versions WHERE id = ?1")?
+        .query_row([version_id], |_| Ok(()))
+        .optional()?
+        .is_some())
+}
+
 pub fn version_by_token(
     conn: &Connection,
     secret_id: Uuid,

@@ -66,6 +66,12 @@ fn check_context(context: &EncryptionContext) -> Result<()> {
     Ok(())
 }
 
+/// The key a ciphertext blob says it was made under (unauthenticated until opened): for a
+/// server that must authorize the caller for that key before decrypting.
+pub fn ciphertext_key(blob: &[u8]) -> Option<Uuid> {
+    parse_blob(blob).ok().map(|(key_id, _, _)| key_id)
+}
+
 fn parse_blob(blob: &[u8]) -> Result<(Uuid, u32, &[u8])> {
     if blob.len() < HEADER_LEN + aead::OVERHEAD || &blob[..4] != MAGIC {
         return Err(Error::CiphertextInvalid);

@@ -118,6 +118,14 @@ pub enum Error {
     ReplicaRowTampered { name: String, region: String },
     #[error("a replication change from region {region} was refused: {reason}; nothing of it was applied")]
     ReplicationRefused { region: String, reason: String },
+    #[error("access key {id} failed its integrity check: its name, policy or enabled flag was altered outside Coffer, so it is not used; delete it with `coffer access-key delete {id}` and create a new one, or restore a backup")]
+    AccessKeyTampered { id: String },
+    #[error("the vault setting {name} failed its integrity check: it was altered outside Coffer; set it again with `coffer config set`")]
+    SettingTampered { name: &'static str },
+    #[error("no access key {reference:?}; `coffer access-key list` shows them")]
+    AccessKeyNotFound { reference: String },
+    #[error("{what} {value:?} is already used by another access key; choose another")]
+    AccessKeyExists { what: &'static str, value: String },
     #[error("key {key_id} version {version} still wraps {count} data keys; re-wrap them under the newest version first (`coffer key rewrap {key_id}`)")]
     KeyVersionInUse {
         key_id: Uuid,
@@ -212,6 +220,9 @@ impl Error {
             Error::NotReplicated { .. } => "region_not_found",
             Error::ReplicaRowTampered { .. } => "tampered",
             Error::ReplicationRefused { .. } => "peer_untrusted",
+            Error::AccessKeyTampered { .. } | Error::SettingTampered { .. } => "tampered",
+            Error::AccessKeyNotFound { .. } => "access_key_not_found",
+            Error::AccessKeyExists { .. } => "access_key_exists",
         }
     }
 }

@@ -288,6 +288,108 @@ impl Integrity {
         }
     }
 
+    /// The MAC of an access key: its id, name, policy and enabled flag (what it may do,
+    /// and whether it may do anything).
+    pub fn access_key_tag(
+        &self,
+        id: &str,
+        name: &str,
+        policy: Option<&str>,
+        enabled: bool,
+    ) -> [u8; 32] {
+        let policy_part = policy.map(|p| [&[1u8][..], p.as_bytes()].concat());
+        self.key.tag(
+            &Aad::new("coffer.access-key-row.v1")
+                .with(self.vault_id.as_bytes())
+                .with(id.as_bytes())
+                .with(name.as_bytes())
+                .with(policy_part.as_deref().unwrap_or(&[0u8]))
+                .with(&[u8::from(enabled)]),
+        )
+    }
+
+    pub fn check_access_key(&self, row: &crate::store::access_keys::AccessKeyRow) -> Result<()> {
+        let expected = self.access_key_tag(&row.id, &row.name, row.policy.as_deref(), row.enabled);
+        if same(&expected, &row.mac) {
+            Ok(())
+        } else {
+            Err(Error::AccessKeyTampered { id: row.id.clone() })
+        }
+    }
+
+    /// The MAC of a secret's resource policy, bound to the secret's id.
+    pub fn secret_policy_tag(&self, secret_id: Uuid, policy: &str) -> [u8; 32] {
+        self.key.tag(
+            &Aad::new("coffer.secret-policy.v1")
+                .with(self.vault_id.as_bytes())
+                .with(secret_id.as_bytes())
+                .with(policy.as_bytes()),
+        )
+    }
+
+    pub fn check_secret_policy(
+        &self,
+        secret_id: Uuid,
+        name: &str,
+        policy: &str,
+        mac: &[u8],
+    ) -> Result<()> {
+        if same(&self.secret_policy_tag(secret_id, policy), mac) {
+            Ok(())
+        } else {
+            Err(Error::SecretRowTampered {
+                name: name.to_owned(),
+            })
+        }
+    }
+
+    /// The MAC of a KMS key policy, bound to the key's id.
+    pub fn key_policy_tag(&self, key_id: Uuid, policy: &str) -> [u8; 32] {
+        self.key.tag(
+            &Aad::new("coffer.key-policy.v1")
+                .with(self.vault_id.as_bytes())
+                .with(key_id.as_bytes())
+                .with(policy.as_bytes()),
+        )
+    }
+
+    pub fn check_key_policy(&self, key_id: Uuid, policy: &str, mac: &[u8]) -> Result<()> {
+        if same(&self.key_policy_tag(key_id, policy), mac) {
+            Ok(())
+        } else {
+            Err(Error::KeyRowTampered { key_id })
+        }
+    }
+
+    fn setting_tag(&self, name: &str, value: &[u8]) -> [u8; 32] {
+        self.key.tag(
+            &Aad::new("coffer.setting.v1")
+                .with(self.vault_id.as_bytes())
+                .with(name.as_bytes())
+                .with(value),
+        )
+    }
+
+    /// A MACed vault setting (`vault_meta` row `name`, MAC in `name.mac`), `None` if
+    /// unset; refused if edited outside Coffer.
+    pub fn setting(&self, conn: &Connection, name: &'static str) -> Result<Option<Vec<u8>>> {
+        let Some(value) = meta::get(conn, name)? else {
+            return Ok(None);
+        };
+        let stored = meta::get(conn, &format!("{name}.mac"))?.unwrap_or_default();
+        if same(&self.setting_tag(name, &value), &stored) {
+            Ok(Some(value))
+        } else {
+            Err(Error::SettingTampered { name })
+        }
+    }
+
+    pub fn set_setting(&self, tx: &Transaction<'_>, name: &str, value: &[u8]) -> Result<()> {
+        meta::set(tx, name, value)?;
+        meta::set(tx, &format!("{name}.mac"), &self.setting_tag(name, value))?;
+        Ok(())
+    }
+
     /// Computes every MAC of a vault written before row MACs existed. Run once, at the
     /// first unlock after the upgrade, which the audit head records (see `audit`).
     pub fn adopt_all(&self, tx: &Transaction<'_>) -> Result<usize> {

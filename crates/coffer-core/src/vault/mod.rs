@@ -1,11 +1,13 @@
 //! The vault service: the one API the app and the CLI are shells over.
 
+pub mod access_keys;
 pub mod audit;
 mod context;
 pub mod envelope;
 pub mod error;
 mod failed_unlocks;
 mod integrity;
+mod key_metadata;
 mod keyring;
 mod keys;
 mod lifecycle;

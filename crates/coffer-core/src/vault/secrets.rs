@@ -198,7 +198,11 @@ fn labels_of(conn: &Connection, version_id: Uuid) -> Result<Vec<StagingLabel>> {
 }
 
 /// Looks a secret up by name, refusing deleted ones and rows altered outside Coffer.
-fn live_secret(conn: &Connection, integrity: &Integrity, name: &SecretName) -> Result<SecretRow> {
+pub(super) fn live_secret(
+    conn: &Connection,
+    integrity: &Integrity,
+    name: &SecretName,
+) -> Result<SecretRow> {
     let row = any_secret(conn, integrity, name)?;
     if let Some(purge_at) = row.purge_at {
         return Err(Error::SecretDeleted {
@@ -334,7 +338,12 @@ fn seal_version(
         })?
         .version;
     let kek = keyring.kek(tx, key.id, key_version)?;
-    let version_id = Uuid::new_v4();
+    // Secrets Manager makes the request token the new version's id; a token that is a
+    // UUID not used yet does so here too, so an SDK finds the version it asked for.
+    let version_id = match client_token.as_deref().map(Uuid::parse_str) {
+        Some(Ok(id)) if !id.is_nil() && !rows::version_id_taken(tx, id)? => id,
+        _ => Uuid::new_v4(),
+    };
     let dek = DataKey::generate();
     let wrapped_dek = dek.wrap(
         kek,

@@ -924,3 +924,204 @@ fn removing_the_counter_record_is_found_at_the_next_unlock() {
         report.findings[0].detail
     );
 }
+
+const READ_ONLY_POLICY: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"secretsmanager:GetSecretValue","Resource":"*"}]}"#;
+
+#[test]
+fn access_keys_keep_their_secret_sealed_and_disable_hides_them() {
+    let mut f = fixture();
+    let (key, secret) = f
+        .vault
+        .create_access_key("ci", Some(READ_ONLY_POLICY))
+        .unwrap();
+    assert!(
+        key.id.starts_with("AKIA") && key.id.len() == 20,
+        "{}",
+        key.id
+    );
+    assert_eq!(secret.len(), 40);
+    let auth = f.vault.access_key_auth(&key.id).unwrap().unwrap();
+    assert_eq!(auth.secret.as_slice(), secret.as_bytes());
+    assert_eq!(auth.policy.as_deref(), Some(READ_ONLY_POLICY));
+    // The file holds no plaintext secret.
+    let raw = std::fs::read(f.vault.path()).unwrap();
+    let wal = std::fs::read(f.vault.path().with_extension("db-wal")).unwrap_or_default();
+    for bytes in [&raw, &wal] {
+        assert!(!bytes.windows(secret.len()).any(|w| w == secret.as_bytes()));
+    }
+    f.vault.set_access_key_enabled("ci", false).unwrap();
+    assert!(f.vault.access_key_auth(&key.id).unwrap().is_none());
+    f.vault.set_access_key_enabled(&key.id, true).unwrap();
+    assert!(f.vault.access_key_auth(&key.id).unwrap().is_some());
+    f.vault.delete_access_key("ci").unwrap();
+    assert!(f.vault.access_key_auth(&key.id).unwrap().is_none());
+    assert!(matches!(
+        f.vault.delete_access_key("ci"),
+        Err(Error::AccessKeyNotFound { .. })
+    ));
+}
+
+#[test]
+fn access_key_input_is_checked_and_nothing_changes_on_refusal() {
+    let mut f = fixture();
+    let bad = [
+        f.vault.create_access_key("", None).map(|_| ()),
+        f.vault.create_access_key("has space", None).map(|_| ()),
+        f.vault.create_access_key("ok", Some("{not json")).map(|_| ()),
+        f.vault
+            .create_access_key("ok", Some(r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*","Condition":{}}]}"#))
+            .map(|_| ()),
+        f.vault
+            .import_access_key("short", b"wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", None, None)
+            .map(|_| ()),
+        f.vault
+            .import_access_key("AKIAIOSFODNN7EXAMPLE", b"short", None, None)
+            .map(|_| ()),
+        f.vault
+            .import_access_key("AKIAIOSFODNN7EXAMPLE", b"has a space in it ok", None, None)
+            .map(|_| ()),
+    ];
+    for result in bad {
+        let error = result.unwrap_err();
+        assert_eq!(error.code(), "invalid_argument", "{error}");
+    }
+    assert!(f.vault.list_access_keys().unwrap().is_empty());
+    f.vault
+        .import_access_key(
+            "AKIAIOSFODNN7EXAMPLE",
+            b"wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
+            None,
+            None,
+        )
+        .unwrap();
+    let again = f.vault.import_access_key(
+        "AKIAIOSFODNN7EXAMPLE",
+        b"wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
+        Some("other"),
+        None,
+    );
+    assert!(matches!(again, Err(Error::AccessKeyExists { .. })));
+    assert_eq!(f.vault.list_access_keys().unwrap().len(), 1);
+}
+
+#[test]
+fn an_edited_access_key_is_refused_not_used() {
+    for edit in [
+        "UPDATE access_keys SET enabled = 1",
+        "UPDATE access_keys SET policy = '{\"Version\":\"2012-10-17\",\"Statement\":[{\"Effect\":\"Allow\",\"Action\":\"*\",\"Resource\":\"*\"}]}'",
+        "UPDATE access_keys SET policy = NULL",
+        "UPDATE access_keys SET name = 'renamed'",
+    ] {
+        let mut f = fixture();
+        let (key, _) = f
+            .vault
+            .create_access_key("ci", Some(READ_ONLY_POLICY))
+            .unwrap();
+        f.vault.set_access_key_enabled("ci", false).unwrap();
+        let mut vault = tamper(&mut f, edit);
+        let error = vault.access_key_auth(&key.id).unwrap_err();
+        assert!(matches!(error, Error::AccessKeyTampered { .. }), "{edit}: {error}");
+        assert!(vault.list_access_keys().is_err());
+    }
+    // A sealed secret moved to another key's row does not open.
+    let mut f = fixture();
+    let (one, _) = f.vault.create_access_key("one", None).unwrap();
+    let (two, _) = f.vault.create_access_key("two", None).unwrap();
+    let mut vault = tamper(
+        &mut f,
+        &format!(
+            "UPDATE access_keys SET sealed_secret = (SELECT sealed_secret FROM access_keys WHERE id = '{}') WHERE id = '{}'",
+            one.id, two.id
+        ),
+    );
+    assert!(matches!(
+        vault.access_key_auth(&two.id),
+        Err(Error::AccessKeyTampered { .. })
+    ));
+    assert!(vault.access_key_auth(&one.id).unwrap().is_some());
+}
+
+#[test]
+fn the_account_id_defaults_is_checked_and_mac_protected() {
+    let mut f = fixture();
+    assert_eq!(f.vault.aws_account_id().unwrap(), "000000000000");
+    for bad in ["12345", "12345678901a", "1234567890123"] {
+        assert!(f.vault.set_setting("aws.account-id", bad).is_err(), "{bad}");
+    }
+    assert!(f.vault.set_setting("aws.nothing", "1").is_err());
+    assert_eq!(
+        f.vault
+            .set_setting("aws.account-id", "123456789012")
+            .unwrap(),
+        "123456789012"
+    );
+    let mut vault = tamper(
+        &mut f,
+        "UPDATE vault_meta SET value = CAST('999999999999' AS BLOB) WHERE name = 'aws.account-id'",
+    );
+    assert!(matches!(
+        vault.aws_account_id(),
+        Err(Error::SettingTampered { .. })
+    ));
+}
+
+#[test]
+fn a_secret_policy_is_stored_checked_and_bound_to_its_secret() {
+    let mut f = fixture();
+    create(&mut f.vault, "app/one", "one-value");
+    create(&mut f.vault, "app/two", "two-value");
+    let grant = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::000000000000:user/ci"},"Action":"secretsmanager:GetSecretValue","Resource":"*"}]}"#;
+    let public = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":"*","Action":"*","Resource":"*"}]}"#;
+    assert!(f
+        .vault
+        .put_secret_policy("app/one", READ_ONLY_POLICY, false)
+        .is_err());
+    assert!(f.vault.put_secret_policy("app/one", public, true).is_err());
+    assert_eq!(f.vault.secret_policy("app/one").unwrap(), None);
+    f.vault.put_secret_policy("app/one", grant, true).unwrap();
+    assert_eq!(
+        f.vault.secret_policy("app/one").unwrap().as_deref(),
+        Some(grant)
+    );
+    // Moved to another secret, or edited, it is refused.
+    let mut vault = tamper(
+        &mut f,
+        "UPDATE secret_policies SET secret_id = (SELECT id FROM secrets WHERE name = 'app/two')",
+    );
+    assert!(matches!(
+        vault.secret_policy("app/two"),
+        Err(Error::SecretRowTampered { .. })
+    ));
+    vault.delete_secret_policy("app/two").unwrap();
+    assert_eq!(vault.secret_policy("app/two").unwrap(), None);
+}
+
+#[test]
+fn a_key_policy_is_mac_bound_and_tags_and_description_change() {
+    let mut f = fixture();
+    let key = f.vault.create_key("first", None).unwrap();
+    let id = key.id.to_string();
+    let policy = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::000000000000:user/ci"},"Action":"kms:*","Resource":"*"}]}"#;
+    assert!(f.vault.put_key_policy(&id, READ_ONLY_POLICY).is_err());
+    assert_eq!(f.vault.key_policy(&id).unwrap(), None);
+    f.vault.put_key_policy(&id, policy).unwrap();
+    assert_eq!(f.vault.key_policy(&id).unwrap().as_deref(), Some(policy));
+    f.vault
+        .tag_key(
+            &id,
+            &BTreeMap::from([("env".to_owned(), "prod".to_owned())]),
+        )
+        .unwrap();
+    f.vault.update_key_description(&id, "second").unwrap();
+    assert_eq!(f.vault.describe_key(&id).unwrap().description, "second");
+    f.vault.untag_key(&id, &["env".to_owned()]).unwrap();
+    assert!(f.vault.key_tags(&id).unwrap().is_empty());
+    let mut vault = tamper(
+        &mut f,
+        "UPDATE key_policies SET policy = replace(policy, 'user/ci', 'user/attacker')",
+    );
+    assert!(matches!(
+        vault.key_policy(&id),
+        Err(Error::KeyRowTampered { .. })
+    ));
+}

@@ -1,0 +1,191 @@
+//! The AWS-compatible API with real clients: boto3, botocore's signer and the AWS CLI
+//! (from PyPI, in a venv `tests/aws/make-venv.sh` makes) against `coffer daemon
+//! --aws-listen` on loopback, on a vault with its own swtpm. The Python side
+//! (`tests/aws/clients.py`) drives the API; this side makes the access keys, checks
+//! that refusals changed nothing and were audited, and that KMS blobs cross between the
+//! API and `coffer kms`.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use coffer_system_tests::{Env, Spawned};
+
+/// A `coffer daemon --aws-listen 127.0.0.1:0`, killed when dropped.
+struct Daemon(Spawned);
+
+impl Daemon {
+    fn start(env: &Env) -> (Daemon, u16) {
+        let daemon = Daemon(
+            env.cmd(["daemon", "--aws-listen", "127.0.0.1:0", "--max-sleep", "1h"])
+                .spawn(),
+        );
+        let start = Instant::now();
+        loop {
+            let stderr = daemon.0.stderr();
+            if let Some(rest) = stderr.split("listening on http://127.0.0.1:").nth(1) {
+                let port = rest
+                    .split(|c: char| !c.is_ascii_digit())
+                    .next()
+                    .unwrap()
+                    .parse()
+                    .unwrap();
+                return (daemon, port);
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "the daemon did not start listening: {stderr}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        self.0.sigkill();
+        self.0.wait();
+    }
+}
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// The venv's python (made on first use).
+fn python() -> String {
+    let out = Command::new(repo().join("tests/aws/make-venv.sh"))
+        .output()
+        .expect("run tests/aws/make-venv.sh");
+    assert!(
+        out.status.success(),
+        "tests/aws/make-venv.sh failed (it needs python3-venv and access to PyPI): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+fn create_key(env: &Env, name: &str, policy: Option<&str>) -> (String, String) {
+    let mut args = vec!["access-key", "create", "--name", name, "-o", "json"];
+    let file;
+    if let Some(policy) = policy {
+        file = env.file(&format!("{name}.json"), policy.as_bytes());
+        args.extend(["--policy-file", file.to_str().unwrap()]);
+    }
+    let json = env.coffer(&args).ok().json();
+    let secret = json["secret_access_key"].as_str().unwrap().to_owned();
+    env.sensitive(&secret);
+    (json["access_key_id"].as_str().unwrap().to_owned(), secret)
+}
+
+const ADMIN: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["secretsmanager:*","kms:*"],"Resource":"*"}]}"#;
+const READER: &str = r#"{"Version":"2012-10-17","Statement":[
+  {"Effect":"Allow","Action":"secretsmanager:GetSecretValue","Resource":"arn:aws:secretsmanager:*:*:secret:app/*"},
+  {"Effect":"Deny","Action":"kms:*","Resource":"*"}]}"#;
+
+#[test]
+fn real_aws_clients_work_unchanged_and_every_refusal_changes_nothing() {
+    let python = python();
+    let env = Env::new();
+    env.init();
+    let (admin_id, admin_secret) = create_key(&env, "admin", Some(ADMIN));
+    let (reader_id, reader_secret) = create_key(&env, "reader", Some(READER));
+    let (disabled_id, disabled_secret) = create_key(&env, "disabled", Some(ADMIN));
+    env.coffer(&["access-key", "disable", "disabled"]).ok();
+    env.coffer_stdin(&["secret", "create", "app/rotating"], b"before-rotation")
+        .ok();
+    env.coffer(&[
+        "secret",
+        "rotate",
+        "app/rotating",
+        "--rotator",
+        "generate",
+        "--no-rotate-immediately",
+    ])
+    .ok();
+    let plain = env.file("plain", b"made-by-coffer-cli");
+    let from_cli = env
+        .coffer(&[
+            "kms",
+            "encrypt",
+            "--key",
+            "alias/default",
+            "--plaintext-file",
+            plain.to_str().unwrap(),
+        ])
+        .ok()
+        .text();
+    let out = tempfile::tempdir().unwrap();
+
+    let (daemon, port) = Daemon::start(&env);
+    let run = Command::new(&python)
+        .arg(repo().join("tests/aws/clients.py"))
+        .env("COFFER_AWS_ENDPOINT", format!("http://127.0.0.1:{port}"))
+        .env("COFFER_AWS_ADMIN_ID", &admin_id)
+        .env("COFFER_AWS_ADMIN_SECRET", &admin_secret)
+        .env("COFFER_AWS_READER_ID", &reader_id)
+        .env("COFFER_AWS_READER_SECRET", &reader_secret)
+        .env("COFFER_AWS_DISABLED_ID", &disabled_id)
+        .env("COFFER_AWS_DISABLED_SECRET", &disabled_secret)
+        .env("COFFER_KMS_CLI_CIPHERTEXT", from_cli.trim())
+        .env("COFFER_AWS_OUT", out.path())
+        .env("AWS_CONFIG_FILE", "/dev/null")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(
+        run.status.success(),
+        "the AWS clients failed:\n{stdout}\n{stderr}\ndaemon:\n{}",
+        daemon.0.stderr()
+    );
+    assert!(stdout.contains("\"passed\""), "{stdout}");
+    drop(daemon);
+
+    // A blob made through the API opens with the CLI.
+    let blob = std::fs::read(out.path().join("from-api.b64")).unwrap();
+    let blob_file = env.file("from-api.b64", &blob);
+    let opened = env
+        .coffer(&[
+            "kms",
+            "decrypt",
+            "--ciphertext-file",
+            blob_file.to_str().unwrap(),
+        ])
+        .ok();
+    assert_eq!(opened.stdout, b"made-by-boto3");
+
+    // Refusals changed nothing, and the policy denials are on record with the key id.
+    assert_eq!(env.get("app/db", &[]), b"second-value-2");
+    let audit = env
+        .coffer(&["audit", "list", "--limit", "1000", "-o", "json"])
+        .ok()
+        .text();
+    assert!(
+        audit.contains("aws_access_denied") && audit.contains(&reader_id),
+        "{audit}"
+    );
+    assert!(audit.contains(&format!("aws-api {admin_id}")), "{audit}");
+    // Last use is shown per key.
+    let keys = env
+        .coffer(&["access-key", "list", "-o", "json"])
+        .ok()
+        .json();
+    let admin = keys
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["id"] == admin_id.as_str())
+        .unwrap();
+    assert!(admin["last_used_at"].is_string(), "{admin}");
+}
+
+#[test]
+fn a_non_loopback_address_is_refused_until_tls_exists() {
+    let env = Env::new();
+    env.init();
+    env.coffer(&["daemon", "--aws-listen", "0.0.0.0:0", "--once"])
+        .fails_any(2, &["loopback"]);
+}
