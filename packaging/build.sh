@@ -5,7 +5,7 @@
 # systemd user units for the agent and the daemon (disabled), the public key that
 # `coffer self-update` checks bundles against, and a post-install note on the `tss` group.
 #
-# Usage: packaging/build.sh [--debug] [--out DIR] [--update-pubkey FILE]
+# Usage: packaging/build.sh [--debug] [--out DIR] [--update-pubkey FILE] [--version V]
 #   (default)              a release build (cargo --release; what the README's Releasing uses)
 #   --debug                package the debug build that tests/e2e/run.sh makes (CI's install
 #                          test); binaries are stripped of debug info on the way in
@@ -13,6 +13,8 @@
 #   --update-pubkey FILE   a public key from `tauri signer generate` (its .pub file) to put
 #                          in the packages instead of the one in src-tauri/tauri.conf.json
 #                          (tests use a throw-away key)
+#   --version V            label the packages V instead of the configured version (the
+#                          install test's "newer" bundle; the programs inside are unchanged)
 # With TAURI_SIGNING_PRIVATE_KEY_PATH (and TAURI_SIGNING_PRIVATE_KEY_PASSWORD) set, each
 # package is signed (FILE.sig) and latest.json, the update manifest, is written beside them.
 #
@@ -25,11 +27,13 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 PROFILE=release
 OUT=""
 PUBKEY_FILE=""
+PACKAGE_VERSION=""
 while (($#)); do
     case "$1" in
         --debug) PROFILE=debug ;;
         --out) OUT="$2"; shift ;;
         --update-pubkey) PUBKEY_FILE="$2"; shift ;;
+        --version) PACKAGE_VERSION="$2"; shift ;;
         *) echo "unknown option: $1 (see the comment at the top of $0)" >&2; exit 2 ;;
     esac
     shift
@@ -49,6 +53,15 @@ TAURI="$ROOT/ui/node_modules/.bin/tauri"
 STAGE="$(mktemp -d -t coffer-package-XXXXXX)"
 trap 'rm -rf "$STAGE"' EXIT
 
+# `coffer self-update` compares a package's version with the CLI's own (Cargo's), so the
+# two must be the same number.
+APP_VERSION="$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["version"])' src-tauri/tauri.conf.json)"
+CARGO_VERSION="$(sed -n '/^\[workspace.package\]/,/^\[/s/^version = "\(.*\)"/\1/p' Cargo.toml)"
+if [ "$APP_VERSION" != "$CARGO_VERSION" ]; then
+    echo "src-tauri/tauri.conf.json says version $APP_VERSION but Cargo.toml says $CARGO_VERSION; make them equal" >&2
+    exit 1
+fi
+
 # The update public key: the committed one, or the one given.
 if [ -n "$PUBKEY_FILE" ]; then
     PUBKEY="$(tr -d '\n' <"$PUBKEY_FILE")"
@@ -67,8 +80,9 @@ if [ "$PROFILE" = release ]; then
     cargo build --release --locked -p coffer-cli
     (cd src-tauri && "$TAURI" build --no-bundle --ci --config "$STAGE/pubkey.json")
 else
-    # No-ops when tests/e2e/run.sh and the workspace build made these already.
-    cargo build --locked -p coffer-cli
+    # No-ops when tests/run-all.sh's workspace build and tests/e2e/run.sh made these
+    # already (the whole workspace, so that features unify as they did there).
+    cargo build --workspace --locked
     (cd src-tauri && "$TAURI" build --debug --no-bundle --ci)
 fi
 echo "   built in $((SECONDS - START)) s"
@@ -92,7 +106,7 @@ cp packaging/linux/coffer-agent.service packaging/linux/coffer-daemon.service pa
 gzip -9n <packaging/linux/coffer-app.1 >"$FILES/coffer-app.1.gz"
 printf '%s\n' "$PUBKEY" >"$FILES/update-key.pub"
 MAINTAINER="Coffer maintainers <maintainers@coffer.invalid>"
-VERSION="$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["version"])' src-tauri/tauri.conf.json)"
+VERSION="${PACKAGE_VERSION:-$APP_VERSION}"
 cat >"$STAGE/changelog" <<EOF
 coffer ($VERSION) stable; urgency=medium
 
@@ -134,6 +148,7 @@ EOF
 }
 cat >"$STAGE/bundle.json" <<EOF
 {
+  "version": "$VERSION",
   "plugins": { "updater": { "pubkey": "$PUBKEY" } },
   "bundle": {
     "active": true,

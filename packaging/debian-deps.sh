@@ -13,7 +13,7 @@ COFFER_TEST_PACKAGES=(postgresql xvfb xauth webkit2gtk-driver xclip python3 util
 # packaging/build.sh (strip, the manifest writer) and the install test (tests/install/run.sh:
 # a clean Debian root, the package linter, a screenshot of the installed app's window).
 COFFER_PACKAGING_PACKAGES=(binutils python3)
-COFFER_INSTALL_TEST_PACKAGES=(debootstrap lintian x11-apps imagemagick)
+COFFER_INSTALL_TEST_PACKAGES=(debootstrap lintian imagemagick)
 
 coffer_install_packages() {
     local missing=()
