@@ -2,7 +2,8 @@
 # The whole test suite, as CI runs it: installs what is missing, checks formatting and
 # lints, builds everything, then runs unit, property and system tests (each system test
 # starts its own swtpm on 127.0.0.1), the UI's component tests, the end-to-end tests of
-# the real app under Xvfb, and the demo launcher's self-test; in between, a bounded
+# the real app under Xvfb, the install test of the .deb in a clean Debian 12 root, and the
+# demo launcher's self-test; in between, a bounded
 # fuzzing run of every parser that takes outside input (fuzz/run.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -37,5 +38,7 @@ if ! tests/e2e/run.sh; then
     echo "== end-to-end tests failed; running them once more to rule out a timing flake"
     tests/e2e/run.sh --no-build
 fi
+echo "== install test: the .deb in a clean Debian 12 root, lintian, self-update (tests/install/run.sh)"
+tests/install/run.sh
 echo "== CLI demo self-test (packaging/demo.sh, non-interactively)"
 COFFER_BUILD_PROFILE=dev packaging/demo.sh --self-test

@@ -131,6 +131,9 @@ pub enum Command {
     Completions { shell: clap_complete::Shell },
     /// Print the man page (roff).
     Man,
+    /// Install a signed update (.deb or .rpm and its .sig) from a file, e.g. a USB stick;
+    /// refuses unsigned, wrongly signed, altered and older bundles.
+    SelfUpdate(crate::self_update::SelfUpdateArgs),
     /// Secrets and their versions.
     #[command(subcommand)]
     Secret(SecretCommand),

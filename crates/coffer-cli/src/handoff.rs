@@ -30,7 +30,9 @@ pub enum Route {
 
 pub fn route(cli: &Cli) -> Route {
     match cli.command {
-        Command::Completions { .. } | Command::Man => return Route::Here(None),
+        Command::Completions { .. } | Command::Man | Command::SelfUpdate(_) => {
+            return Route::Here(None)
+        }
         Command::Init { .. }
         | Command::Recover { .. }
         | Command::Status

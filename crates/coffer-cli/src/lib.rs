@@ -19,6 +19,7 @@ mod input;
 mod output;
 mod peers;
 mod private_file;
+mod self_update;
 pub mod template;
 
 use std::process::ExitCode;

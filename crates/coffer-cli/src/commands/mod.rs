@@ -196,6 +196,7 @@ pub fn run(
                 .map_err(|e| Failure::usage(format!("cannot render the man page: {e}")))?;
             crate::output::raw(&page, false)
         }
+        Command::SelfUpdate(args) => crate::self_update::run(&env, &args),
         Command::Secret(command) => secret::run(&env, command),
         Command::Key(command) => key::run(&env, command),
         Command::Kms(command) => kms::run(&env, command),
