@@ -255,11 +255,13 @@ fn opening_a_vault_from_an_older_release_copies_it_first_then_upgrades_it() {
     let env = Env::new();
     env.init();
     env.create("app/token", b"token-before-upgrade");
-    // The file as the release before replica regions left it: schema 5, no peers table
-    // and nothing of replication (migration 7).
+    // The file as the release before replica regions left it: schema 5, no peers table,
+    // nothing of replication (migration 7) and no access keys or policies (migration 8).
     env.db()
         .execute_batch(
-            "DROP TRIGGER replication_outbox_version;
+            "DROP TABLE access_keys; DROP TABLE secret_policies;
+             DROP TABLE key_policies; DROP TABLE key_tags;
+             DROP TRIGGER replication_outbox_version;
              DROP TABLE secret_replicas; DROP TABLE replication_outbox;
              DROP TABLE replication_peers; DROP TABLE secret_replica_of;
              DROP TABLE replication_inbound;
