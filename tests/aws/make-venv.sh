@@ -5,6 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 venv="${COFFER_AWS_VENV:-${CARGO_TARGET_DIR:-target}/aws-venv}"
+# Absolute, because the test that runs the printed python does so from another directory.
+[[ "$venv" == /* ]] || venv="$PWD/$venv"
 # Pinned together: the AWS CLI v1 requires the botocore that boto3 of the same line uses.
 packages=(boto3==1.44.18 botocore==1.44.18 awscli==1.46.3)
 stamp="$venv/.coffer-packages"
