@@ -176,6 +176,12 @@ pub enum Command {
         /// daemon listens nowhere.
         #[arg(long, value_name = "ADDR:PORT")]
         listen: Option<String>,
+        /// With --listen: unlock once to read this vault's TLS identity and pinned
+        /// peers, then wipe the keys and hold the vault locked. Peers can still push;
+        /// what they send is kept sealed and applied at the vault's next unlock.
+        /// Rotations and pushing to peers wait for an unlocked daemon.
+        #[arg(long, requires = "listen")]
+        stay_locked: bool,
         /// Serve the AWS-compatible API (Secrets Manager and KMS, SigV4 with
         /// `coffer access-key` keys) here, e.g. 127.0.0.1:4566; loopback only for now.
         #[arg(long, value_name = "ADDR:PORT")]
