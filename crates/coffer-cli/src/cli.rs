@@ -264,6 +264,29 @@ pub enum RegionCommand {
     List,
     /// Contact a peer now over pinned TLS and show what was negotiated.
     Ping { name: String },
+    /// Write what region NAME has not acknowledged as one signed bundle (for an
+    /// air-gapped vault; carried by hand, applied there with `coffer region import`).
+    Export {
+        name: String,
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
+    /// Apply a bundle from a primary region and write the acknowledgement to carry back.
+    Import {
+        file: PathBuf,
+        /// Where the acknowledgement goes (default: FILE.ack).
+        #[arg(long, value_name = "FILE")]
+        ack_out: Option<PathBuf>,
+    },
+    /// Take a region's acknowledgement of a bundle, so the next export moves on.
+    ImportAck { file: PathBuf },
+    /// Write an acknowledgement of what is applied from primary region NAME without a
+    /// bundle: the first one tells that primary this vault's keys.
+    Ack {
+        name: String,
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
 }
 
 #[derive(Subcommand, Debug)]

@@ -328,6 +328,8 @@ pub fn forget_region(tx: &Transaction<'_>, region: &str) -> Result<(), StoreErro
         .execute([region])?;
     tx.prepare_cached("DELETE FROM replication_inbox WHERE region = ?1")?
         .execute([region])?;
+    tx.prepare_cached("DELETE FROM replication_peer_cards WHERE region = ?1")?
+        .execute([region])?;
     Ok(())
 }
 
@@ -430,4 +432,31 @@ pub fn clear_inbox(tx: &Transaction<'_>, region: &str, upto: i64) -> Result<(), 
     tx.prepare_cached("DELETE FROM replication_inbox WHERE region = ?1 AND seq <= ?2")?
         .execute(params![region, upto])?;
     Ok(())
+}
+
+/// Remembers the signed hello of `region` (from its bundle acknowledgement).
+pub fn set_card(tx: &Transaction<'_>, region: &str, hello: &str) -> Result<(), StoreError> {
+    tx.prepare_cached(
+        "INSERT INTO replication_peer_cards (region, hello) VALUES (?1, ?2)
+         ON CONFLICT (region) DO UPDATE SET hello = excluded.hello",
+    )?
+    .execute(params![region, hello])?;
+    Ok(())
+}
+
+/// The signed hello of `region`, if one was imported.
+pub fn card(conn: &Connection, region: &str) -> Result<Option<String>, StoreError> {
+    Ok(conn
+        .prepare_cached("SELECT hello FROM replication_peer_cards WHERE region = ?1")?
+        .query_row([region], |r| r.get(0))
+        .optional()?)
+}
+
+/// Whether `seq` is an entry of `region`'s outbox (an acknowledgement must name one).
+pub fn in_outbox(conn: &Connection, region: &str, seq: i64) -> Result<bool, StoreError> {
+    Ok(conn
+        .prepare_cached("SELECT 1 FROM replication_outbox WHERE region = ?1 AND seq = ?2")?
+        .query_row(params![region, seq], |_| Ok(()))
+        .optional()?
+        .is_some())
 }

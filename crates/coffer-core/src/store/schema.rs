@@ -323,7 +323,7 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (key_id, key)
     ) STRICT, WITHOUT ROWID;
     "#,
-    // 9: a locked replica's inbox: entries a daemon received while it held the vault
+    // 9: a locked replica's inbox (and a primary's cards of air-gapped regions): entries a daemon received while it held the vault
     // locked, kept exactly as signed and sealed (no value or data key in plaintext), with
     // the certificate the sender presented; applied (signature checked again, in order,
     // idempotently) at the next unlock and deleted in that transaction. No MAC: the
@@ -338,6 +338,13 @@ const MIGRATIONS: &[&str] = &[
         sender_cert  BLOB NOT NULL,
         received_at  INTEGER NOT NULL,
         PRIMARY KEY (region, seq)
+    ) STRICT;
+    -- On a primary: the signed hello (vault id, data-key public key) a region sent in its
+    -- last bundle acknowledgement, for sealing bundles to a region never connected. No
+    -- MAC: its signature is checked against the pinned fingerprint at every use.
+    CREATE TABLE replication_peer_cards (
+        region  TEXT PRIMARY KEY,
+        hello   TEXT NOT NULL
     ) STRICT;
     "#,
 ];

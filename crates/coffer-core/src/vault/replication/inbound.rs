@@ -166,7 +166,7 @@ impl Vault {
         self.apply_chain(region, ca, entries, applied_upto, "network")
     }
 
-    fn apply_chain(
+    pub(super) fn apply_chain(
         &mut self,
         region: &str,
         ca: &CertificateDer<'static>,
