@@ -409,3 +409,56 @@ fn a_locked_replica_keeps_entries_sealed_and_applies_them_at_unlock() {
     let discarded = audited(&mut lab.vault, "replication_inbox_discard");
     assert_eq!(discarded.len(), 1, "{discarded:?}");
 }
+
+#[test]
+fn a_bundle_after_a_gap_is_refused_as_out_of_order() {
+    let (mut home, mut lab) = (region("eu-home-1"), region("us-lab-1"));
+    pair(&mut home, &mut lab);
+    home.vault
+        .create_secret(CreateSecret {
+            name: "db/pass".into(),
+            value: Some(SecretValue::text("one")),
+            ..Default::default()
+        })
+        .unwrap();
+    home.vault
+        .replicate_secret("db/pass", "us-lab-1", None)
+        .unwrap();
+    let first = lab.vault.acknowledge_region("eu-home-1").unwrap();
+    home.vault.import_bundle_ack(&first.ack).unwrap();
+    let b1 = home.vault.export_bundle("us-lab-1").unwrap();
+    let imported = lab.vault.import_bundle(&b1.bundle).unwrap();
+    assert_eq!(imported.applied, 1);
+    home.vault.import_bundle_ack(&imported.ack).unwrap();
+    home.vault
+        .put_secret_value("db/pass", PutValue::new(SecretValue::text("two")))
+        .unwrap();
+    let b2 = home.vault.export_bundle("us-lab-1").unwrap();
+    assert_eq!(b2.after, b1.last_seq);
+
+    // The replica went back (restored from an older copy): b2 does not follow it.
+    lab.vault
+        .store
+        .conn()
+        .execute("UPDATE replication_inbound SET applied_upto = 0", [])
+        .unwrap();
+    let error = lab.vault.import_bundle(&b2.bundle).unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .contains("import the bundle before it first"),
+        "{error}"
+    );
+    assert_eq!(applied(&lab, "eu-home-1"), 0);
+    assert_eq!(value(&mut lab.vault, "db/pass", "CURRENT"), "one");
+    // b1 again brings it back to where b2 follows; then b2 applies.
+    lab.vault.import_bundle(&b1.bundle).unwrap();
+    lab.vault.import_bundle(&b2.bundle).unwrap();
+    assert_eq!(value(&mut lab.vault, "db/pass", "CURRENT"), "two");
+    // The first acknowledgement, older than what was taken since, is refused.
+    let error = home.vault.import_bundle_ack(&first.ack).unwrap_err();
+    assert!(
+        error.to_string().contains("older acknowledgement"),
+        "{error}"
+    );
+}
