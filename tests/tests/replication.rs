@@ -37,13 +37,17 @@ impl Daemon {
 
     /// A daemon at a fixed port (to restart one where its peer expects it).
     fn start_on(env: &Env, port: u16) -> Daemon {
+        Daemon::start_with(env, port, &[])
+    }
+
+    /// [`Daemon::start_on`] with more options.
+    fn start_with(env: &Env, port: u16, extra: &[&str]) -> Daemon {
         let address = format!("127.0.0.1:{port}");
         let start = Instant::now();
         loop {
-            let daemon = Daemon(
-                env.cmd(["daemon", "--listen", &address, "--max-sleep", "1h"])
-                    .spawn(),
-            );
+            let mut args = vec!["daemon", "--listen", &address, "--max-sleep", "1h"];
+            args.extend_from_slice(extra);
+            let daemon = Daemon(env.cmd(args).spawn());
             loop {
                 let stderr = daemon.0.stderr();
                 if stderr.contains("listening for peers") {
@@ -567,4 +571,98 @@ fn an_edited_replica_row_is_refused_not_followed() {
             Err(log)
         }
     });
+}
+
+/// Counts rows of a table in a vault file, read directly (the vault stays locked).
+fn rows_in(env: &Env, table: &str) -> i64 {
+    let conn = rusqlite::Connection::open_with_flags(
+        &env.vault,
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+    )
+    .unwrap();
+    conn.query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |r| r.get(0))
+        .unwrap()
+}
+
+/// Whether `needle` is anywhere in the vault's files (the database and its WAL).
+fn on_disk(env: &Env, needle: &[u8]) -> bool {
+    let dir = env.vault.parent().unwrap();
+    std::fs::read_dir(dir).unwrap().any(|entry| {
+        let bytes = std::fs::read(entry.unwrap().path()).unwrap_or_default();
+        bytes.windows(needle.len()).any(|w| w == needle)
+    })
+}
+
+#[test]
+fn a_replica_held_locked_keeps_what_it_receives_sealed_until_unlocked() {
+    let (home, lab, lab_daemon, lab_port) = pair();
+    drop(lab_daemon);
+    // The lab's daemon unlocks once to read its TLS identity and pins, then locks.
+    let lab_daemon = Daemon::start_with(&lab, lab_port, &["--stay-locked"]);
+    let home_daemon = Daemon(home.cmd(["daemon", "--max-sleep", "1h"]).spawn());
+    eventually("the lab daemon to lock", || {
+        let log = lab_daemon.log();
+        if log.contains("vault locked") {
+            Ok(())
+        } else {
+            Err(log)
+        }
+    });
+    home.sensitive("locked-replica-value-1");
+    home.create("db/password", b"locked-replica-value-1");
+    home.coffer(&["secret", "replicate", "db/password", "--region", "us-lab-1"])
+        .ok();
+    eventually("the locked lab to acknowledge", || {
+        let status = region_status(&home.describe("db/password"), "us-lab-1");
+        if status["status"] == "InSync" {
+            Ok(())
+        } else {
+            Err(format!("{status}; lab: {}", lab_daemon.log()))
+        }
+    });
+    // Kept, not applied: no secret yet, the entries sealed in the inbox, no plaintext.
+    assert_eq!(rows_in(&lab, "secrets"), 0);
+    assert!(rows_in(&lab, "replication_inbox") > 0);
+    assert!(!on_disk(&lab, b"locked-replica-value-1"));
+
+    // The next unlock (here a command run with the PIN) applies them and audits it.
+    assert_eq!(
+        value_on(&lab, "db/password", &[]).unwrap(),
+        "locked-replica-value-1"
+    );
+    assert_eq!(rows_in(&lab, "replication_inbox"), 0);
+    let audit = lab.coffer(&["audit", "list", "-o", "json"]).ok().text();
+    assert!(
+        audit.lines().any(|line| {
+            let entry: Value = serde_json::from_str(line).unwrap();
+            entry["operation"] == "replication_apply"
+                && entry["detail"].as_str().unwrap_or("").contains("via=inbox")
+        }),
+        "{audit}"
+    );
+
+    // The locked daemon goes on receiving; the replica stays read-only.
+    home.sensitive("locked-replica-value-2");
+    home.coffer_stdin(
+        &["secret", "put", "db/password", "--value-file", "-"],
+        b"locked-replica-value-2",
+    )
+    .ok();
+    eventually("the second value to be acknowledged", || {
+        let status = region_status(&home.describe("db/password"), "us-lab-1");
+        match (status["status"].as_str(), status["pending"].as_u64()) {
+            (Some("InSync"), Some(0)) => Ok(()),
+            _ => Err(status.to_string()),
+        }
+    });
+    assert!(!on_disk(&lab, b"locked-replica-value-2"));
+    wait_value(&lab, "db/password", &[], "locked-replica-value-2");
+    assert_eq!(
+        value_on(&lab, "db/password", &["--label", "PREVIOUS"]).unwrap(),
+        "locked-replica-value-1"
+    );
+    let shape_home = shape(&home.describe("db/password"));
+    assert_eq!(shape(&lab.describe("db/password")), shape_home);
+    drop(home_daemon);
+    drop(lab_daemon);
 }

@@ -176,6 +176,12 @@ pub enum Command {
         /// daemon listens nowhere.
         #[arg(long, value_name = "ADDR:PORT")]
         listen: Option<String>,
+        /// With --listen: unlock once to read this vault's TLS identity and pinned
+        /// peers, then wipe the keys and hold the vault locked. Peers can still push;
+        /// what they send is kept sealed and applied at the vault's next unlock.
+        /// Rotations and pushing to peers wait for an unlocked daemon.
+        #[arg(long, requires = "listen")]
+        stay_locked: bool,
         /// Serve the AWS-compatible API (Secrets Manager and KMS, SigV4 with
         /// `coffer access-key` keys) here, e.g. 127.0.0.1:4566; loopback only for now.
         #[arg(long, value_name = "ADDR:PORT")]
@@ -258,6 +264,29 @@ pub enum RegionCommand {
     List,
     /// Contact a peer now over pinned TLS and show what was negotiated.
     Ping { name: String },
+    /// Write what region NAME has not acknowledged as one signed bundle (for an
+    /// air-gapped vault; carried by hand, applied there with `coffer region import`).
+    Export {
+        name: String,
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
+    /// Apply a bundle from a primary region and write the acknowledgement to carry back.
+    Import {
+        file: PathBuf,
+        /// Where the acknowledgement goes (default: FILE.ack).
+        #[arg(long, value_name = "FILE")]
+        ack_out: Option<PathBuf>,
+    },
+    /// Take a region's acknowledgement of a bundle, so the next export moves on.
+    ImportAck { file: PathBuf },
+    /// Write an acknowledgement of what is applied from primary region NAME without a
+    /// bundle: the first one tells that primary this vault's keys.
+    Ack {
+        name: String,
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
 }
 
 #[derive(Subcommand, Debug)]

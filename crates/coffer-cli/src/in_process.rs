@@ -44,14 +44,18 @@ fn tpm_command(env: &Env, command: Command) -> Result<(), Failure> {
             max_sleep,
             now,
             listen,
+            stay_locked,
             aws_listen,
         } => rotation::daemon(
             env,
-            once,
-            &max_sleep,
-            now.as_deref(),
-            listen.as_deref(),
-            aws_listen.as_deref(),
+            rotation::DaemonOptions {
+                once,
+                max_sleep: &max_sleep,
+                now: now.as_deref(),
+                listen: listen.as_deref(),
+                stay_locked,
+                aws_listen: aws_listen.as_deref(),
+            },
         ),
         _ => Err(Failure::usage(
             "not a command that needs the TPM in this process",

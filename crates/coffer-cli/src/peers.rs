@@ -24,16 +24,37 @@ pub fn listen(vault: &Arc<Mutex<Vault>>, address: &str) -> Result<PeerListener, 
         let (region, identity) = guard.identity()?;
         (region, identity, guard.id())
     };
+    // What the vault says while unlocked, remembered for when it is held locked.
+    let inbound = Arc::new(Mutex::new(Inbound::new()));
+    inbound
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .remember(&mut lock(vault))?;
     let shared = Arc::clone(vault);
-    // A vault that cannot list its peers (tampered rows) lets nobody in.
-    let pinned: PinnedSet = Arc::new(move || lock(&shared).pinned_peers().unwrap_or_default());
+    let remembered = Arc::clone(&inbound);
+    // A vault that cannot list its peers (tampered rows) lets nobody in. The two locks
+    // are never held together (the handler takes the inbound's, then the vault's).
+    let pinned: PinnedSet = Arc::new(move || {
+        let live = {
+            let mut vault = lock(&shared);
+            vault
+                .is_unlocked()
+                .then(|| vault.pinned_peers().unwrap_or_default())
+        };
+        live.unwrap_or_else(|| {
+            remembered
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .pinned()
+                .to_vec()
+        })
+    });
     let config = server_config(&identity, pinned).map_err(coffer_core::Error::from)?;
     let hello = identity
         .hello(&region, vault_id)
         .map_err(coffer_core::Error::from)?;
     // Replication requests apply to the vault the daemon holds, one at a time.
     let receiving = Arc::clone(vault);
-    let inbound = Mutex::new(Inbound::new());
     let handler: Handler = Arc::new(move |request| {
         let mut inbound = inbound.lock().unwrap_or_else(|p| p.into_inner());
         inbound.handle(&mut lock(&receiving), request)

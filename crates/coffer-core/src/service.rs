@@ -24,6 +24,7 @@ use crate::vault::access_keys::AccessKeyInfo;
 use crate::vault::envelope::EncryptionContext;
 use crate::vault::regions::{PeerContact, PeerInfo, RegionIdentity};
 use crate::vault::replication::SecretReplication;
+use crate::vault::replication::{AckImport, BundleExport, BundleImport};
 use crate::vault::rewrap::RewrapProgress;
 use crate::vault::rotation::{DueReport, KeyRotationInfo};
 use crate::vault::{AuditEntry, AuditVerification, CreateSecret, Error, PutValue, Result, Vault};
@@ -298,6 +299,22 @@ pub enum Request {
     RegionPing {
         name: String,
     },
+    /// What a region has not acknowledged, as a signed bundle for carrying by hand.
+    RegionExport {
+        name: String,
+    },
+    /// Applies a bundle from a primary region; answers the acknowledgement to carry back.
+    RegionImport {
+        bundle: String,
+    },
+    /// Takes a region's acknowledgement of a bundle: the outbox moves on.
+    RegionImportAck {
+        ack: String,
+    },
+    /// An acknowledgement of what is applied from a region, without a bundle.
+    RegionAck {
+        name: String,
+    },
     /// Replicates a secret to a paired region (under `key` there).
     ReplicateSecret {
         name: String,
@@ -449,6 +466,9 @@ pub enum Response {
     Peer(PeerInfo),
     Peers(Vec<PeerInfo>),
     Contact(PeerContact),
+    BundleExported(BundleExport),
+    BundleImported(BundleImport),
+    AckImported(AckImport),
     Replication(SecretReplication),
     AccessKeyCreated {
         key: AccessKeyInfo,
@@ -532,6 +552,10 @@ pub fn execute(vault: &mut Vault, request: Request) -> Result<Response> {
         }
         Request::RegionList => Response::Peers(vault.peers()?),
         Request::RegionPing { name } => Response::Contact(vault.contact_peer(&name)?),
+        Request::RegionExport { name } => Response::BundleExported(vault.export_bundle(&name)?),
+        Request::RegionImport { bundle } => Response::BundleImported(vault.import_bundle(&bundle)?),
+        Request::RegionImportAck { ack } => Response::AckImported(vault.import_bundle_ack(&ack)?),
+        Request::RegionAck { name } => Response::BundleImported(vault.acknowledge_region(&name)?),
         Request::ReplicateSecret { name, region, key } => {
             Response::Replication(vault.replicate_secret(&name, &region, key.as_deref())?)
         }

@@ -493,14 +493,25 @@ pub fn run_key(
 
 /// The headless scheduler: runs what is due, sleeps until the next due time (at most
 /// `max_sleep`), and again; `--once` runs one pass.
-pub fn daemon(
-    env: &Env,
-    once: bool,
-    max_sleep: &str,
-    now: Option<&str>,
-    listen: Option<&str>,
-    aws_listen: Option<&str>,
-) -> Result<(), Failure> {
+/// What `coffer daemon` was asked to do.
+pub struct DaemonOptions<'a> {
+    pub once: bool,
+    pub max_sleep: &'a str,
+    pub now: Option<&'a str>,
+    pub listen: Option<&'a str>,
+    pub stay_locked: bool,
+    pub aws_listen: Option<&'a str>,
+}
+
+pub fn daemon(env: &Env, options: DaemonOptions<'_>) -> Result<(), Failure> {
+    let DaemonOptions {
+        once,
+        max_sleep,
+        now,
+        listen,
+        stay_locked,
+        aws_listen,
+    } = options;
     let max_sleep =
         parse_duration(max_sleep).map_err(|e| Failure::usage(format!("--max-sleep: {e}")))?;
     let clock = now
@@ -514,7 +525,11 @@ pub fn daemon(
     let _listener = listen
         .map(|address| crate::peers::listen(&vault, address))
         .transpose()?;
-    if !once {
+    if stay_locked {
+        // The listener keeps only its TLS key and what it remembered; the vault's keys go.
+        crate::peers::lock(&vault).lock()?;
+        eprintln!("coffer: vault locked; what peers send is kept sealed until it is next unlocked");
+    } else if !once {
         crate::peers::replicate(&vault);
     }
     let _aws = aws_listen
@@ -542,6 +557,8 @@ pub fn daemon(
         let now = clock.unwrap_or_else(Timestamp::now);
         let mut vault = crate::peers::lock(&vault);
         let next = match vault.run_due(now) {
+            // Held locked (--stay-locked): nothing can be rotated; the listener works on.
+            _ if !vault.is_unlocked() => None,
             Ok(report) => {
                 let body = json!(report);
                 match env.output {

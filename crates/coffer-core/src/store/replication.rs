@@ -326,6 +326,10 @@ pub fn forget_region(tx: &Transaction<'_>, region: &str) -> Result<(), StoreErro
         .execute([region])?;
     tx.prepare_cached("DELETE FROM replication_inbound WHERE region = ?1")?
         .execute([region])?;
+    tx.prepare_cached("DELETE FROM replication_inbox WHERE region = ?1")?
+        .execute([region])?;
+    tx.prepare_cached("DELETE FROM replication_peer_cards WHERE region = ?1")?
+        .execute([region])?;
     Ok(())
 }
 
@@ -336,4 +340,123 @@ pub fn secrets_replicated_to(conn: &Connection, region: &str) -> Result<Vec<Uuid
     )?;
     let rows = stmt.query_map([region], |r| r.get(0))?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// One entry a locked replica kept sealed, as received.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InboxRow {
+    pub region: String,
+    pub seq: i64,
+    pub prev_seq: i64,
+    pub secret_id: [u8; 16],
+    pub payload: Vec<u8>,
+    /// The certificate the sender presented (its identity's CA), to verify the signature
+    /// again at apply against the fingerprint pinned then.
+    pub sender_cert: Vec<u8>,
+    pub received_at: i64,
+}
+
+/// Keeps an entry for the next unlock; one already kept stays as it is.
+pub fn push_inbox(tx: &Transaction<'_>, row: &InboxRow) -> Result<(), StoreError> {
+    tx.prepare_cached(
+        "INSERT INTO replication_inbox
+             (region, seq, prev_seq, secret_id, payload, sender_cert, received_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+         ON CONFLICT (region, seq) DO NOTHING",
+    )?
+    .execute(params![
+        row.region,
+        row.seq,
+        row.prev_seq,
+        &row.secret_id[..],
+        row.payload,
+        row.sender_cert,
+        row.received_at
+    ])?;
+    Ok(())
+}
+
+/// The kept entries of primary `region`, in seq order.
+pub fn inbox(conn: &Connection, region: &str) -> Result<Vec<InboxRow>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT region, seq, prev_seq, secret_id, payload, sender_cert, received_at
+         FROM replication_inbox WHERE region = ?1 ORDER BY seq",
+    )?;
+    let rows = stmt.query_map([region], |r| {
+        let secret: Vec<u8> = r.get(3)?;
+        Ok((
+            InboxRow {
+                region: r.get(0)?,
+                seq: r.get(1)?,
+                prev_seq: r.get(2)?,
+                secret_id: [0; 16],
+                payload: r.get(4)?,
+                sender_cert: r.get(5)?,
+                received_at: r.get(6)?,
+            },
+            secret,
+        ))
+    })?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (mut row, secret) = row?;
+        row.secret_id = secret
+            .as_slice()
+            .try_into()
+            .map_err(|_| StoreError::Missing {
+                what: "inbox secret id",
+            })?;
+        out.push(row);
+    }
+    Ok(out)
+}
+
+/// The primary regions with kept entries.
+pub fn inbox_regions(conn: &Connection) -> Result<Vec<String>, StoreError> {
+    let mut stmt =
+        conn.prepare_cached("SELECT DISTINCT region FROM replication_inbox ORDER BY region")?;
+    let rows = stmt.query_map([], |r| r.get(0))?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// How far the stream from `region` is received: applied, or kept in the inbox.
+pub fn received_upto(conn: &Connection, region: &str) -> Result<i64, StoreError> {
+    let kept: Option<i64> = conn
+        .prepare_cached("SELECT MAX(seq) FROM replication_inbox WHERE region = ?1")?
+        .query_row([region], |r| r.get(0))?;
+    Ok(applied_upto(conn, region)?.max(kept.unwrap_or(0)))
+}
+
+/// Drops kept entries of `region` at or below `upto` (applied, or given up on).
+pub fn clear_inbox(tx: &Transaction<'_>, region: &str, upto: i64) -> Result<(), StoreError> {
+    tx.prepare_cached("DELETE FROM replication_inbox WHERE region = ?1 AND seq <= ?2")?
+        .execute(params![region, upto])?;
+    Ok(())
+}
+
+/// Remembers the signed hello of `region` (from its bundle acknowledgement).
+pub fn set_card(tx: &Transaction<'_>, region: &str, hello: &str) -> Result<(), StoreError> {
+    tx.prepare_cached(
+        "INSERT INTO replication_peer_cards (region, hello) VALUES (?1, ?2)
+         ON CONFLICT (region) DO UPDATE SET hello = excluded.hello",
+    )?
+    .execute(params![region, hello])?;
+    Ok(())
+}
+
+/// The signed hello of `region`, if one was imported.
+pub fn card(conn: &Connection, region: &str) -> Result<Option<String>, StoreError> {
+    Ok(conn
+        .prepare_cached("SELECT hello FROM replication_peer_cards WHERE region = ?1")?
+        .query_row([region], |r| r.get(0))
+        .optional()?)
+}
+
+/// Whether `seq` is an entry of `region`'s outbox (an acknowledgement must name one).
+pub fn in_outbox(conn: &Connection, region: &str, seq: i64) -> Result<bool, StoreError> {
+    Ok(conn
+        .prepare_cached("SELECT 1 FROM replication_outbox WHERE region = ?1 AND seq = ?2")?
+        .query_row(params![region, seq], |_| Ok(()))
+        .optional()?
+        .is_some())
 }

@@ -323,6 +323,30 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (key_id, key)
     ) STRICT, WITHOUT ROWID;
     "#,
+    // 9: a locked replica's inbox (and a primary's cards of air-gapped regions): entries a daemon received while it held the vault
+    // locked, kept exactly as signed and sealed (no value or data key in plaintext), with
+    // the certificate the sender presented; applied (signature checked again, in order,
+    // idempotently) at the next unlock and deleted in that transaction. No MAC: the
+    // primary's signature covers each payload, and a deleted row only holds the stream up.
+    r#"
+    CREATE TABLE replication_inbox (
+        region       TEXT NOT NULL,
+        seq          INTEGER NOT NULL,
+        prev_seq     INTEGER NOT NULL,
+        secret_id    BLOB NOT NULL,
+        payload      BLOB NOT NULL,
+        sender_cert  BLOB NOT NULL,
+        received_at  INTEGER NOT NULL,
+        PRIMARY KEY (region, seq)
+    ) STRICT;
+    -- On a primary: the signed hello (vault id, data-key public key) a region sent in its
+    -- last bundle acknowledgement, for sealing bundles to a region never connected. No
+    -- MAC: its signature is checked against the pinned fingerprint at every use.
+    CREATE TABLE replication_peer_cards (
+        region  TEXT PRIMARY KEY,
+        hello   TEXT NOT NULL
+    ) STRICT;
+    "#,
 ];
 
 /// The schema version this build writes.

@@ -227,6 +227,14 @@ impl Vault {
                 self.purge_expired()?;
                 // Failed unlocks recorded while locked are accounted for and chained now.
                 self.account_failed_unlocks(tcti)?;
+                // Entries a locked daemon kept sealed are applied now. A failure keeps
+                // them for the next unlock and is audited; it does not refuse the unlock.
+                if let Err(error) = self.apply_inbox() {
+                    let event = AuditEvent::new("replication_inbox")
+                        .failed(error.code())
+                        .detail(error.to_string());
+                    self.write(event, |_, _, _| Ok(()))?;
+                }
                 Ok(())
             }
             Err(error) => {

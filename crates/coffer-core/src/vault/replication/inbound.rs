@@ -1,14 +1,22 @@
 //! The replica's side: one `coffer-sync` receiver per primary region, fed by the daemon's
 //! listener, and the one transaction that applies a batch with its new position.
+//!
+//! A daemon holding the vault locked still receives: it checks each payload's signature
+//! and address (no key of the vault is needed for that), keeps the entries sealed as
+//! they came in the inbox table, and acknowledges them; the next unlock applies them.
 
 use std::collections::HashMap;
 
-use coffer_sync::{Receiver, ReceiverAction, ReceiverConfig, WireEntry};
+use coffer_sync::{Receiver, ReceiverAction, ReceiverConfig, SecretKey, WireEntry};
+use rustls_pki_types::CertificateDer;
 
 use super::payload::{self, Applied};
 use super::wire::{Answer, NotApplied, Open, Wire, BATCH_PATH, OPEN_PATH};
-use crate::region::PeerRequest;
-use crate::store::replication as rows;
+use crate::model::Timestamp;
+use crate::region::identity::fingerprint_of;
+use crate::region::{Fingerprint, PeerRequest};
+use crate::store::replication::{self as rows, InboxRow};
+use crate::store::StoreError;
 use crate::vault::error::{Error, Result};
 use crate::vault::{AuditEvent, Vault};
 
@@ -16,6 +24,10 @@ use crate::vault::{AuditEvent, Vault};
 #[derive(Default)]
 pub struct Inbound {
     receivers: HashMap<String, Receiver>,
+    /// This vault's region and its pinned peers as last read unlocked: what a locked
+    /// vault checks callers and addresses against (its own copies are sealed).
+    own_region: Option<String>,
+    pinned: Vec<(String, Fingerprint)>,
 }
 
 fn text(status: u16, message: impl Into<String>) -> (u16, Vec<u8>) {
@@ -27,16 +39,40 @@ impl Inbound {
         Inbound::default()
     }
 
+    /// Reads this vault's region and pinned peers from the unlocked vault, for the
+    /// times it is locked.
+    pub fn remember(&mut self, vault: &mut Vault) -> Result<()> {
+        let (region, _) = vault.identity()?;
+        self.own_region = Some(region.to_string());
+        self.pinned = vault.pinned_peers()?;
+        Ok(())
+    }
+
+    /// The peers pinned as last remembered.
+    pub fn pinned(&self) -> &[(String, Fingerprint)] {
+        &self.pinned
+    }
+
     /// Answers one replication request from a peer whose TLS handshake proved
     /// `request.fingerprint`.
     pub fn handle(&mut self, vault: &mut Vault, request: PeerRequest) -> (u16, Vec<u8>) {
-        let region = match vault.pinned_peers() {
-            Ok(peers) => peers
-                .into_iter()
-                .find(|(_, fp)| *fp == request.fingerprint)
-                .map(|(name, _)| name),
-            Err(error) => return text(503, error.to_string()),
+        if vault.is_unlocked() {
+            // Unlocked: the pins are read fresh, and anything kept while locked goes first.
+            if let Err(error) = self.remember(vault).and_then(|()| vault.apply_inbox()) {
+                return text(503, error.to_string());
+            }
+        }
+        let Some(own_region) = self.own_region.clone() else {
+            return text(
+                503,
+                "this vault is locked and its daemon never saw it unlocked",
+            );
         };
+        let region = self
+            .pinned
+            .iter()
+            .find(|(_, fp)| *fp == request.fingerprint)
+            .map(|(name, _)| name.clone());
         let Some(region) = region else {
             return text(403, "this fingerprint is not paired here");
         };
@@ -45,7 +81,7 @@ impl Inbound {
                 let Ok(open) = serde_json::from_slice::<Open>(&request.body) else {
                     return text(400, "not an open request");
                 };
-                let applied = match rows::applied_upto(vault.store.conn(), &region) {
+                let applied = match rows::received_upto(vault.store.conn(), &region) {
                     Ok(applied) => applied,
                     Err(error) => return text(503, error.to_string()),
                 };
@@ -79,12 +115,14 @@ impl Inbound {
                             entries,
                             applied_upto,
                         } => {
-                            match vault.apply_replicated(
-                                &region,
-                                &request.ca,
-                                entries,
-                                applied_upto,
-                            ) {
+                            let done = if vault.is_unlocked() {
+                                vault.apply_replicated(&region, &request.ca, entries, applied_upto)
+                            } else {
+                                vault
+                                    .keep_sealed(&region, &own_region, &request.ca, entries)
+                                    .map(|()| Vec::new())
+                            };
+                            match done {
                                 Ok(refused) => not_applied = refused,
                                 Err(error) => {
                                     // Nothing was applied: start again from what is stored.
@@ -125,11 +163,22 @@ impl Vault {
         entries: Vec<WireEntry>,
         applied_upto: u64,
     ) -> Result<Vec<NotApplied>> {
+        self.apply_chain(region, ca, entries, applied_upto, "network")
+    }
+
+    pub(super) fn apply_chain(
+        &mut self,
+        region: &str,
+        ca: &CertificateDer<'static>,
+        entries: Vec<WireEntry>,
+        applied_upto: u64,
+        via: &str,
+    ) -> Result<Vec<NotApplied>> {
         let (own_region, identity) = self.identity()?;
         let vault_id = self.vault_id;
         let first = entries.first().map_or(0, |e| e.seq);
         let event = AuditEvent::new("replication_apply").detail(format!(
-            "from={region} entries={} seq={first}..{applied_upto}",
+            "from={region} entries={} seq={first}..{applied_upto} via={via}",
             entries.len()
         ));
         let (updated, refused) = self.write(event, |tx, keyring, event| {
@@ -158,6 +207,7 @@ impl Vault {
                 }
             }
             rows::set_applied_upto(tx, region, applied_upto as i64)?;
+            rows::clear_inbox(tx, region, applied_upto as i64)?;
             if let [(id, name)] = &updated[..] {
                 event.secret_id = Some(*id);
                 event.secret_name = Some(name.clone());
@@ -176,6 +226,138 @@ impl Vault {
         }
         Ok(refused)
     }
+}
+
+impl Vault {
+    /// A locked vault's half of a commit: checks every payload's signature and address
+    /// (so nothing forged is acknowledged), then keeps the entries as they came, in one
+    /// transaction. No key of the vault is used; nothing is opened.
+    pub fn keep_sealed(
+        &mut self,
+        region: &str,
+        own_region: &str,
+        ca: &CertificateDer<'static>,
+        entries: Vec<WireEntry>,
+    ) -> Result<()> {
+        let from = payload::Sender { region, ca };
+        for entry in &entries {
+            payload::verify(
+                &from,
+                self.vault_id,
+                own_region,
+                entry.seq,
+                entry.secret.0,
+                &entry.payload,
+            )?;
+        }
+        let now = Timestamp::now().millis();
+        let tx = self.store.write()?;
+        for entry in entries {
+            rows::push_inbox(
+                &tx,
+                &InboxRow {
+                    region: region.to_owned(),
+                    seq: entry.seq as i64,
+                    prev_seq: entry.prev_seq as i64,
+                    secret_id: entry.secret.0,
+                    payload: entry.payload,
+                    sender_cert: ca.to_vec(),
+                    received_at: now,
+                },
+            )?;
+        }
+        tx.commit().map_err(StoreError::from)?;
+        Ok(())
+    }
+
+    /// Applies what a locked daemon kept, per primary region in seq order from the
+    /// stored position, each payload verified again against the fingerprint pinned now.
+    /// Kept entries that can never apply (their sender is no longer the pinned one, a
+    /// payload was altered on disk, a hole in the chain) are discarded and audited: the
+    /// region's position goes back to what is applied, so the primary's next round
+    /// reports the regression instead of the loss passing unseen.
+    pub fn apply_inbox(&mut self) -> Result<()> {
+        self.require_unlocked()?;
+        let regions = rows::inbox_regions(self.store.conn())?;
+        if regions.is_empty() {
+            return Ok(());
+        }
+        let pinned = self.pinned_peers()?;
+        for region in regions {
+            let pin = pinned
+                .iter()
+                .find(|(name, _)| *name == region)
+                .map(|(_, fp)| *fp);
+            loop {
+                let applied = rows::applied_upto(self.store.conn(), &region)? as u64;
+                let kept = rows::inbox(self.store.conn(), &region)?;
+                let Some((cert, chain)) = next_chain(applied, kept.clone()) else {
+                    if kept.iter().any(|row| row.seq as u64 > applied) {
+                        self.discard_inbox(&region, "a kept entry is missing")?;
+                    }
+                    break;
+                };
+                let ca = CertificateDer::from(cert);
+                if pin.is_none() || fingerprint_of(&ca) != pin {
+                    self.discard_inbox(&region, "the sender is no longer the pinned identity")?;
+                    break;
+                }
+                let upto = chain.last().map_or(applied, |e| e.seq);
+                match self.apply_chain(&region, &ca, chain, upto, "inbox") {
+                    Ok(not_applied) => {
+                        for skipped in not_applied {
+                            self.queue_read(
+                                AuditEvent::new("replica_not_applied")
+                                    .detail(format!("from={region} reason={}", skipped.reason)),
+                            )?;
+                        }
+                    }
+                    Err(Error::ReplicationRefused { reason, .. }) => {
+                        self.discard_inbox(&region, &reason)?;
+                        break;
+                    }
+                    Err(error) => return Err(error),
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn discard_inbox(&mut self, region: &str, reason: &str) -> Result<()> {
+        let event = AuditEvent::new("replication_inbox_discard")
+            .failed("peer_untrusted")
+            .detail(format!("from={region} reason={reason}"));
+        self.write(event, |tx, _, _| {
+            rows::clear_inbox(tx, region, i64::MAX)?;
+            Ok(())
+        })
+    }
+}
+
+/// The kept entries that follow `applied` without a hole, all sent with one
+/// certificate; `None` when the next one is not there.
+fn next_chain(applied: u64, kept: Vec<InboxRow>) -> Option<(Vec<u8>, Vec<WireEntry>)> {
+    let mut at = applied;
+    let mut cert: Option<Vec<u8>> = None;
+    let mut chain = Vec::new();
+    for row in kept {
+        let (seq, prev_seq) = (row.seq as u64, row.prev_seq as u64);
+        if seq <= at {
+            continue;
+        }
+        if prev_seq != at || cert.as_ref().is_some_and(|c| *c != row.sender_cert) {
+            break;
+        }
+        cert.get_or_insert_with(|| row.sender_cert.clone());
+        chain.push(WireEntry {
+            seq,
+            prev_seq,
+            secret: SecretKey(row.secret_id),
+            payload: row.payload,
+        });
+        at = seq;
+    }
+    cert.map(|cert| (cert, chain))
 }
 
 impl From<coffer_sync::SyncError> for Error {

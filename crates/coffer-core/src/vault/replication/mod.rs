@@ -6,6 +6,7 @@
 //! outbox to each region through `coffer-sync` ([`push`]); a replica verifies, opens and
 //! re-wraps what it receives and stores it as a read-only copy ([`inbound`]).
 
+pub mod bundle;
 pub mod inbound;
 mod payload;
 pub mod push;
@@ -26,8 +27,10 @@ use crate::store::replication::{self as rows, OutboxKind, OutboxRow};
 use crate::store::secrets as secret_rows;
 use crate::store::{peers as peer_rows, record_local_change, StoreError};
 
+pub use bundle::{AckImport, BundleExport, BundleImport};
 pub use inbound::Inbound;
 pub use push::{push, Pusher};
+pub use wire::NotApplied;
 
 /// A secret's place in replication, as `describe` shows it.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]

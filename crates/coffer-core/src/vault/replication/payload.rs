@@ -218,18 +218,17 @@ pub enum Applied {
     Refused { secret_id: Uuid, reason: String },
 }
 
-/// Verifies, opens and applies one entry inside the replica's transaction. A payload
-/// that is not signed by the sender or not addressed to this exact entry and vault is an
-/// error: the whole batch is refused and nothing of it stays.
-pub fn apply(
-    tx: &Transaction<'_>,
-    keyring: &mut Keyring,
+/// Checks, without any key of this vault, that a payload is signed by the sender and
+/// addressed to this exact entry of this vault and region; returns its body. Run on
+/// receipt (also by a locked replica, before keeping it) and again when applying.
+pub fn verify(
     from: &Sender<'_>,
-    to: &Receiving<'_>,
+    vault_id: Uuid,
+    region: &str,
     seq: u64,
     secret: [u8; 16],
     payload: &[u8],
-) -> Result<Applied> {
+) -> Result<ChangeBody> {
     let refused = |reason: &str| Error::ReplicationRefused {
         region: from.region.to_owned(),
         reason: format!("entry {seq}: {reason}"),
@@ -242,14 +241,30 @@ pub fn apply(
     let body: ChangeBody =
         serde_json::from_slice(body).map_err(|_| refused("the signed body is not readable"))?;
     if body.primary_region != from.region
-        || body.replica_vault != to.vault_id
-        || body.replica_region != to.region
+        || body.replica_vault != vault_id
+        || body.replica_region != region
     {
         return Err(refused("it is addressed to another vault or region"));
     }
     if body.seq != seq || body.secret_id.as_bytes() != &secret {
         return Err(refused("it was signed for another entry"));
     }
+    Ok(body)
+}
+
+/// Verifies, opens and applies one entry inside the replica's transaction. A payload
+/// that is not signed by the sender or not addressed to this exact entry and vault is an
+/// error: the whole batch is refused and nothing of it stays.
+pub fn apply(
+    tx: &Transaction<'_>,
+    keyring: &mut Keyring,
+    from: &Sender<'_>,
+    to: &Receiving<'_>,
+    seq: u64,
+    secret: [u8; 16],
+    payload: &[u8],
+) -> Result<Applied> {
+    let body = verify(from, to.vault_id, to.region, seq, secret, payload)?;
     let secret_id = body.secret_id;
     let existing = secret_rows::secret_by_id(tx, secret_id)?;
     let follows = rows::replica_of(tx, secret_id)?;

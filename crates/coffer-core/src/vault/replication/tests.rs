@@ -272,3 +272,193 @@ fn wire_messages_round_trip() {
     assert_eq!(back.into_message(), message);
     let _ = RegionName::parse("eu-home-1").unwrap();
 }
+
+fn inbox_len(region: &Region) -> usize {
+    region
+        .vault
+        .store
+        .conn()
+        .query_row("SELECT COUNT(*) FROM replication_inbox", [], |r| r.get(0))
+        .unwrap()
+}
+
+fn audited(vault: &mut Vault, operation: &str) -> Vec<String> {
+    vault
+        .audit_list(None, None, 1000)
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.operation == operation)
+        .map(|e| format!("{} {}", e.result, e.detail))
+        .collect()
+}
+
+#[test]
+fn a_locked_replica_keeps_entries_sealed_and_applies_them_at_unlock() {
+    let (mut home, mut lab) = (region("eu-home-1"), region("us-lab-1"));
+    pair(&mut home, &mut lab);
+    home.vault
+        .create_secret(CreateSecret {
+            name: "db/pass".into(),
+            value: Some(SecretValue::text("inbox-value-one-0001")),
+            ..Default::default()
+        })
+        .unwrap();
+    home.vault
+        .replicate_secret("db/pass", "us-lab-1", None)
+        .unwrap();
+    home.vault
+        .put_secret_value(
+            "db/pass",
+            PutValue::new(SecretValue::text("inbox-value-two-0002")),
+        )
+        .unwrap();
+    let entries = backlog(&mut home, &mut lab);
+    let ca = signer(&mut home);
+    let upto = entries.last().unwrap().seq;
+    lab.vault.lock().unwrap();
+
+    // Checked on receipt without any key: an altered or foreign payload is not kept.
+    let mut altered = entries.clone();
+    altered[1].payload[20] ^= 1;
+    let error = lab
+        .vault
+        .keep_sealed("eu-home-1", "us-lab-1", &ca, altered)
+        .unwrap_err();
+    assert!(matches!(error, Error::ReplicationRefused { .. }), "{error}");
+    let error = lab
+        .vault
+        .keep_sealed("eu-home-1", "us-other-1", &ca, entries.clone())
+        .unwrap_err();
+    assert!(error.to_string().contains("another vault or region"));
+    assert_eq!(inbox_len(&lab), 0);
+
+    // Kept, twice (a retransmission): the position moves, nothing is applied or opened.
+    for _ in 0..2 {
+        lab.vault
+            .keep_sealed("eu-home-1", "us-lab-1", &ca, entries.clone())
+            .unwrap();
+    }
+    assert_eq!(inbox_len(&lab), entries.len());
+    assert_eq!(applied(&lab, "eu-home-1"), 0);
+    let conn = lab.vault.store.conn();
+    assert_eq!(
+        crate::store::replication::received_upto(conn, "eu-home-1").unwrap(),
+        upto as i64
+    );
+    let names: i64 = conn
+        .query_row("SELECT COUNT(*) FROM secrets", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(names, 0, "nothing is applied while locked");
+    let raw = std::fs::read(lab.vault.path()).unwrap();
+    let wal = std::fs::read(lab.vault.path().with_extension("db-wal")).unwrap_or_default();
+    for plain in [&b"inbox-value-one-0001"[..], b"inbox-value-two-0002"] {
+        assert!(!raw.windows(plain.len()).any(|w| w == plain));
+        assert!(!wal.windows(plain.len()).any(|w| w == plain));
+    }
+
+    // The next unlock applies them, in order, once, and audits it.
+    lab.vault.unlock(&lab._swtpm.tcti(), PIN).unwrap();
+    assert_eq!(
+        value(&mut lab.vault, "db/pass", "CURRENT"),
+        "inbox-value-two-0002"
+    );
+    assert_eq!(
+        value(&mut lab.vault, "db/pass", "PREVIOUS"),
+        "inbox-value-one-0001"
+    );
+    assert_eq!(applied(&lab, "eu-home-1"), upto as i64);
+    assert_eq!(inbox_len(&lab), 0);
+    let applies = audited(&mut lab.vault, "replication_apply");
+    assert!(
+        applies.iter().any(|d| d.contains("via=inbox")),
+        "{applies:?}"
+    );
+
+    // A kept payload altered on disk is discarded at unlock (audited), and the position
+    // goes back to what is applied, so the primary sees the regression.
+    home.vault
+        .put_secret_value(
+            "db/pass",
+            PutValue::new(SecretValue::text("inbox-value-three-03")),
+        )
+        .unwrap();
+    home.vault.record_acked("us-lab-1", upto, &[]).unwrap();
+    let more = backlog(&mut home, &mut lab);
+    lab.vault.lock().unwrap();
+    lab.vault
+        .keep_sealed("eu-home-1", "us-lab-1", &ca, more)
+        .unwrap();
+    lab.vault
+        .store
+        .conn()
+        .execute(
+            "UPDATE replication_inbox SET payload = CAST(replace(CAST(payload AS TEXT), 'A', 'B') AS BLOB)",
+            [],
+        )
+        .unwrap();
+    lab.vault.unlock(&lab._swtpm.tcti(), PIN).unwrap();
+    assert_eq!(
+        value(&mut lab.vault, "db/pass", "CURRENT"),
+        "inbox-value-two-0002"
+    );
+    assert_eq!(inbox_len(&lab), 0);
+    assert_eq!(
+        crate::store::replication::received_upto(lab.vault.store.conn(), "eu-home-1").unwrap(),
+        upto as i64
+    );
+    let discarded = audited(&mut lab.vault, "replication_inbox_discard");
+    assert_eq!(discarded.len(), 1, "{discarded:?}");
+}
+
+#[test]
+fn a_bundle_after_a_gap_is_refused_as_out_of_order() {
+    let (mut home, mut lab) = (region("eu-home-1"), region("us-lab-1"));
+    pair(&mut home, &mut lab);
+    home.vault
+        .create_secret(CreateSecret {
+            name: "db/pass".into(),
+            value: Some(SecretValue::text("one")),
+            ..Default::default()
+        })
+        .unwrap();
+    home.vault
+        .replicate_secret("db/pass", "us-lab-1", None)
+        .unwrap();
+    let first = lab.vault.acknowledge_region("eu-home-1").unwrap();
+    home.vault.import_bundle_ack(&first.ack).unwrap();
+    let b1 = home.vault.export_bundle("us-lab-1").unwrap();
+    let imported = lab.vault.import_bundle(&b1.bundle).unwrap();
+    assert_eq!(imported.applied, 1);
+    home.vault.import_bundle_ack(&imported.ack).unwrap();
+    home.vault
+        .put_secret_value("db/pass", PutValue::new(SecretValue::text("two")))
+        .unwrap();
+    let b2 = home.vault.export_bundle("us-lab-1").unwrap();
+    assert_eq!(b2.after, b1.last_seq);
+
+    // The replica went back (restored from an older copy): b2 does not follow it.
+    lab.vault
+        .store
+        .conn()
+        .execute("UPDATE replication_inbound SET applied_upto = 0", [])
+        .unwrap();
+    let error = lab.vault.import_bundle(&b2.bundle).unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .contains("import the bundle before it first"),
+        "{error}"
+    );
+    assert_eq!(applied(&lab, "eu-home-1"), 0);
+    assert_eq!(value(&mut lab.vault, "db/pass", "CURRENT"), "one");
+    // b1 again brings it back to where b2 follows; then b2 applies.
+    lab.vault.import_bundle(&b1.bundle).unwrap();
+    lab.vault.import_bundle(&b2.bundle).unwrap();
+    assert_eq!(value(&mut lab.vault, "db/pass", "CURRENT"), "two");
+    // The first acknowledgement, older than what was taken since, is refused.
+    let error = home.vault.import_bundle_ack(&first.ack).unwrap_err();
+    assert!(
+        error.to_string().contains("older acknowledgement"),
+        "{error}"
+    );
+}
