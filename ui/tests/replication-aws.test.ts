@@ -76,7 +76,7 @@ describe('Secret detail: replication', () => {
     const failed = await screen.findByTestId('region-ap-lab-2');
     expect(failed).toHaveTextContent('Failed');
     expect(failed).toHaveTextContent('no key "alias/ap" in ap-lab-2');
-    expect(failed).toHaveTextContent('2 changes');
+    expect(failed).toHaveTextContent('2 changes pending');
     expect(failed).toHaveTextContent('alias/ap');
     expect(screen.getByTestId('region-us-lab-1')).toHaveTextContent('In sync');
     // Every paired region already has it: nothing left to offer.
