@@ -275,3 +275,21 @@ describe('Settings: AWS-compatible API', () => {
     expect(await screen.findByTestId('aws-account-error')).toHaveTextContent('exactly 12 digits');
   });
 });
+
+import Regions from '../src/screens/Regions.svelte';
+
+describe('Regions: backlog', () => {
+  beforeEach(() => {
+    invoke.mockReset();
+  });
+
+  it('shows how many replicated changes each peer has not acknowledged', async () => {
+    route({
+      region_identity: () => ({ region: 'eu-home-1', fingerprint: 'WPIO', vault_id: 'v' }),
+      list_peers: () => [{ ...peer('us-lab-1'), backlog: 3 }, peer('ap-lab-2')],
+    });
+    render(Regions);
+    expect(await screen.findByTestId('peer-us-lab-1')).toHaveTextContent('3 pending');
+    expect(screen.getByTestId('peer-ap-lab-2')).toHaveTextContent('none');
+  });
+});
