@@ -4,6 +4,7 @@
 //! call the engine on a blocking thread, and map errors ([`error::AppError`]). Nothing here
 //! decides a rule about secrets: that is the engine's job.
 
+mod aws_api;
 mod clipboard;
 mod commands;
 mod desktop_signals;
@@ -91,6 +92,16 @@ pub fn run() {
             commands::regions::add_peer,
             commands::regions::remove_peer,
             commands::regions::ping_peer,
+            commands::replication::replicate_secret,
+            commands::replication::remove_secret_region,
+            commands::replication::promote_secret,
+            commands::access_keys::list_access_keys,
+            commands::access_keys::create_access_key,
+            commands::access_keys::set_access_key_enabled,
+            commands::access_keys::delete_access_key,
+            commands::aws_api::aws_api_status,
+            commands::aws_api::configure_aws_api,
+            commands::aws_api::set_aws_account_id,
             commands::settings::get_settings,
             commands::settings::save_settings,
         ])

@@ -9,6 +9,7 @@ use coffer_core::clock::BootInstant;
 use coffer_core::vault::rotation::VaultAccess;
 use coffer_core::Vault;
 
+use crate::aws_api::AwsApi;
 use crate::clipboard::Clipboard;
 use crate::error::{AppError, AppResult};
 use crate::locking::LockEpoch;
@@ -27,6 +28,8 @@ pub struct Session {
     last_activity: Mutex<BootInstant>,
     /// Moves whenever the app itself locks (see `locking`).
     pub lock_epoch: LockEpoch,
+    /// The AWS-compatible API, running while unlocked if turned on.
+    pub aws_api: AwsApi,
 }
 
 pub type SharedSession = Arc<Session>;
@@ -55,6 +58,7 @@ impl Session {
             settings: Mutex::new(settings),
             last_activity: Mutex::new(BootInstant::now()),
             lock_epoch: LockEpoch::default(),
+            aws_api: AwsApi::default(),
         }
     }
 
@@ -141,6 +145,7 @@ impl Session {
     pub fn install(&self, vault: Vault) -> AppResult<()> {
         *self.vault_guard()? = Some(vault);
         self.touch();
+        self.sync_aws_api();
         Ok(())
     }
 
@@ -155,16 +160,43 @@ impl Session {
     /// pending audit entries fails, the keys are gone. The app's lock count moves with
     /// the vault's, under the same mutex (see `locking`).
     pub fn lock(&self) -> AppResult<()> {
-        let mut guard = self.vault_guard()?;
-        match guard.as_mut() {
-            Some(vault) => {
-                if vault.is_unlocked() {
-                    self.lock_epoch.bump();
+        let locked = {
+            let mut guard = self.vault_guard()?;
+            match guard.as_mut() {
+                Some(vault) => {
+                    if vault.is_unlocked() {
+                        self.lock_epoch.bump();
+                    }
+                    vault.lock().map_err(AppError::from)
                 }
-                vault.lock().map_err(AppError::from)
+                None => Ok(()),
             }
-            None => Ok(()),
-        }
+        };
+        // After the vault's mutex is let go: stopping waits for requests in flight.
+        self.aws_api.stop();
+        locked
+    }
+
+    /// Starts or stops the AWS-compatible API to match the lock state and the settings.
+    pub fn sync_aws_api(&self) {
+        let unlocked = self.is_unlocked();
+        self.aws_api
+            .sync(&self.vault, &self.settings().aws_api, unlocked);
+    }
+
+    /// Turns the AWS-compatible API on or off, or moves it: the address is bound before
+    /// the settings are saved, so a refused one changes nothing.
+    pub fn configure_aws_api(
+        &self,
+        aws_api: crate::settings::AwsApiSettings,
+    ) -> AppResult<Settings> {
+        self.aws_api
+            .try_apply(&self.vault, &aws_api, self.is_unlocked())?;
+        let mut settings = self.settings();
+        settings.aws_api = aws_api;
+        let saved = self.save_settings_as_is(settings)?;
+        self.sync_aws_api();
+        Ok(saved)
     }
 
     /// Whether the vault is unlocked, and how often it and the app have locked it, read
@@ -183,7 +215,14 @@ impl Session {
         self.settings.lock().map(|s| s.clone()).unwrap_or_default()
     }
 
-    pub fn save_settings(&self, new: Settings) -> AppResult<Settings> {
+    /// Saves the preferences; the AWS-compatible API's part is kept as it is (it changes
+    /// only through [`Session::configure_aws_api`], which checks the address first).
+    pub fn save_settings(&self, mut new: Settings) -> AppResult<Settings> {
+        new.aws_api = self.settings().aws_api;
+        self.save_settings_as_is(new)
+    }
+
+    fn save_settings_as_is(&self, new: Settings) -> AppResult<Settings> {
         new.save(&self.settings_path)?;
         *self.settings.lock().map_err(poisoned)? = new.clone();
         Ok(new)

@@ -19,6 +19,29 @@ pub enum Theme {
     Dark,
 }
 
+/// Where the AWS-compatible API listens unless the user says otherwise: loopback, on
+/// the port local AWS emulators use, so an SDK set up for one works with Coffer unchanged.
+pub const DEFAULT_AWS_API_ADDRESS: &str = "127.0.0.1:4566";
+
+/// The AWS-compatible API (Secrets Manager and KMS over SigV4), served by the app while
+/// the vault is unlocked. Off until the user turns it on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AwsApiSettings {
+    pub enabled: bool,
+    /// A loopback `IP:port`; the listener refuses anything else (see `coffer-aws-server`).
+    pub address: String,
+}
+
+impl Default for AwsApiSettings {
+    fn default() -> Self {
+        AwsApiSettings {
+            enabled: false,
+            address: DEFAULT_AWS_API_ADDRESS.to_owned(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Settings {
@@ -31,6 +54,8 @@ pub struct Settings {
     pub lock_on_suspend: bool,
     /// Lock when the screen locks (logind Lock, screensaver ActiveChanged).
     pub lock_on_screen_lock: bool,
+    /// Changed only through `configure_aws_api`, which starts or stops the listener.
+    pub aws_api: AwsApiSettings,
 }
 
 impl Default for Settings {
@@ -41,6 +66,7 @@ impl Default for Settings {
             theme: Theme::System,
             lock_on_suspend: true,
             lock_on_screen_lock: true,
+            aws_api: AwsApiSettings::default(),
         }
     }
 }
@@ -116,6 +142,10 @@ mod tests {
             theme: Theme::Dark,
             lock_on_suspend: false,
             lock_on_screen_lock: true,
+            aws_api: AwsApiSettings {
+                enabled: true,
+                address: "127.0.0.1:14566".to_owned(),
+            },
         };
         custom.save(&path).unwrap();
         assert_eq!(Settings::load(&path), custom);
@@ -133,6 +163,9 @@ mod tests {
         let loaded = Settings::load(&path);
         assert_eq!(loaded.auto_lock_secs, 60);
         assert!(loaded.lock_on_suspend && loaded.lock_on_screen_lock);
+        // The AWS-compatible API stays off until the user turns it on.
+        assert_eq!(loaded.aws_api, AwsApiSettings::default());
+        assert!(!loaded.aws_api.enabled);
     }
 
     #[test]

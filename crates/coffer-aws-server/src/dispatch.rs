@@ -14,7 +14,7 @@ use coffer_core::Vault;
 use serde_json::{Map, Value};
 
 use crate::call::{Call, Service};
-use crate::listener::{Log, SharedVault};
+use crate::listener::{Log, ServedVault};
 
 /// How long a request waits for the vault while another holds it (a rotation step, the
 /// scheduler): after that it fails rather than hang.
@@ -22,6 +22,45 @@ const VAULT_WAIT: Duration = Duration::from_secs(10);
 
 /// A key's last use is written at most this often (it is status, not audit).
 const LAST_USE_INTERVAL: Duration = Duration::from_secs(60);
+
+/// The served vault, held for one request.
+enum VaultGuard<'a> {
+    Held(MutexGuard<'a, Vault>),
+    Session(MutexGuard<'a, Option<Vault>>),
+}
+
+impl VaultGuard<'_> {
+    /// The vault if it is open and unlocked.
+    fn unlocked(&mut self) -> Option<&mut Vault> {
+        let vault = match self {
+            VaultGuard::Held(vault) => &mut **vault,
+            VaultGuard::Session(vault) => vault.as_mut()?,
+        };
+        vault.is_unlocked().then_some(vault)
+    }
+}
+
+/// Takes `mutex`, waiting at most [`VAULT_WAIT`] for whoever holds it.
+fn wait_for<T>(mutex: &Mutex<T>, service: Service) -> Result<MutexGuard<'_, T>, AwsError> {
+    let deadline = Instant::now() + VAULT_WAIT;
+    loop {
+        match mutex.try_lock() {
+            Ok(guard) => return Ok(guard),
+            // The vault's state is the database's, which a panic cannot half-write.
+            Err(TryLockError::Poisoned(poisoned)) => return Ok(poisoned.into_inner()),
+            Err(TryLockError::WouldBlock) if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_micros(500));
+            }
+            Err(TryLockError::WouldBlock) => {
+                return Err(AwsError::new(
+                    service.internal_error_code(),
+                    500,
+                    "The Coffer vault stayed busy for 10 seconds (a rotation or re-wrap may be running); try again.",
+                ))
+            }
+        }
+    }
+}
 
 /// A request as received.
 pub struct Incoming {
@@ -75,7 +114,7 @@ pub fn internal_failure() -> Outgoing {
 
 /// What one listener shares between its requests.
 pub struct Server {
-    vault: SharedVault,
+    vault: ServedVault,
     log: Log,
     config: VerifyConfig,
     actor: Actor,
@@ -90,7 +129,7 @@ fn header<'h>(headers: &'h [(String, String)], name: &str) -> Option<&'h str> {
 }
 
 impl Server {
-    pub fn new(vault: SharedVault, log: Log) -> Self {
+    pub fn new(vault: ServedVault, log: Log) -> Self {
         let mut config = VerifyConfig::new(["secretsmanager", "kms"]);
         // The operation is chosen by this header, so it must be signed: otherwise a
         // captured request could be replayed as another operation.
@@ -115,25 +154,11 @@ impl Server {
         }
     }
 
-    fn vault(&self, service: Service) -> Result<MutexGuard<'_, Vault>, AwsError> {
-        let deadline = Instant::now() + VAULT_WAIT;
-        loop {
-            match self.vault.try_lock() {
-                Ok(guard) => return Ok(guard),
-                // The vault's state is the database's, which a panic cannot half-write.
-                Err(TryLockError::Poisoned(poisoned)) => return Ok(poisoned.into_inner()),
-                Err(TryLockError::WouldBlock) if Instant::now() < deadline => {
-                    std::thread::sleep(Duration::from_micros(500));
-                }
-                Err(TryLockError::WouldBlock) => {
-                    return Err(AwsError::new(
-                        service.internal_error_code(),
-                        500,
-                        "The Coffer vault stayed busy for 10 seconds (a rotation or re-wrap may be running); try again.",
-                    ))
-                }
-            }
-        }
+    fn vault(&self, service: Service) -> Result<VaultGuard<'_>, AwsError> {
+        Ok(match &self.vault {
+            ServedVault::Held(vault) => VaultGuard::Held(wait_for(vault, service)?),
+            ServedVault::Session(vault) => VaultGuard::Session(wait_for(vault, service)?),
+        })
     }
 
     fn try_handle(&self, request: &Incoming) -> Result<Value, AwsError> {
@@ -142,14 +167,14 @@ impl Server {
         let service = parsed
             .map(|(service, _)| service)
             .unwrap_or(Service::SecretsManager);
-        let mut vault = self.vault(service)?;
-        if !vault.is_unlocked() {
+        let mut guard = self.vault(service)?;
+        let Some(vault) = guard.unlocked() else {
             return Err(AwsError::new(
                 service.locked_code(),
                 400,
                 "The Coffer vault is locked, so nothing can be read or written; unlock it (coffer unlock, or the desktop app) and retry.",
             ));
-        }
+        };
         let key = std::cell::RefCell::new(None);
         let verified = {
             let req = sigv4::Request {
@@ -214,7 +239,7 @@ impl Server {
         actor.process = format!("aws-api {}", key.id);
         let previous = vault.set_actor(actor);
         let result = {
-            let mut call = Call::new(&mut vault, &key.id, &key.name, policy, service)?;
+            let mut call = Call::new(vault, &key.id, &key.name, policy, service)?;
             match service {
                 Service::SecretsManager => {
                     crate::secrets_manager::call(&mut call, operation, &input)
@@ -223,7 +248,7 @@ impl Server {
             }
         };
         vault.set_actor(previous);
-        self.record_use(&mut vault, &key.id, service, operation);
+        self.record_use(vault, &key.id, service, operation);
         result
     }
 

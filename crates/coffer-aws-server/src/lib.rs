@@ -22,4 +22,4 @@ mod params;
 mod secrets_manager;
 
 pub use dispatch::{Incoming, Outgoing};
-pub use listener::{AwsListener, ListenError, Log, SharedVault};
+pub use listener::{AwsListener, ListenError, Log, ServedVault, SessionVault, SharedVault};

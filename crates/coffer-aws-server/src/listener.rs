@@ -19,6 +19,30 @@ use crate::dispatch::{self, Incoming, Server};
 /// The vault the API serves, shared with whatever else holds it (the scheduler, the app).
 pub type SharedVault = Arc<Mutex<coffer_core::Vault>>;
 
+/// A vault held by a session that opens and locks it (the desktop app, the agent):
+/// `None` while no vault is open.
+pub type SessionVault = Arc<Mutex<Option<coffer_core::Vault>>>;
+
+/// The vault the API serves: one of its own (the daemon) or the one a session holds, so
+/// that the app serves the API from the vault its user unlocked.
+#[derive(Clone)]
+pub enum ServedVault {
+    Held(SharedVault),
+    Session(SessionVault),
+}
+
+impl From<SharedVault> for ServedVault {
+    fn from(vault: SharedVault) -> Self {
+        ServedVault::Held(vault)
+    }
+}
+
+impl From<SessionVault> for ServedVault {
+    fn from(vault: SessionVault) -> Self {
+        ServedVault::Session(vault)
+    }
+}
+
 /// Where the server reports what it refused or could not do, one line each.
 pub type Log = Arc<dyn Fn(String) + Send + Sync>;
 
@@ -46,7 +70,12 @@ pub struct AwsListener {
 
 impl AwsListener {
     /// Binds `address` now (so a taken port is reported at once) and serves on a thread.
-    pub fn start(address: &str, vault: SharedVault, log: Log) -> Result<Self, ListenError> {
+    pub fn start(
+        address: &str,
+        vault: impl Into<ServedVault>,
+        log: Log,
+    ) -> Result<Self, ListenError> {
+        let vault = vault.into();
         let bind_error = |cause: String| ListenError::Bind {
             address: address.to_owned(),
             cause,

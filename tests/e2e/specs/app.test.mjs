@@ -6,6 +6,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
+import { createHash, createHmac } from 'node:crypto';
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { dirname, join } from 'node:path';
@@ -642,6 +643,182 @@ test('regions: pairing with a headless vault, checked both ways over TLS 1.3', a
   } finally {
     lab.stop();
   }
+});
+
+test('replication: a secret replicated to a paired region, its status, and removing the region', async () => {
+  const lab = await startLabVault();
+  try {
+    // Paired both ways from the command line (the app serves it through its agent socket).
+    const own = JSON.parse(coffer('region', 'identity', '--output', 'json')).fingerprint;
+    coffer('region', 'add', 'us-lab-1', '--url', `https://127.0.0.1:${lab.port}`, '--fingerprint', lab.fingerprint);
+    lab.lab('region', 'add', 'local-1', '--url', 'https://127.0.0.1:9', '--fingerprint', own);
+
+    await goTo('secrets');
+    await selectSecret('prod/db/credentials');
+    await click(browser, 'tab-replication');
+    assert.match(await text(browser, 'no-regions'), /Not replicated/);
+    await click(browser, 'replicate-open');
+    await select('[data-testid="replica-region"]', 'us-lab-1');
+    // A malformed key reference is refused by the engine, and nothing is replicated.
+    await type(browser, '[data-testid="replica-key"]', 'not a key!');
+    await click(browser, 'replicate-confirm');
+    assert.match(await text(browser, 'replicate-error'), /key/i);
+    await clearInput('replica-key');
+    await click(browser, 'replicate-confirm');
+    await waitForTestId(browser, 'region-us-lab-1', 10_000);
+    const row = await text(browser, 'region-us-lab-1');
+    // The change waits in the outbox for the region (the app does not push; `coffer daemon` does).
+    assert.match(row, /In progress|In sync|Failed/);
+    assert.match(row, /key there: its default/);
+    assert.match(await text(browser, 'region-us-lab-1'), /1 change pending|nothing pending/);
+    // Every paired region has it now: nothing more to offer.
+    assert.equal(await (await byTestId(browser, 'replicate-open')).isEnabled(), false);
+    await screenshot(browser, 'replication-primary');
+
+    // The Regions screen shows the peer's backlog.
+    await goTo('regions');
+    await waitForTestId(browser, 'peer-us-lab-1', 10_000);
+    assert.match(await text(browser, 'peer-us-lab-1'), /pending|none/);
+
+    await goTo('secrets');
+    await selectSecret('prod/db/credentials');
+    await click(browser, 'tab-replication');
+    await click(browser, 'remove-region');
+    await click(browser, 'remove-region-confirm');
+    await waitForTestId(browser, 'no-regions', 10_000);
+    coffer('region', 'remove', 'us-lab-1');
+  } finally {
+    lab.stop();
+  }
+});
+
+/** SigV4 (AWS's request signing, header form) for an AWS JSON 1.1 call: what an SDK sends. */
+async function awsCall(endpoint, keyId, secretKey, target, body) {
+  const sha = (data) => createHash('sha256').update(data).digest('hex');
+  const hmac = (key, data) => createHmac('sha256', key).update(data).digest();
+  const amzDate = new Date().toISOString().replace(/[:-]|\.\d{3}/g, '');
+  const day = amzDate.slice(0, 8);
+  const service = target.startsWith('TrentService.') ? 'kms' : 'secretsmanager';
+  const payload = JSON.stringify(body);
+  const headers = {
+    'content-type': 'application/x-amz-json-1.1',
+    host: endpoint.replace('http://', ''),
+    'x-amz-date': amzDate,
+    'x-amz-target': target,
+  };
+  const names = Object.keys(headers).sort();
+  const canonical = ['POST', '/', '', ...names.map((h) => `${h}:${headers[h]}`), '', names.join(';'), sha(payload)].join('\n');
+  const scope = `${day}/us-east-1/${service}/aws4_request`;
+  const toSign = ['AWS4-HMAC-SHA256', amzDate, scope, sha(canonical)].join('\n');
+  let key = hmac(`AWS4${secretKey}`, day);
+  for (const part of ['us-east-1', service, 'aws4_request']) key = hmac(key, part);
+  const signature = createHmac('sha256', key).update(toSign).digest('hex');
+  const { host: _host, ...sent } = headers;
+  const response = await fetch(`${endpoint}/`, {
+    method: 'POST',
+    headers: {
+      ...sent,
+      authorization: `AWS4-HMAC-SHA256 Credential=${keyId}/${scope}, SignedHeaders=${names.join(';')}, Signature=${signature}`,
+    },
+    body: payload,
+  });
+  return { status: response.status, body: await response.json().catch(() => ({})) };
+}
+
+test('AWS-compatible API: turned on in Settings, an access key made with a policy, used by a signed request, disabled, deleted', async () => {
+  await goTo('settings');
+  await waitForTestId(browser, 'aws-api-settings', 20_000);
+  assert.match(await text(browser, 'aws-api-status'), /Off/);
+  assert.equal(await (await byTestId(browser, 'aws-api-enabled')).isSelected(), false);
+  // Not loopback: refused, and the API stays off.
+  await type(browser, '[data-testid="aws-api-address"]', '0.0.0.0:4566');
+  await click(browser, 'aws-api-enabled');
+  assert.match(await text(browser, 'aws-api-error'), /loopback/);
+  assert.equal(await (await byTestId(browser, 'aws-api-enabled')).isSelected(), false);
+  const port = await freePort();
+  await type(browser, '[data-testid="aws-api-address"]', `127.0.0.1:${port}`);
+  await click(browser, 'aws-api-enabled');
+  await until(browser, async () => /Listening/.test(await text(browser, 'aws-api-status')), 'the API did not start');
+  const endpoint = `http://127.0.0.1:${port}`;
+  assert.match(await text(browser, 'aws-api-status'), new RegExp(endpoint.replace(/\./g, '\\.')));
+  await type(browser, '[data-testid="aws-account-id"]', '12345');
+  await click(browser, 'aws-account-save');
+  assert.match(await text(browser, 'aws-account-error'), /12 digits/);
+  await type(browser, '[data-testid="aws-account-id"]', '123456789012');
+  await click(browser, 'aws-account-save');
+  await until(
+    browser,
+    async () => !(await (await byTestId(browser, 'aws-account-save')).isEnabled()),
+    'the account id was not saved',
+  );
+  await screenshot(browser, 'settings-aws-api');
+
+  await goTo('access-keys');
+  await waitForTestId(browser, 'access-key-table', 20_000);
+  await click(browser, 'access-key-new');
+  await type(browser, '[data-testid="access-key-name"]', 'ci-reader');
+  // Typed keys lose the newlines in WebKit's driver: set the text as a paste would.
+  const editPolicy = (value) =>
+    browser.execute((v) => {
+      const el = document.querySelector('[data-testid="access-key-policy-editor"]');
+      el.value = v;
+      el.dispatchEvent(new Event('input', { bubbles: true }));
+    }, value);
+  await editPolicy('{"Version":"2012-10-17","Statement":[{"Effect":"Perhaps","Action":"*","Resource":"*"}]}');
+  await click(browser, 'access-key-create');
+  assert.match(await text(browser, 'access-key-error'), /Effect/);
+  await editPolicy(
+    JSON.stringify(
+      {
+        Version: '2012-10-17',
+        Statement: [
+          { Effect: 'Allow', Action: ['secretsmanager:ListSecrets', 'secretsmanager:GetSecretValue'], Resource: '*' },
+          { Effect: 'Deny', Action: 'secretsmanager:GetSecretValue', Resource: 'arn:aws:secretsmanager:*:*:secret:personal/*' },
+        ],
+      },
+      null,
+      2,
+    ),
+  );
+  // Editing clears the refusal that was about the earlier text.
+  assert.equal(await (await byTestId(browser, 'access-key-error')).isExisting(), false);
+  await screenshot(browser, 'access-key-policy');
+  await click(browser, 'access-key-create');
+  await waitForTestId(browser, 'created-key-secret', 10_000);
+  const keyId = (await text(browser, 'created-key-id')).trim();
+  const secretKey = (await text(browser, 'created-key-secret')).trim();
+  assert.match(keyId, /^AKIA[A-Z2-7]{16}$/);
+  assert.equal(secretKey.length, 40);
+  await click(browser, 'created-done');
+  await until(browser, async () => !(await (await byTestId(browser, 'created-key-secret')).isExisting()), 'the secret stayed on screen');
+  assert.ok(!(await browser.execute(() => document.body.innerText)).includes(secretKey), 'the secret is still in the page');
+
+  // The key works against the API the app serves, as its policy allows.
+  const listed = await awsCall(endpoint, keyId, secretKey, 'secretsmanager.ListSecrets', {});
+  assert.equal(listed.status, 200, JSON.stringify(listed.body));
+  assert.ok(listed.body.SecretList.some((s) => s.Name === 'prod/db/credentials'));
+  assert.match(listed.body.SecretList[0].ARN, /^arn:aws:secretsmanager:[^:]+:123456789012:secret:/);
+  const denied = await awsCall(endpoint, keyId, secretKey, 'secretsmanager.GetSecretValue', { SecretId: 'personal/wifi' });
+  assert.equal(denied.body.__type, 'AccessDeniedException', JSON.stringify(denied.body));
+
+  await goTo('settings');
+  await goTo('access-keys');
+  await until(browser, async () => /secretsmanager:/.test(await text(browser, 'access-key-ci-reader')), 'last use not shown');
+  await screenshot(browser, 'access-keys');
+
+  await click(browser, 'access-key-toggle');
+  await until(browser, async () => /Disabled/.test(await text(browser, 'access-key-state')), 'not disabled');
+  const refused = await awsCall(endpoint, keyId, secretKey, 'secretsmanager.ListSecrets', {});
+  assert.equal(refused.body.__type, 'UnrecognizedClientException', JSON.stringify(refused.body));
+  await click(browser, 'access-key-delete');
+  await click(browser, 'access-key-delete-confirm');
+  await until(browser, async () => !(await (await byTestId(browser, 'access-key-ci-reader')).isExisting()), 'not deleted');
+
+  // Off again: nothing listens.
+  await goTo('settings');
+  await click(browser, 'aws-api-enabled');
+  await until(browser, async () => /Off/.test(await text(browser, 'aws-api-status')), 'the API did not stop');
+  await assert.rejects(fetch(`${endpoint}/`, { method: 'POST' }));
 });
 
 test('settings and the dark theme', async () => {

@@ -77,6 +77,61 @@ export interface SecretDescription {
   versions: SecretVersionInfo[];
   /** Absent when the secret has no rotation configured. */
   rotation?: RotationInfo;
+  /** Absent when the secret is neither replicated nor a replica. */
+  replication?: SecretReplication | null;
+}
+
+/** Like Secrets Manager's `ReplicationStatus` (mirrors coffer_core replication). */
+export type ReplicationStatus = 'InSync' | 'InProgress' | 'Failed';
+
+/** One region a primary secret is replicated to. */
+export interface RegionReplication {
+  region: string;
+  /** The key the copy is wrapped under there; that region's default key when absent. */
+  key?: string | null;
+  status: ReplicationStatus;
+  /** Why the region could not apply the last change, when `Failed`. */
+  message?: string | null;
+  last_synced: string | null;
+  /** Changes of this secret the region has not acknowledged yet. */
+  pending: number;
+}
+
+/** A secret's place in replication: a replica names its primary region; a primary lists its regions. */
+export interface SecretReplication {
+  primary_region?: string | null;
+  last_applied?: string | null;
+  regions?: RegionReplication[];
+}
+
+/** An access key of the AWS-compatible API, as listed: never its secret. */
+export interface AccessKeyInfo {
+  id: string;
+  name: string;
+  enabled: boolean;
+  /** The IAM-like policy document; null allows nothing. */
+  policy: string | null;
+  created_at: string;
+  last_used_at: string | null;
+  last_used_for: string | null;
+}
+
+/** A new access key with its secret, which is shown once and then dropped. */
+export interface CreatedAccessKey {
+  key: AccessKeyInfo;
+  secret: string;
+}
+
+/** Settings → AWS-compatible API. */
+export interface AwsApiStatus {
+  enabled: boolean;
+  address: string;
+  default_address: string;
+  /** Where it listens now; null while off or locked. */
+  listening: string | null;
+  /** Why it is on but not listening. */
+  problem: string | null;
+  account_id: string;
 }
 
 export interface VersionWritten {
@@ -200,6 +255,8 @@ export interface PeerInfo {
   last_contact: string | null;
   key_exchange: string | null;
   last_error: string | null;
+  /** Replicated changes it has not acknowledged yet. */
+  backlog?: number;
 }
 
 export interface PeerContact {
@@ -451,6 +508,28 @@ export const api = {
     call<PeerInfo>('add_peer', { name, url, fingerprint }),
   removePeer: (name: string) => call<void>('remove_peer', { name }),
   pingPeer: (name: string) => call<PeerContact>('ping_peer', { name }),
+
+  /** `key`: the key the copy is wrapped under there (that region's default when null). */
+  replicateSecret: (name: string, region: string, key: string | null = null) =>
+    call<SecretReplication>('replicate_secret', { name, region, key }),
+  removeSecretRegion: (name: string, region: string) =>
+    call<void>('remove_secret_region', { name, region }),
+  promoteSecret: (name: string) => call<void>('promote_secret', { name }),
+
+  listAccessKeys: () => call<AccessKeyInfo[]>('list_access_keys'),
+  /** The policy is checked by the engine; errors name what is wrong in it. */
+  createAccessKey: (name: string, policy: string | null) =>
+    call<CreatedAccessKey>('create_access_key', { name, policy }),
+  setAccessKeyEnabled: (key: string, enabled: boolean) =>
+    call<AccessKeyInfo>('set_access_key_enabled', { key, enabled }),
+  deleteAccessKey: (key: string) => call<void>('delete_access_key', { key }),
+
+  awsApiStatus: () => call<AwsApiStatus>('aws_api_status'),
+  /** Binds the address before saving: a refused one is an error and nothing changes. */
+  configureAwsApi: (enabled: boolean, address: string) =>
+    call<AwsApiStatus>('configure_aws_api', { enabled, address }),
+  setAwsAccountId: (accountId: string) =>
+    call<AwsApiStatus>('set_aws_account_id', { accountId }),
 
   getSettings: () => call<Settings>('get_settings'),
   saveSettings: (settings: Settings) => call<Settings>('save_settings', { settings }),

@@ -1,8 +1,16 @@
 // App-wide state (Svelte 5 runes): which screen, the status, settings, toasts.
 import { api, ApiError, type AppStatus, type LockReason, type Settings } from './api';
 
-export type View = 'secrets' | 'deleted' | 'rotation' | 'keys' | 'regions' | 'audit' | 'settings';
-export type DetailTab = 'overview' | 'versions' | 'rotation' | 'activity';
+export type View =
+  | 'secrets'
+  | 'deleted'
+  | 'rotation'
+  | 'keys'
+  | 'regions'
+  | 'access-keys'
+  | 'audit'
+  | 'settings';
+export type DetailTab = 'overview' | 'versions' | 'rotation' | 'replication' | 'activity';
 export type Screen = 'loading' | 'first-run' | 'unlock' | 'main';
 
 export interface Toast {
