@@ -43,6 +43,12 @@ const COMMANDS: &[&str] = &[
     "ping_peer",
     "get_settings",
     "save_settings",
+    "get_update_settings",
+    "save_update_settings",
+    "check_for_update",
+    "download_update",
+    "check_update_file",
+    "install_update",
 ];
 
 fn main() {

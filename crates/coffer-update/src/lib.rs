@@ -11,6 +11,7 @@ pub mod package;
 pub mod signature;
 pub mod version;
 
+pub use minisign_verify;
 pub use semver;
 
 use std::path::{Path, PathBuf};

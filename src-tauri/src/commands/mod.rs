@@ -8,6 +8,7 @@ pub mod regions;
 pub mod rotation;
 pub mod secrets;
 pub mod settings;
+pub mod updates;
 pub mod values;
 
 use tauri::State;
