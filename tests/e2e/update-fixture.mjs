@@ -112,5 +112,11 @@ export async function updateFixture(dir, keyPath) {
   );
   await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
   base = `https://127.0.0.1:${server.address().port}`;
-  return { base, ca, bundles, close: () => new Promise((resolve) => server.close(resolve)) };
+  return { base, ca, bundles, close: () =>
+      new Promise((resolve) => {
+        // The updater keeps connections alive; close them, or the test process never ends.
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
+  };
 }

@@ -141,10 +141,13 @@ pub async fn download_update<R: Runtime>(
                 "the downloaded Coffer {} was signed by another key than Coffer's update key",
                 update.version
             )),
-            tauri_plugin_updater::Error::Minisign(_)
-            | tauri_plugin_updater::Error::Base64(_)
+            tauri_plugin_updater::Error::Minisign(_) => refused(format!(
+                "the downloaded Coffer {} does not match its signature: it was changed after it was signed",
+                update.version
+            )),
+            tauri_plugin_updater::Error::Base64(_)
             | tauri_plugin_updater::Error::SignatureUtf8(_) => refused(format!(
-                "the downloaded Coffer {} does not match the signature Coffer's update key made ({error})",
+                "the signature the update server gave for Coffer {} is not a signature",
                 update.version
             )),
             other => AppError::new(
