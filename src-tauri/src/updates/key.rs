@@ -9,16 +9,18 @@ use tauri::{AppHandle, Runtime};
 use crate::error::{AppError, AppResult};
 
 pub fn update_key<R: Runtime>(app: &AppHandle<R>) -> AppResult<UpdateKey> {
-    // Debug builds only: the end-to-end tests sign with a key made at test time.
-    #[cfg(debug_assertions)]
-    if let Some(path) = std::env::var_os("COFFER_UPDATE_KEY_FILE") {
-        return UpdateKey::read(std::path::Path::new(&path))
-            .map_err(|e| AppError::new("update_key", e.to_string()));
-    }
+    // An installed package's key always wins, even in a debug build packaged for CI.
     if let Ok(exe) = std::env::current_exe() {
         if let Ok(key) = UpdateKey::installed_beside(&exe) {
             return Ok(key);
         }
+    }
+    // Debug builds run from their build folder only: the end-to-end tests sign with a key
+    // made at test time.
+    #[cfg(debug_assertions)]
+    if let Some(path) = std::env::var_os("COFFER_UPDATE_KEY_FILE") {
+        return UpdateKey::read(std::path::Path::new(&path))
+            .map_err(|e| AppError::new("update_key", e.to_string()));
     }
     app.config()
         .plugins
