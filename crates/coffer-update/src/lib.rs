@@ -66,6 +66,7 @@ pub fn check_bundle(
     let format = Format::detect(bytes).ok_or(BundleRefusal::NotAPackage)?;
     let dir = tempfile::Builder::new()
         .prefix("coffer-update-")
+        .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o700))
         .tempdir()
         .map_err(BundleRefusal::Copy)?;
     let copy = dir.path().join(format.file_name());

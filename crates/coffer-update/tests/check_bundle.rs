@@ -58,6 +58,12 @@ fn a_signed_coffer_deb_is_read_from_a_private_copy_of_the_verified_bytes() {
     assert_eq!(bundle.package.version.to_string(), "1.2.3");
     assert_eq!(std::fs::read(bundle.copy()).unwrap(), bytes);
     assert!(bundle.copy().starts_with(bundle.dir()));
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(bundle.dir())
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o700, "the copy's folder is private");
     let copy_dir = bundle.dir().to_owned();
     drop(bundle);
     assert!(
