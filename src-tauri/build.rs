@@ -53,6 +53,12 @@ const COMMANDS: &[&str] = &[
     "set_aws_account_id",
     "get_settings",
     "save_settings",
+    "get_update_settings",
+    "save_update_settings",
+    "check_for_update",
+    "download_update",
+    "check_update_file",
+    "install_update",
 ];
 
 fn main() {

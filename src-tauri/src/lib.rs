@@ -14,6 +14,7 @@ mod scheduler;
 mod session;
 mod settings;
 pub mod tpm_backend;
+mod updates;
 
 use std::sync::Arc;
 
@@ -33,9 +34,10 @@ pub fn run() {
         std::env::set_var("TSS2_LOG", "all+NONE");
     }
     let app = tauri::Builder::default()
-        // Updates are manual (air-gapped machines): the plugin is present but has no
-        // endpoints, and the web view has no permission to call it.
+        // Updates only from where the user points Settings (see `updates`); the web view
+        // has no permission to call the plugin, only Coffer's own update commands.
         .plugin(tauri_plugin_updater::Builder::new().build())
+        .manage(updates::UpdateState::default())
         .setup(|app| {
             let tpm = tpm_backend::TpmBackend::select(&tpm_backend::data_dir());
             let session: SharedSession = Arc::new(Session::new(
@@ -104,6 +106,12 @@ pub fn run() {
             commands::aws_api::set_aws_account_id,
             commands::settings::get_settings,
             commands::settings::save_settings,
+            commands::updates::get_update_settings,
+            commands::updates::save_update_settings,
+            commands::updates::check_for_update,
+            commands::updates::download_update,
+            commands::updates::check_update_file,
+            commands::updates::install_update,
         ])
         .build(tauri::generate_context!());
     let app = match app {

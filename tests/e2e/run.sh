@@ -115,7 +115,7 @@ run_suite() { # $1: name, $2...: command
   # device or COFFER_TCTI, so the app starts its own software TPM under $home.
   env -u COFFER_TCTI -u COFFER_VAULT \
     HOME="$home" XDG_DATA_HOME="$home/.local/share" XDG_CONFIG_HOME="$home/.config" \
-    XDG_RUNTIME_DIR="$home/runtime" NO_AT_BRIDGE=1 \
+    XDG_RUNTIME_DIR="$home/runtime" NO_AT_BRIDGE=1 COFFER_UPDATE_KEY_FILE="$home/update-key.pub" \
     DBUS_SESSION_BUS_ADDRESS="$E2E_SESSION_BUS" DBUS_SYSTEM_BUS_ADDRESS="$E2E_SYSTEM_BUS" \
     ${COFFER_E2E_ENV:-} \
     "$TAURI_DRIVER" --port "$port" --native-port "$native" --native-driver "$NATIVE_DRIVER" \

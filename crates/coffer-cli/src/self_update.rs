@@ -10,13 +10,13 @@
 //! The file is read once; the bytes that were verified are the bytes installed (from a
 //! private copy), so swapping the file after the check installs nothing unverified.
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use base64::Engine;
 use clap::Args;
-use minisign_verify::{PublicKey, Signature};
+use coffer_update::{
+    version, BundleRefusal, Direction, Format, Package, ReadError, SignatureRefusal, UpdateKey,
+};
 use serde_json::json;
 
 use crate::commands::{say, Env};
@@ -38,77 +38,43 @@ pub struct SelfUpdateArgs {
     pub check: bool,
 }
 
-/// Larger than any release; a bigger file is not a Coffer bundle.
-const MAX_BUNDLE_BYTES: u64 = 1 << 30;
 /// Where installs and downgrades are recorded (installing needs root anyway).
 const LOG_FILE: &str = "/var/log/coffer/updates.log";
 
-/// The package formats a bundle can be, told apart by their first bytes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Format {
-    Deb,
-    Rpm,
-}
-
-/// What a verified bundle says about itself.
-struct Bundle {
-    format: Format,
-    name: String,
-    version: semver::Version,
-}
-
 pub fn run(env: &Env, args: &SelfUpdateArgs) -> Result<(), Failure> {
-    let key = update_key()?;
-    let bytes = read_bundle(&args.file)?;
-    let signature_path = args.signature.clone().unwrap_or_else(|| {
-        let mut name = args.file.clone().into_os_string();
-        name.push(".sig");
-        PathBuf::from(name)
-    });
-    verify(&key, &bytes, &signature_path, &args.file)?;
+    let exe = std::env::current_exe()
+        .map_err(|e| failure(format!("cannot find where coffer is installed: {e}")))?;
+    let key = UpdateKey::installed_beside(&exe).map_err(|e| failure(e.to_string()))?;
+    let bytes = coffer_update::read_bundle(&args.file).map_err(|e| match e {
+        ReadError::TooLarge { .. } => Failure::usage(format!("{e}; nothing was installed")),
+        ReadError::Unreadable { .. } => Failure::usage(e.to_string()),
+    })?;
+    let signature_path = args
+        .signature
+        .clone()
+        .unwrap_or_else(|| coffer_update::default_signature_path(&args.file));
+    let signature = read_signature(&signature_path, &args.file)?;
 
     // From here on only verified bytes are looked at, from a copy no one else can write.
-    let private = tempfile::Builder::new()
-        .prefix("coffer-update-")
-        .tempdir()
-        .map_err(|e| failure(format!("cannot make a private temporary folder: {e}")))?;
-    let format = detect_format(&bytes).ok_or_else(|| {
-        Failure::usage(format!(
-            "{} is signed but is neither a .deb nor an .rpm package; nothing was installed",
-            args.file.display()
-        ))
-    })?;
-    let copy = private.path().join(match format {
-        Format::Deb => "coffer.deb",
-        Format::Rpm => "coffer.rpm",
-    });
-    std::fs::write(&copy, &bytes)
-        .map_err(|e| failure(format!("cannot write {}: {e}", copy.display())))?;
-    let bundle = inspect(format, &copy)?;
-    if bundle.name != "coffer" {
-        return Err(Failure::usage(format!(
-            "the bundle is the package {:?}, not coffer; nothing was installed",
-            bundle.name
-        )));
-    }
-    let running = running_version()?;
-    let downgrade = bundle.version <= running;
-    if downgrade && !args.allow_downgrade {
-        return Err(Failure {
+    let bundle = coffer_update::check_bundle(&key, &bytes, &signature)
+        .map_err(|e| refusal(e, &args.file, &signature_path))?;
+    let package = &bundle.package;
+    let running = version::running();
+    let direction =
+        version::decide(&running, &package.version, args.allow_downgrade).map_err(|e| Failure {
             message: format!(
-                "the bundle is Coffer {}, which is not newer than the running {running}; nothing was installed (use --allow-downgrade to install it anyway)",
-                bundle.version
+                "{e}; nothing was installed (use --allow-downgrade to install it anyway)"
             ),
             code: exit::CONFLICT,
-        });
-    }
+        })?;
+    let downgrade = direction == Direction::Downgrade;
     if args.check {
         return say(
             env,
             &format!(
                 "{} is Coffer {}, signed with Coffer's update key; it would replace {running}{}.",
                 args.file.display(),
-                bundle.version,
+                package.version,
                 if downgrade { " (a downgrade)" } else { "" }
             ),
         );
@@ -118,7 +84,7 @@ pub fn run(env: &Env, args: &SelfUpdateArgs) -> Result<(), Failure> {
         return Err(Failure {
             message: format!(
                 "the bundle is verified (Coffer {}), but installing it needs root: run `sudo coffer self-update --file {}`",
-                bundle.version,
+                package.version,
                 args.file.display()
             ),
             code: exit::FAILURE,
@@ -127,16 +93,16 @@ pub fn run(env: &Env, args: &SelfUpdateArgs) -> Result<(), Failure> {
     if downgrade {
         eprintln!(
             "coffer: warning: installing Coffer {} over the newer or equal {running}, as --allow-downgrade asks",
-            bundle.version
+            package.version
         );
     }
-    record(&running, &bundle, downgrade, &args.file)?;
-    install(format, &copy, downgrade)?;
+    record(&running, package, downgrade, &args.file)?;
+    install(package.format, bundle.copy(), downgrade)?;
     say(
         env,
         &format!(
             "Installed Coffer {} (was {running}). The vault file migrates, after a backup copy, when the new version first opens it.",
-            bundle.version
+            package.version
         ),
     )
 }
@@ -148,160 +114,53 @@ fn failure(message: String) -> Failure {
     }
 }
 
-/// The public key the package installed beside this program.
-fn update_key() -> Result<PublicKey, Failure> {
-    let exe = std::env::current_exe()
-        .map_err(|e| failure(format!("cannot find where coffer is installed: {e}")))?;
-    let path = exe
-        .parent()
-        .map(|dir| dir.join("../share/coffer/update-key.pub"))
-        .unwrap_or_default();
-    let text = std::fs::read_to_string(&path).map_err(|e| {
-        failure(format!(
-            "cannot read Coffer's update key {} ({e}): this coffer was not installed from a package; update it the way it was installed",
-            path.display()
-        ))
-    })?;
-    decode_public_key(&text).ok_or_else(|| {
-        failure(format!(
-            "Coffer's update key {} is damaged; reinstall Coffer from a package",
-            path.display()
-        ))
-    })
-}
-
-/// A key as `tauri signer generate` writes it: the minisign public key file, in base64.
-fn decode_public_key(text: &str) -> Option<PublicKey> {
-    let inner = base64::engine::general_purpose::STANDARD
-        .decode(text.trim())
-        .ok()?;
-    PublicKey::decode(std::str::from_utf8(&inner).ok()?).ok()
-}
-
-/// A signature as `tauri signer sign` writes it (the minisign signature file, in base64),
-/// or as minisign itself writes it.
-fn decode_signature(text: &str) -> Option<Signature> {
-    let text = text.trim();
-    if text.starts_with("untrusted comment:") {
-        return Signature::decode(text).ok();
-    }
-    let inner = base64::engine::general_purpose::STANDARD
-        .decode(text)
-        .ok()?;
-    Signature::decode(std::str::from_utf8(&inner).ok()?).ok()
-}
-
-fn read_bundle(path: &Path) -> Result<Vec<u8>, Failure> {
-    let file = std::fs::File::open(path)
-        .map_err(|e| Failure::usage(format!("cannot read the bundle {}: {e}", path.display())))?;
-    let mut bytes = Vec::new();
-    file.take(MAX_BUNDLE_BYTES + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|e| Failure::usage(format!("cannot read the bundle {}: {e}", path.display())))?;
-    if bytes.len() as u64 > MAX_BUNDLE_BYTES {
-        return Err(Failure::usage(format!(
-            "{} is larger than any Coffer bundle (over 1 GiB); nothing was installed",
-            path.display()
-        )));
-    }
-    Ok(bytes)
-}
-
-fn verify(key: &PublicKey, bytes: &[u8], signature: &Path, bundle: &Path) -> Result<(), Failure> {
-    let refused = |message: String| Failure {
-        message: format!("{message}; nothing was installed"),
-        code: exit::TAMPERED,
-    };
-    let text = match std::fs::read_to_string(signature) {
-        Ok(text) => text,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err(refused(format!(
-                "{} is unsigned: there is no signature at {} (give it with --signature); Coffer installs only signed bundles",
+/// The signature file's text; a missing one means the bundle is unsigned.
+fn read_signature(signature: &Path, bundle: &Path) -> Result<String, Failure> {
+    std::fs::read_to_string(signature).map_err(|e| Failure {
+        message: if e.kind() == std::io::ErrorKind::NotFound {
+            format!(
+                "{} is unsigned: there is no signature at {} (give it with --signature); Coffer installs only signed bundles; nothing was installed",
                 bundle.display(),
                 signature.display()
-            )))
-        }
-        Err(e) => {
-            return Err(refused(format!(
-                "cannot read the signature {}: {e}",
+            )
+        } else {
+            format!(
+                "cannot read the signature {}: {e}; nothing was installed",
                 signature.display()
-            )))
-        }
-    };
-    let signature_box = decode_signature(&text).ok_or_else(|| {
-        refused(format!(
-            "{} is not a signature (expected the .sig file of a Coffer release)",
-            signature.display()
-        ))
-    })?;
-    match key.verify(bytes, &signature_box, false) {
-        Ok(()) => Ok(()),
-        Err(minisign_verify::Error::UnexpectedKeyId) => Err(refused(format!(
-            "{} was signed by another key than Coffer's update key",
-            bundle.display()
-        ))),
-        Err(_) => Err(refused(format!(
-            "{} does not match its signature: it was changed after it was signed",
-            bundle.display()
-        ))),
-    }
-}
-
-fn detect_format(bytes: &[u8]) -> Option<Format> {
-    if bytes.starts_with(b"!<arch>\ndebian-binary") {
-        Some(Format::Deb)
-    } else if bytes.starts_with(&[0xed, 0xab, 0xee, 0xdb]) {
-        Some(Format::Rpm)
-    } else {
-        None
-    }
-}
-
-/// The package's name and version, as the package tools read them.
-fn inspect(format: Format, copy: &Path) -> Result<Bundle, Failure> {
-    let (tool, args): (&str, Vec<&str>) = match format {
-        Format::Deb => (
-            "dpkg-deb",
-            vec!["--show", "--showformat=${Package} ${Version}"],
-        ),
-        Format::Rpm => ("rpm", vec!["-qp", "--queryformat", "%{NAME} %{VERSION}"]),
-    };
-    let output = Command::new(tool)
-        .args(&args)
-        .arg(copy)
-        .output()
-        .map_err(|e| failure(format!("cannot run {tool} to read the bundle ({e}); this bundle is for a system that has {tool}")))?;
-    if !output.status.success() {
-        return Err(Failure::usage(format!(
-            "{tool} cannot read the bundle: {}",
-            String::from_utf8_lossy(&output.stderr).trim()
-        )));
-    }
-    let text = String::from_utf8_lossy(&output.stdout);
-    let (name, version) = text.trim().split_once(' ').ok_or_else(|| {
-        Failure::usage(format!("{tool} printed no name and version for the bundle"))
-    })?;
-    let version = semver::Version::parse(version).map_err(|_| {
-        Failure::usage(format!(
-            "the bundle's version {version:?} is not a Coffer version (MAJOR.MINOR.PATCH)"
-        ))
-    })?;
-    Ok(Bundle {
-        format,
-        name: name.to_owned(),
-        version,
+            )
+        },
+        code: exit::TAMPERED,
     })
 }
 
-fn running_version() -> Result<semver::Version, Failure> {
-    semver::Version::parse(env!("CARGO_PKG_VERSION"))
-        .map_err(|e| failure(format!("this coffer's own version is unreadable: {e}")))
+/// One sentence and exit code per reason a bundle is refused.
+fn refusal(refusal: BundleRefusal, bundle: &Path, signature: &Path) -> Failure {
+    let (message, code) = match &refusal {
+        BundleRefusal::Signature(SignatureRefusal::NotASignature) => (
+            format!(
+                "{} is not a signature (expected the .sig file of a Coffer release)",
+                signature.display()
+            ),
+            exit::TAMPERED,
+        ),
+        BundleRefusal::Signature(_) => (format!("{} {refusal}", bundle.display()), exit::TAMPERED),
+        BundleRefusal::NotAPackage | BundleRefusal::OtherPackage(_) => {
+            (format!("{} {refusal}", bundle.display()), exit::USAGE)
+        }
+        BundleRefusal::Inspect(coffer_update::package::InspectError::NoTool { .. })
+        | BundleRefusal::Copy(_) => (refusal.to_string(), exit::FAILURE),
+        BundleRefusal::Inspect(_) => (refusal.to_string(), exit::USAGE),
+    };
+    Failure {
+        message: format!("{message}; nothing was installed"),
+        code,
+    }
 }
 
 /// One line per install in the log, before the install starts.
 fn record(
-    running: &semver::Version,
-    bundle: &Bundle,
+    running: &coffer_update::semver::Version,
+    bundle: &Package,
     downgrade: bool,
     file: &Path,
 ) -> Result<(), Failure> {
@@ -311,7 +170,7 @@ fn record(
         "from": running.to_string(),
         "to": bundle.version.to_string(),
         "downgrade": downgrade,
-        "format": format!("{:?}", bundle.format).to_lowercase(),
+        "format": bundle.format.name(),
         "file": file.display().to_string(),
     });
     let path = Path::new(LOG_FILE);
@@ -359,34 +218,5 @@ fn install(format: Format, copy: &Path, downgrade: bool) -> Result<(), Failure> 
         Err(failure(format!(
             "{program} could not install the bundle ({status}); see its messages above"
         )))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn formats_are_told_by_their_first_bytes() {
-        assert_eq!(
-            detect_format(b"!<arch>\ndebian-binary   0"),
-            Some(Format::Deb)
-        );
-        assert_eq!(
-            detect_format(&[0xed, 0xab, 0xee, 0xdb, 3, 0]),
-            Some(Format::Rpm)
-        );
-        assert_eq!(detect_format(b"!<arch>\nother"), None);
-        assert_eq!(detect_format(b""), None);
-    }
-
-    #[test]
-    fn keys_and_signatures_that_are_not_minisign_are_refused() {
-        assert!(decode_public_key("").is_none());
-        assert!(decode_public_key("not base64!").is_none());
-        let not_a_key = base64::engine::general_purpose::STANDARD.encode("hello\nworld\n");
-        assert!(decode_public_key(&not_a_key).is_none());
-        assert!(decode_signature("").is_none());
-        assert!(decode_signature("untrusted comment: x\nAAAA\n").is_none());
     }
 }

@@ -23,8 +23,10 @@ import {
   until,
   rowNames,
 } from '../lib.mjs';
+import { updateFixture } from '../update-fixture.mjs';
 
 let browser;
+let updates;
 
 function clipboard() {
   try {
@@ -142,6 +144,7 @@ before(async () => {
 
 after(async () => {
   await browser?.deleteSession().catch(() => {});
+  await updates?.close();
 });
 
 test('first run: PIN, recovery code shown once and confirmed, software TPM badge', async () => {
@@ -839,6 +842,117 @@ test('settings and the dark theme', async () => {
   await click(browser, 'reveal');
   await goTo('settings');
   await click(browser, 'theme-light');
+});
+
+// Updates: the endpoint is off until set, https only; a check against a local HTTPS server
+// (test CA) shows the new version; a flipped byte, another key and an old bundle are refused
+// online and from a file while the app keeps working. Installing is not run here (it would
+// install into this machine): the app refuses it because it is not installed from a package,
+// and the real install is tests/install/run.sh's, in a debootstrap root.
+async function stillWorks() {
+  await click(browser, 'update-dialog-close');
+  await goTo('secrets');
+  await until(browser, async () => (await rowNames(browser)).includes('prod/db/credentials'), 'the secrets list is gone');
+  await goTo('settings');
+  await waitForTestId(browser, 'updates-settings');
+}
+
+async function fill(id, value) {
+  if (value) {
+    await type(browser, `[data-testid="${id}"]`, value);
+  } else {
+    // Clearing alone fires no input event, so the form would keep the old value.
+    await waitForTestId(browser, id);
+    await browser.execute((sel) => {
+      const input = document.querySelector(sel);
+      input.value = '';
+      input.dispatchEvent(new Event('input', { bubbles: true }));
+    }, `[data-testid="${id}"]`);
+  }
+}
+
+async function saveEndpoint(url, ca) {
+  await fill('update-endpoint', url);
+  await fill('update-ca', ca);
+  await click(browser, 'update-save');
+}
+
+async function checkFile(path, allowDowngrade = false) {
+  await click(browser, 'update-from-file');
+  await type(browser, '[data-testid="update-file"]', path);
+  if (allowDowngrade) await click(browser, 'update-allow-downgrade');
+  await click(browser, 'update-verify');
+  await until(
+    browser,
+    async () => (await byTestId(browser, 'update-ready').isExisting()) || (await byTestId(browser, 'update-dialog-error').isExisting()),
+    'the file check gave no answer',
+  );
+}
+
+test('updates: off by default, https only, a local HTTPS endpoint offers the new version', async () => {
+  const home = process.env.E2E_HOME;
+  updates = await updateFixture(join(home, 'updates'), join(home, 'update-key'));
+  await goTo('settings');
+  await waitForTestId(browser, 'updates-settings');
+  assert.equal(await (await byTestId(browser, 'update-endpoint')).getValue(), '');
+  assert.equal(await (await byTestId(browser, 'update-check')).isEnabled(), false, 'no endpoint: nothing to check');
+  await saveEndpoint('http://127.0.0.1:9/latest.json', '');
+  assert.match(await text(browser, 'update-error'), /https:\/\/, not http:/);
+  await saveEndpoint(`${updates.base}/latest.json`, updates.ca);
+  await click(browser, 'update-check');
+  await waitForTestId(browser, 'update-version', 60_000);
+  assert.match(await text(browser, 'update-version'), /Coffer 0\.1\.1 is available\. You have 0\.1\.0/);
+  assert.match(await text(browser, 'update-notes'), /Faster search/);
+  await screenshot(browser, 'update-available');
+  await click(browser, 'update-download');
+  await waitForTestId(browser, 'update-ready', 60_000);
+  assert.match(await text(browser, 'update-ready'), /Coffer 0\.1\.1 is signed with Coffer’s update key/);
+  await screenshot(browser, 'update-verified');
+  // Installing would change this machine: refused, because this app is not from a package.
+  await click(browser, 'update-install');
+  await waitForTestId(browser, 'update-dialog-error');
+  assert.match(await text(browser, 'update-dialog-error'), /not installed from a package.*nothing was installed/);
+  await stillWorks();
+});
+
+test('updates: online, a flipped byte, another key and a replayed old bundle are refused', async () => {
+  for (const [path, message] of [
+    ['tampered', /changed after it was signed/],
+    ['other-key', /signed by another key than Coffer's update key/],
+    ['replayed', /Coffer 0\.0\.9, which is not newer than the running 0\.1\.0/],
+  ]) {
+    await saveEndpoint(`${updates.base}/${path}/latest.json`, updates.ca);
+    await click(browser, 'update-check');
+    await click(browser, 'update-download');
+    await waitForTestId(browser, 'update-dialog-error', 60_000);
+    const said = await text(browser, 'update-dialog-error');
+    assert.match(said, message, path);
+    assert.match(said, /nothing was installed/, path);
+    assert.equal(await byTestId(browser, 'update-install').isExisting(), false, `${path}: no install button`);
+    if (path === 'tampered') await screenshot(browser, 'update-refused-online');
+    await stillWorks();
+  }
+});
+
+test('updates: from a file, only a newer bundle signed with the update key is accepted', async () => {
+  await checkFile(updates.bundles.flipped);
+  assert.match(await text(browser, 'update-dialog-error'), /changed after it was signed; nothing was installed/);
+  await screenshot(browser, 'update-refused-file');
+  await stillWorks();
+  await checkFile(updates.bundles.otherKey);
+  assert.match(await text(browser, 'update-dialog-error'), /signed by another key than Coffer's update key; nothing was installed/);
+  await stillWorks();
+  await checkFile(updates.bundles.older);
+  assert.match(await text(browser, 'update-dialog-error'), /Coffer 0\.0\.9, which is not newer than the running 0\.1\.0; nothing was installed/);
+  await stillWorks();
+  await checkFile(updates.bundles.older, true);
+  assert.match(await text(browser, 'update-ready'), /this is a downgrade from 0\.1\.0/);
+  await stillWorks();
+  await checkFile(updates.bundles.newer);
+  assert.match(await text(browser, 'update-ready'), /Coffer 0\.1\.1 is signed/);
+  await stillWorks();
+  await saveEndpoint('', '');
+  assert.equal(await (await byTestId(browser, 'update-check')).isEnabled(), false, 'off again');
 });
 
 test('lock, then unlock with a wrong PIN (attempts left shown) and the right one', async () => {
