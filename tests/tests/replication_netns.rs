@@ -1,7 +1,8 @@
 //! Replication between two hosts: each region's daemon runs in its own network namespace
 //! (iproute2), joined by a veth pair; a link taken down partitions them, and they
-//! converge once it is up again. Needs root (CI runs as root); elsewhere it says so and
-//! checks nothing.
+//! converge once it is up again; over a link that loses packets (nftables) and adds 50 ms
+//! (a delaying relay, as this kernel has no `sch_netem`) they converge too. Needs root (CI
+//! runs as root); elsewhere it says so and checks nothing.
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
@@ -12,6 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use coffer_system_tests::{coffer_bin, Env, Spawned};
+use coffer_testkit::DelayLink;
 use serde_json::Value;
 
 const HOME_ADDR: &str = "10.213.0.1";
@@ -33,6 +35,7 @@ struct Hosts {
     home: String,
     lab: String,
     home_link: String,
+    lab_link: String,
 }
 
 impl Hosts {
@@ -46,8 +49,8 @@ impl Hosts {
             home: format!("coffer-{tag}-home"),
             lab: format!("coffer-{tag}-lab"),
             home_link: format!("cf{tag}h").chars().take(15).collect(),
+            lab_link: format!("cf{tag}l").chars().take(15).collect(),
         };
-        let lab_link: String = format!("cf{tag}l").chars().take(15).collect();
         ip(&["netns", "add", &hosts.home]);
         ip(&["netns", "add", &hosts.lab]);
         ip(&[
@@ -60,19 +63,47 @@ impl Hosts {
             "veth",
             "peer",
             "name",
-            &lab_link,
+            &hosts.lab_link,
             "netns",
             &hosts.lab,
         ]);
         for (ns, link, addr) in [
             (&hosts.home, &hosts.home_link, HOME_ADDR),
-            (&hosts.lab, &lab_link, LAB_ADDR),
+            (&hosts.lab, &hosts.lab_link, LAB_ADDR),
         ] {
             ip(&["-n", ns, "addr", "add", &format!("{addr}/30"), "dev", link]);
             ip(&["-n", ns, "link", "set", "lo", "up"]);
             ip(&["-n", ns, "link", "set", link, "up"]);
         }
         hosts
+    }
+
+    /// Drops `percent` % of the packets that arrive over the veth pair, on both hosts
+    /// (nftables; loopback inside each namespace is left alone).
+    fn lose_packets(&self, percent: u8) {
+        for (ns, link) in [(&self.home, &self.home_link), (&self.lab, &self.lab_link)] {
+            let rules = format!(
+                "table inet coffer_wan {{\n chain input {{\n  type filter hook input priority 0; \
+                 policy accept;\n  iifname \"{link}\" numgen random mod 100 < {percent} drop\n }}\n}}\n"
+            );
+            let mut nft = Command::new("ip")
+                .args(["netns", "exec", ns, "nft", "-f", "-"])
+                .stdin(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .expect("ip netns exec nft (install nftables)");
+            nft.stdin
+                .take()
+                .unwrap()
+                .write_all(rules.as_bytes())
+                .unwrap();
+            let out = nft.wait_with_output().unwrap();
+            assert!(
+                out.status.success(),
+                "nft in {ns}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
     }
 
     fn home_link(&self, up: bool) {
@@ -90,6 +121,21 @@ impl Drop for Hosts {
     }
 }
 
+/// Runs `f` on a thread that has entered `netns`; sockets it creates, and threads it
+/// starts, belong to that namespace. The calling thread stays where it is.
+fn in_netns<T: Send + 'static>(netns: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let path = format!("/var/run/netns/{netns}");
+    std::thread::spawn(move || {
+        let ns = std::fs::File::open(&path).unwrap();
+        // SAFETY: setns(2) on a valid descriptor; it moves only this thread.
+        let entered = unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) };
+        assert_eq!(entered, 0, "setns: {}", std::io::Error::last_os_error());
+        f()
+    })
+    .join()
+    .unwrap()
+}
+
 /// Makes a swtpm of the host reachable at the same port inside a namespace (each
 /// namespace has its own loopback): listeners bound in the namespace, connections made
 /// from the host. Stops when dropped.
@@ -100,18 +146,11 @@ struct TpmRelay {
 impl TpmRelay {
     fn new(netns: &str, tcti: &str) -> TpmRelay {
         let port: u16 = tcti.rsplit("port=").next().unwrap().parse().unwrap();
-        let path = format!("/var/run/netns/{netns}");
-        // A thread that enters the namespace only to bind; it ends right after.
-        let listeners = std::thread::spawn(move || {
-            let ns = std::fs::File::open(&path).unwrap();
-            // SAFETY: setns(2) on a valid descriptor; it moves only this thread.
-            let entered = unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) };
-            assert_eq!(entered, 0, "setns: {}", std::io::Error::last_os_error());
-            // The swtpm TCTI uses the port and the next one (control).
+        // Bound inside the namespace; connections are then made from the host. The swtpm
+        // TCTI uses the port and the next one (control).
+        let listeners = in_netns(netns, move || {
             [port, port + 1].map(|p| TcpListener::bind(("127.0.0.1", p)).unwrap())
-        })
-        .join()
-        .unwrap();
+        });
         let stop = Arc::new(AtomicBool::new(false));
         for (listener, p) in listeners.into_iter().zip([port, port + 1]) {
             let stop = Arc::clone(&stop);
@@ -237,55 +276,96 @@ fn shape(describe: &Value) -> Value {
     serde_json::json!({ "versions": versions, "tags": describe["tags"] })
 }
 
+/// Two initialised regions, each with its daemon in its own namespace, paired both ways:
+/// `home` (eu-home-1) pushes, `lab` (us-lab-1) listens on `LAB_ADDR:PORT`. The home
+/// region reaches the lab at `lab_port` (the listener itself, or a relay in front of it).
+struct Regions {
+    home: Env,
+    lab: Env,
+    // Dropped first: daemons stop before their TPM relays go.
+    home_daemon: Daemon,
+    lab_daemon: Daemon,
+    _tpms: [TpmRelay; 2],
+}
+
+const PORT: u16 = 7443;
+
+impl Regions {
+    fn start(hosts: &Hosts, lab_port: u16) -> Regions {
+        let (home, lab) = (Env::new(), Env::new());
+        home.init_with(&["--region", "eu-home-1"]);
+        lab.init_with(&["--region", "us-lab-1"]);
+        let (home_fp, lab_fp) = (fingerprint(&home), fingerprint(&lab));
+        home.coffer(&[
+            "region",
+            "add",
+            "us-lab-1",
+            "--url",
+            &format!("https://{LAB_ADDR}:{lab_port}"),
+            "--fingerprint",
+            &lab_fp,
+        ])
+        .ok();
+        lab.coffer(&[
+            "region",
+            "add",
+            "eu-home-1",
+            "--url",
+            &format!("https://{HOME_ADDR}:{PORT}"),
+            "--fingerprint",
+            &home_fp,
+        ])
+        .ok();
+        let tpms = [
+            TpmRelay::new(&hosts.home, &home.tcti()),
+            TpmRelay::new(&hosts.lab, &lab.tcti()),
+        ];
+        let lab_daemon = Daemon::start(
+            &lab,
+            &hosts.lab,
+            &["--listen", &format!("{LAB_ADDR}:{PORT}")],
+        );
+        let home_daemon = Daemon::start(&home, &hosts.home, &[]);
+        eventually("the lab daemon to listen", Duration::from_secs(60), || {
+            let log = lab_daemon.0.stderr();
+            if log.contains("listening for peers") {
+                Ok(())
+            } else {
+                Err(log)
+            }
+        });
+        Regions {
+            home,
+            lab,
+            home_daemon,
+            lab_daemon,
+            _tpms: tpms,
+        }
+    }
+}
+
+fn running_as_root() -> bool {
+    // SAFETY: geteuid(2) has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    if !root {
+        eprintln!("skipped: network namespaces need root");
+    }
+    root
+}
+
 #[test]
 fn regions_on_separate_hosts_converge_after_a_partition_heals() {
-    // SAFETY: geteuid(2) has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        eprintln!("skipped: network namespaces need root");
+    if !running_as_root() {
         return;
     }
     let hosts = Hosts::new();
-    let (home, lab) = (Env::new(), Env::new());
-    home.init_with(&["--region", "eu-home-1"]);
-    lab.init_with(&["--region", "us-lab-1"]);
-    let (home_fp, lab_fp) = (fingerprint(&home), fingerprint(&lab));
-    let port = 7443;
-    home.coffer(&[
-        "region",
-        "add",
-        "us-lab-1",
-        "--url",
-        &format!("https://{LAB_ADDR}:{port}"),
-        "--fingerprint",
-        &lab_fp,
-    ])
-    .ok();
-    lab.coffer(&[
-        "region",
-        "add",
-        "eu-home-1",
-        "--url",
-        &format!("https://{HOME_ADDR}:{port}"),
-        "--fingerprint",
-        &home_fp,
-    ])
-    .ok();
-    let _home_tpm = TpmRelay::new(&hosts.home, &home.tcti());
-    let _lab_tpm = TpmRelay::new(&hosts.lab, &lab.tcti());
-    let lab_daemon = Daemon::start(
-        &lab,
-        &hosts.lab,
-        &["--listen", &format!("{LAB_ADDR}:{port}")],
-    );
-    let home_daemon = Daemon::start(&home, &hosts.home, &[]);
-    eventually("the lab daemon to listen", Duration::from_secs(60), || {
-        let log = lab_daemon.0.stderr();
-        if log.contains("listening for peers") {
-            Ok(())
-        } else {
-            Err(log)
-        }
-    });
+    let Regions {
+        home,
+        lab,
+        home_daemon,
+        lab_daemon,
+        _tpms,
+    } = Regions::start(&hosts, PORT);
 
     home.sensitive("netns-value-0001");
     home.create("db/password", b"netns-value-0001");
@@ -339,4 +419,81 @@ fn regions_on_separate_hosts_converge_after_a_partition_heals() {
     );
     drop(home_daemon);
     drop(lab_daemon);
+}
+
+#[test]
+fn regions_converge_over_a_slow_link_that_loses_packets() {
+    if !running_as_root() {
+        return;
+    }
+    let hosts = Hosts::new();
+    hosts.lose_packets(5);
+    // 50 ms on the way from home to lab, as `tc netem delay 50ms` on home's egress would.
+    let relay_port = PORT + 1;
+    let _wan = in_netns(&hosts.lab, move || {
+        DelayLink::start(
+            format!("{LAB_ADDR}:{relay_port}").parse().unwrap(),
+            format!("{LAB_ADDR}:{PORT}").parse().unwrap(),
+            Duration::from_millis(50),
+        )
+    });
+    let regions = Regions::start(&hosts, relay_port);
+    let (home, lab) = (&regions.home, &regions.lab);
+
+    let names: Vec<String> = (0..8).map(|i| format!("wan/service-{i}/token")).collect();
+    for (i, name) in names.iter().enumerate() {
+        let value = format!("wan-first-value-{i:04}");
+        home.sensitive(&value);
+        home.create(name, value.as_bytes());
+        home.coffer(&["secret", "replicate", name, "--region", "us-lab-1"])
+            .ok();
+    }
+    // Changes of every kind while the first transfer is still on its way.
+    for (i, name) in names.iter().enumerate().take(4) {
+        let value = format!("wan-second-value-{i:04}");
+        home.sensitive(&value);
+        home.put(name, value.as_bytes());
+    }
+    home.coffer(&["secret", "tag", &names[5], "tier=wan"]).ok();
+    home.coffer(&[
+        "secret",
+        "delete",
+        &names[7],
+        "--force-delete-without-recovery",
+    ])
+    .ok();
+
+    eventually(
+        "every region in sync over the lossy link",
+        Duration::from_secs(240),
+        || {
+            for name in &names[..7] {
+                let status = home.describe(name)["replication"]["regions"][0].clone();
+                if status["status"] != "InSync" {
+                    return Err(format!(
+                        "{name}: {status}; home: {}",
+                        regions.home_daemon.0.stderr()
+                    ));
+                }
+            }
+            Ok(())
+        },
+    );
+    for (i, name) in names.iter().enumerate().take(7) {
+        let expected = if i < 4 {
+            format!("wan-second-value-{i:04}")
+        } else {
+            format!("wan-first-value-{i:04}")
+        };
+        assert_eq!(value_on(lab, name).as_deref(), Ok(expected.as_str()));
+        assert_eq!(shape(&lab.describe(name)), shape(&home.describe(name)));
+    }
+    eventually(
+        "the deleted secret gone on the lab host",
+        Duration::from_secs(120),
+        || match value_on(lab, &names[7]) {
+            Err(_) => Ok(()),
+            Ok(v) => Err(format!("still readable: {} bytes", v.len())),
+        },
+    );
 }

@@ -4,6 +4,9 @@
 //!
 //! `cargo bench -p coffer-core --bench replication` (COFFER_BENCH_SECRETS changes the
 //! number of secrets; default 10,000). Prints a Markdown table for docs/benchmarks.md.
+//! COFFER_BENCH_DELAY_MS=50 puts a relay in front of the replica that holds every byte
+//! from the primary for that long, as `tc netem delay` on the primary's egress would (this
+//! kernel has no netem).
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -69,14 +72,24 @@ fn main() {
         Some(handler),
     )
     .expect("listen");
+    let delay_ms: u64 = std::env::var("COFFER_BENCH_DELAY_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let wan = (delay_ms > 0).then(|| {
+        coffer_testkit::DelayLink::start(
+            "127.0.0.1:0".parse().expect("address"),
+            listener.local_addr(),
+            Duration::from_millis(delay_ms),
+        )
+    });
+    let replica_addr = wan
+        .as_ref()
+        .map_or(listener.local_addr(), |link| link.local_addr());
     let home_identity = home.region_identity().expect("identity");
     let lab_fp = lab_identity.fingerprint().expect("fingerprint").to_string();
-    home.add_peer(
-        "us-lab-1",
-        &format!("https://{}", listener.local_addr()),
-        &lab_fp,
-    )
-    .expect("pair");
+    home.add_peer("us-lab-1", &format!("https://{replica_addr}"), &lab_fp)
+        .expect("pair");
     lab.lock()
         .unwrap()
         .add_peer(
@@ -146,7 +159,7 @@ fn main() {
     let p99 = percentile(&mut samples, 0.99);
 
     println!(
-        "| Replication (loopback, pinned TLS 1.3 + HTTP/2, debug={}) | |",
+        "| Replication (loopback, pinned TLS 1.3 + HTTP/2, {delay_ms} ms added one way, debug={}) | |",
         cfg!(debug_assertions)
     );
     println!("| --- | --- |");
@@ -159,5 +172,6 @@ fn main() {
         p50.as_secs_f64() * 1e3
     );
     println!("| same, p99 | {:.1} ms |", p99.as_secs_f64() * 1e3);
+    drop(wan);
     drop(listener);
 }

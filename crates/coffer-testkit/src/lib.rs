@@ -9,6 +9,9 @@
 //! `coffer_core::tpm::Tpm`, and `tpm2-tools` run by [`Swtpm::pcr_extend`]) can use one swtpm at
 //! the same time. There is no resource manager, though: all clients share swtpm's 3 slots for
 //! loaded objects.
+//!
+//! [`WireTap`] records what crosses a TCP connection; [`DelayLink`] slows one down, for
+//! wide-area tests on a kernel without netem.
 
 use std::collections::hash_map::RandomState;
 use std::fs::{self, File};
@@ -23,6 +26,9 @@ use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
+
+mod delay_link;
+pub use delay_link::DelayLink;
 
 /// How long `swtpm` gets to start listening before [`Swtpm::start`] gives up.
 const START_TIMEOUT: Duration = Duration::from_secs(15);
