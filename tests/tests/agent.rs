@@ -698,3 +698,38 @@ fn coffer_serves_the_agent_path_alone_and_hands_the_rest_to_coffer_tpm() {
         b"fast-token-value-77"
     );
 }
+
+/// `audit.reads batched` (the default): a read's entry is committed before the agent
+/// returns the value, so killing the agent right after cannot lose it.
+#[test]
+fn a_read_through_the_agent_stays_on_record_when_the_agent_is_killed_right_after() {
+    let env = Env::new();
+    env.init();
+    env.create("app/token", b"token-value-123");
+    assert_eq!(status(&env)["audit_reads"], "batched");
+    let guard = unlock(&env, "5m");
+    let pid = agent_pid(&env).expect("agent pid");
+    assert_eq!(env.get("app/token", &[]), b"token-value-123");
+    // SAFETY: sending SIGKILL to the agent this test started.
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+    wait_until("the agent is gone", Duration::from_secs(20), || {
+        !process_alive(pid) || is_zombie(pid)
+    });
+    drop(guard);
+    let reads = env
+        .audit()
+        .iter()
+        .filter(|e| e["operation"] == "get_secret_value" && e["result"] == "ok")
+        .count();
+    assert_eq!(reads, 1);
+    let verified = env.coffer(&["audit", "verify", "-o", "json"]).ok().json();
+    assert_eq!(verified["pending"], 0, "{verified:#}");
+
+    env.coffer(&["config", "set", "audit.reads", "durable"])
+        .ok();
+    assert_eq!(status(&env)["audit_reads"], "durable");
+    let refused = env.cmd(["config", "set", "audit.reads", "sometimes"]).run();
+    assert_ne!(refused.code(), 0);
+    assert!(refused.stderr.contains("durable"), "{refused}");
+    assert_eq!(status(&env)["audit_reads"], "durable");
+}

@@ -1,8 +1,9 @@
 //! GetSecretValue through the AWS-compatible API on loopback, on a real swtpm and a real
 //! vault file: one keep-alive client (latency percentiles), then 8 concurrent keep-alive
 //! clients (throughput). Every request is SigV4-signed by the client as an SDK would,
-//! fully verified by the server, authorized by the key's policy and audited durably
-//! before its value is returned.
+//! fully verified by the server, authorized by the key's policy and its read committed
+//! to the audit log before its value is returned: once with `audit.reads durable` (an
+//! fsync per read), then with the default `batched` (fsynced within 100 ms).
 //!
 //! `cargo bench -p coffer-aws-server --bench get_secret_value` (COFFER_BENCH_REQUESTS
 //! changes the number of requests per measurement; default 2000). Prints a Markdown table
@@ -143,7 +144,7 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(2000);
-    let (addr, id, secret, _keep) = match std::env::var("COFFER_BENCH_ENDPOINT") {
+    let (addr, id, secret, keep) = match std::env::var("COFFER_BENCH_ENDPOINT") {
         Ok(endpoint) => {
             let addr: SocketAddr = endpoint.parse().expect("COFFER_BENCH_ENDPOINT=HOST:PORT");
             let (id, secret) = (
@@ -167,7 +168,39 @@ fn main() {
         }
     };
     let mut rows = Vec::new();
-    let mut client = Client::connect(addr, &id, &secret);
+    // Coffer is measured with each way of auditing reads (`audit.reads`), default last.
+    let modes: &[Option<&str>] = match keep {
+        Some(_) => &[Some("durable"), Some("batched")],
+        None => &[None],
+    };
+    for mode in modes {
+        if let (Some(mode), Some((_, _, _, vault))) = (mode, &keep) {
+            vault
+                .lock()
+                .unwrap()
+                .set_setting("audit.reads", mode)
+                .unwrap();
+        }
+        let label = mode
+            .map(|m| format!(", audit.reads {m}"))
+            .unwrap_or_default();
+        measure(addr, &id, &secret, requests, &label, &mut rows);
+    }
+    println!("| measurement | figure |\n|---|---|");
+    for (what, figure) in rows {
+        println!("| {what} | {figure} |");
+    }
+}
+
+fn measure(
+    addr: SocketAddr,
+    id: &str,
+    secret: &str,
+    requests: usize,
+    label: &str,
+    rows: &mut Vec<(String, String)>,
+) {
+    let mut client = Client::connect(addr, id, secret);
     for i in 0..100 {
         client.get(&format!("bench/secret-{:03}", i % 100));
     }
@@ -181,7 +214,9 @@ fn main() {
     let p50 = percentile(&mut samples, 0.5);
     let p99 = percentile(&mut samples, 0.99);
     rows.push((
-        format!("GetSecretValue, one keep-alive client, round trip (p50 / p99 of {requests})"),
+        format!(
+            "GetSecretValue, one keep-alive client, round trip (p50 / p99 of {requests}){label}"
+        ),
         format!("{} / {}", us(p50), us(p99)),
     ));
 
@@ -190,7 +225,7 @@ fn main() {
     let start = Instant::now();
     let threads: Vec<_> = (0..clients)
         .map(|c| {
-            let (id, secret) = (id.clone(), secret.clone());
+            let (id, secret) = (id.to_owned(), secret.to_owned());
             std::thread::spawn(move || {
                 let mut client = Client::connect(addr, &id, &secret);
                 for i in 0..per_client {
@@ -205,7 +240,7 @@ fn main() {
     let elapsed = start.elapsed();
     rows.push((
         format!(
-            "GetSecretValue, {clients} concurrent keep-alive clients ({} requests)",
+            "GetSecretValue, {clients} concurrent keep-alive clients ({} requests){label}",
             per_client * clients
         ),
         format!(
@@ -213,14 +248,15 @@ fn main() {
             (per_client * clients) as f64 / elapsed.as_secs_f64()
         ),
     ));
-    println!("| measurement | figure |\n|---|---|");
-    for (what, figure) in rows {
-        println!("| {what} | {figure} |");
-    }
 }
 
 /// What keeps the in-process server alive: the swtpm, the vault's directory, the listener.
-type Running = (coffer_testkit::Swtpm, tempfile::TempDir, AwsListener);
+type Running = (
+    coffer_testkit::Swtpm,
+    tempfile::TempDir,
+    AwsListener,
+    Arc<Mutex<Vault>>,
+);
 
 /// A vault on swtpm with 100 secrets and an access key, served on loopback.
 fn coffer_server() -> (SocketAddr, String, String, Running) {
@@ -245,7 +281,12 @@ fn coffer_server() -> (SocketAddr, String, String, Running) {
     }
     let (key, secret) = vault.create_access_key("bench", Some(POLICY)).unwrap();
     let vault = Arc::new(Mutex::new(vault));
-    let listener = AwsListener::start("127.0.0.1:0", vault, Arc::new(|_| {})).unwrap();
+    let listener = AwsListener::start("127.0.0.1:0", Arc::clone(&vault), Arc::new(|_| {})).unwrap();
     let addr = listener.local_addr();
-    (addr, key.id, secret.to_string(), (swtpm, dir, listener))
+    (
+        addr,
+        key.id,
+        secret.to_string(),
+        (swtpm, dir, listener, vault),
+    )
 }

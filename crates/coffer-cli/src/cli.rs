@@ -155,7 +155,7 @@ pub enum Command {
     /// Access keys for the AWS-compatible API (`coffer daemon --aws-listen`).
     #[command(subcommand)]
     AccessKey(AccessKeyCommand),
-    /// Vault settings (`aws.account-id`).
+    /// Vault settings (`aws.account-id`, `audit.reads durable|batched`).
     #[command(subcommand)]
     Config(ConfigCommand),
     /// Run scheduled rotations headless (servers): rotates secrets and keys when due,

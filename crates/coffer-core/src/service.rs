@@ -677,8 +677,9 @@ pub fn execute(vault: &mut Vault, request: Request) -> Result<Response> {
                 }
             };
             let read = vault.get_secret_value(&name, &selector)?;
-            // A value leaves the engine only after its read is on record.
-            vault.flush_audit()?;
+            // A value leaves the engine only after its read is on record (committed;
+            // fsynced now or within a bounded delay, as `audit.reads` says).
+            vault.commit_read_audit()?;
             Response::Value(value_read(read))
         }
         Request::PutSecretValue {
@@ -748,7 +749,7 @@ pub fn execute(vault: &mut Vault, request: Request) -> Result<Response> {
         }
         Request::BatchGetSecretValues { names } => {
             let results = vault.batch_get_secret_values(&names);
-            vault.flush_audit()?;
+            vault.commit_read_audit()?;
             let mut values = Vec::new();
             let mut errors = Vec::new();
             for (name, result) in results {
@@ -802,7 +803,7 @@ pub fn execute(vault: &mut Vault, request: Request) -> Result<Response> {
         } => {
             let plain = context_bytes(&plaintext)?;
             let blob = vault.encrypt(&key, &plain, &context)?;
-            vault.flush_audit()?;
+            vault.commit_read_audit()?;
             Response::Ciphertext(Blob::encode(&blob))
         }
         Request::Decrypt {
@@ -810,7 +811,7 @@ pub fn execute(vault: &mut Vault, request: Request) -> Result<Response> {
             context,
         } => {
             let (plain, with) = vault.decrypt(&ciphertext.decode()?, &context)?;
-            vault.flush_audit()?;
+            vault.commit_read_audit()?;
             Response::Plaintext {
                 key_id: with.key_id,
                 key_version: with.key_version,
@@ -829,7 +830,7 @@ pub fn execute(vault: &mut Vault, request: Request) -> Result<Response> {
                 &destination_key,
                 &destination_context,
             )?;
-            vault.flush_audit()?;
+            vault.commit_read_audit()?;
             Response::Ciphertext(Blob::encode(&blob))
         }
         Request::GenerateDataKey {
@@ -839,7 +840,7 @@ pub fn execute(vault: &mut Vault, request: Request) -> Result<Response> {
             with_plaintext,
         } => {
             let generated = vault.generate_data_key(&key, bytes, &context, with_plaintext)?;
-            vault.flush_audit()?;
+            vault.commit_read_audit()?;
             Response::DataKey(DataKeyMaterial {
                 key_id: generated.key_id,
                 plaintext: generated

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use coffer_core::agent::AgentClient;
 use coffer_core::service::{Request, Response, WireValue};
 use coffer_core::tpm::PcrBinding;
+use coffer_core::vault::read_audit::{ReadAudit, READ_SYNC_DELAY};
 use coffer_core::{SecretValue, Vault};
 use serde_json::json;
 use zeroize::Zeroizing;
@@ -129,6 +130,7 @@ fn warn_weak_lockout(env: &Env) {
 pub fn status(env: &Env) -> Result<(), Failure> {
     let vault = Vault::open(&env.vault)?;
     let pcrs = vault.pcr_binding()?;
+    let audit_reads = vault.read_audit_as_stored()?;
     drop(vault);
     let socket = coffer_core::agent::socket_path(&env.vault).ok();
     let (agent, agent_pid) = match AgentClient::connect(&env.vault)? {
@@ -155,6 +157,7 @@ pub fn status(env: &Env) -> Result<(), Failure> {
         "tpm_error": tpm.as_ref().err().map(|e| e.to_string()),
         "key_memory_locked": key_memory_locked,
         "core_dumps_disabled": core_dumps_disabled,
+        "audit_reads": audit_reads.as_str(),
         "pin_lockout_weakness": tpm
             .as_ref()
             .ok()
@@ -186,6 +189,16 @@ pub fn status(env: &Env) -> Result<(), Failure> {
                 },
             ),
             ("TPM", env.tcti.clone()),
+            (
+                "audit of reads",
+                match audit_reads {
+                    ReadAudit::Durable => "durable (one fsync per read)".to_owned(),
+                    ReadAudit::Batched => format!(
+                        "batched (committed before the value leaves, fsynced within {} ms)",
+                        READ_SYNC_DELAY.as_millis()
+                    ),
+                },
+            ),
         ];
         match &tpm {
             Ok(info) => {

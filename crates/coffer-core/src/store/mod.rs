@@ -246,6 +246,18 @@ impl Store {
             .transaction_with_behavior(TransactionBehavior::Immediate)?)
     }
 
+    /// Switches this connection's commits between `synchronous=NORMAL` (appended to the
+    /// write-ahead log without an fsync) and the default `FULL`. Only batched read audits
+    /// use NORMAL, for their own transaction (see `vault::read_audit`).
+    pub fn set_synchronous_normal(&self, normal: bool) -> Result<(), StoreError> {
+        self.conn.execute_batch(if normal {
+            "PRAGMA synchronous = NORMAL;"
+        } else {
+            "PRAGMA synchronous = FULL;"
+        })?;
+        Ok(())
+    }
+
     /// Starts a read transaction: a consistent snapshot across several queries.
     pub fn read(&mut self) -> Result<Transaction<'_>, StoreError> {
         Ok(self

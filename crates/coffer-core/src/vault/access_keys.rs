@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
 use super::error::{Error, Result};
+use super::read_audit::{ReadAudit, AUDIT_READS};
 use super::{AuditEvent, Vault};
 use crate::crypto::{aead, Aad};
 use crate::model::Timestamp;
@@ -369,24 +370,28 @@ impl Vault {
     pub fn setting(&mut self, name: &str) -> Result<String> {
         match name {
             AWS_ACCOUNT_ID => self.aws_account_id(),
+            AUDIT_READS => Ok(self.read_audit()?.as_str().to_owned()),
             other => Err(unknown_setting(other)),
         }
     }
 
     /// Sets a vault setting by its name; the value is checked first.
     pub fn set_setting(&mut self, name: &str, value: &str) -> Result<String> {
-        match name {
-            AWS_ACCOUNT_ID => check_account_id(value)?,
+        let name: &'static str = match name {
+            AWS_ACCOUNT_ID => {
+                check_account_id(value)?;
+                AWS_ACCOUNT_ID
+            }
+            AUDIT_READS => {
+                ReadAudit::parse(value)?;
+                AUDIT_READS
+            }
             other => return Err(unknown_setting(other)),
-        }
+        };
         self.require_unlocked()?;
         self.write(
             AuditEvent::new("setting_set").detail(format!("{name}={value}")),
-            |tx, keyring, _| {
-                keyring
-                    .integrity()
-                    .set_setting(tx, AWS_ACCOUNT_ID, value.as_bytes())
-            },
+            |tx, keyring, _| keyring.integrity().set_setting(tx, name, value.as_bytes()),
         )?;
         self.setting(name)
     }
@@ -395,7 +400,7 @@ impl Vault {
 fn unknown_setting(name: &str) -> Error {
     Error::invalid(
         "setting",
-        format!("{name:?} is not a setting; the settings are: {AWS_ACCOUNT_ID}"),
+        format!("{name:?} is not a setting; the settings are: {AWS_ACCOUNT_ID}, {AUDIT_READS}"),
     )
 }
 

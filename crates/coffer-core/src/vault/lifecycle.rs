@@ -182,6 +182,7 @@ impl Vault {
         let mut keyring = Keyring::with_keys(tcti, pin, vault_id, audit_key);
         keyring.set_primary_name(primary_name);
         keyring.insert(key_id, 1, kek);
+        let wal_syncer = super::read_audit::WalSyncer::new(store.path());
         Ok(Initialized {
             vault: Vault {
                 store,
@@ -191,6 +192,7 @@ impl Vault {
                 pending_reads: Vec::new(),
                 pending_since: None,
                 locks: 0,
+                wal_syncer,
             },
             recovery_code,
         })

@@ -12,6 +12,7 @@ mod keyring;
 mod keys;
 mod lifecycle;
 mod nonce_budget;
+pub mod read_audit;
 pub mod regions;
 pub mod replication;
 pub mod rewrap;
@@ -69,6 +70,8 @@ pub struct Vault {
     /// app with its agent socket) compares it with its own locks to notice one made
     /// elsewhere, however briefly the vault was unlocked in between.
     locks: u64,
+    /// Fsyncs read entries committed without a sync of their own (`audit.reads`).
+    wal_syncer: read_audit::WalSyncer,
 }
 
 impl Vault {
@@ -86,6 +89,7 @@ impl Vault {
             pending_reads: Vec::new(),
             pending_since: None,
             locks: 0,
+            wal_syncer: read_audit::WalSyncer::new(path),
         })
     }
 
@@ -108,9 +112,10 @@ impl Vault {
         std::mem::replace(&mut self.actor, actor)
     }
 
-    /// Forgets every key: they are wiped from memory. Pending read audits are written first.
+    /// Forgets every key: they are wiped from memory. Pending read audits are written
+    /// (and batched ones fsynced) first.
     pub fn lock(&mut self) -> Result<()> {
-        let flushed = self.flush_audit();
+        let flushed = self.flush_audit().and_then(|()| self.sync_read_audit());
         if self.keyring.take().is_some() {
             self.locks += 1;
         }
@@ -206,6 +211,7 @@ impl Vault {
             pending_since,
             vault_id: _,
             locks: _,
+            wal_syncer: _,
         } = self;
         let keyring = keyring.as_mut().ok_or(Error::Locked)?;
         let integrity = keyring.integrity();

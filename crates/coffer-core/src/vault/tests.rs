@@ -1125,3 +1125,104 @@ fn a_key_policy_is_mac_bound_and_tags_and_description_change() {
         Err(Error::KeyRowTampered { .. })
     ));
 }
+
+fn service_get(vault: &mut Vault, name: &str) -> String {
+    let request = crate::service::Request::GetSecretValue {
+        name: name.into(),
+        label: None,
+        version_id: None,
+    };
+    match crate::service::execute(vault, request).unwrap() {
+        crate::service::Response::Value(read) => read.value.text.clone().unwrap(),
+        _ => panic!("not a value"),
+    }
+}
+
+/// The reads of `name` another handle on the same file sees: what is committed.
+fn committed_reads(f: &Fixture, name: &str) -> usize {
+    let mut other = Vault::open(f.vault.path()).unwrap();
+    other.unlock(&f.swtpm.tcti(), PIN).unwrap();
+    other.audit_verify().unwrap();
+    other
+        .audit_list(Some(name), None, 1000)
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.operation == "get_secret_value" && e.result == "ok")
+        .count()
+}
+
+#[test]
+fn batched_read_audits_are_committed_before_the_value_leaves_then_fsynced() {
+    let mut f = fixture();
+    create(&mut f.vault, "app/token", "value-one");
+    assert_eq!(
+        f.vault.read_audit().unwrap(),
+        read_audit::ReadAudit::Batched
+    );
+    assert_eq!(service_get(&mut f.vault, "app/token"), "value-one");
+    // Nothing of this read waits in this handle's memory: another handle (standing in
+    // for the process after a crash of this one) finds it committed, chain intact.
+    assert!(f.vault.pending_reads.is_empty());
+    assert_eq!(committed_reads(&f, "app/token"), 1);
+    // No other write follows, so only the syncer can fsync it.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !f.vault.read_audit_synced() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the read entry was never fsynced"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    // Locking fsyncs at once whatever is left.
+    for _ in 0..5 {
+        service_get(&mut f.vault, "app/token");
+    }
+    f.vault.lock().unwrap();
+    assert!(f.vault.read_audit_synced());
+    assert_eq!(committed_reads(&f, "app/token"), 6);
+}
+
+#[test]
+fn durable_read_audits_fsync_before_the_value_leaves() {
+    let mut f = fixture();
+    create(&mut f.vault, "app/token", "value-one");
+    assert_eq!(
+        f.vault.set_setting("audit.reads", "durable").unwrap(),
+        "durable"
+    );
+    assert_eq!(service_get(&mut f.vault, "app/token"), "value-one");
+    // Committed with synchronous=FULL: nothing is left for the syncer.
+    assert!(f.vault.read_audit_synced());
+    assert_eq!(committed_reads(&f, "app/token"), 1);
+}
+
+#[test]
+fn the_read_audit_setting_is_checked_and_mac_protected() {
+    let mut f = fixture();
+    create(&mut f.vault, "app/token", "value-one");
+    for bad in ["", "Durable", "sometimes", "batched "] {
+        let refused = f.vault.set_setting("audit.reads", bad).unwrap_err();
+        assert!(refused.to_string().contains("durable"), "{bad}: {refused}");
+    }
+    assert_eq!(f.vault.setting("audit.reads").unwrap(), "batched");
+    f.vault.set_setting("audit.reads", "durable").unwrap();
+    assert_eq!(
+        f.vault.read_audit_as_stored().unwrap(),
+        read_audit::ReadAudit::Durable
+    );
+    // Turning durable into batched by editing the file is refused, and no value leaves.
+    let mut vault = tamper(
+        &mut f,
+        "UPDATE vault_meta SET value = CAST('batched' AS BLOB) WHERE name = 'audit.reads'",
+    );
+    assert!(matches!(
+        vault.read_audit(),
+        Err(Error::SettingTampered { .. })
+    ));
+    let request = crate::service::Request::GetSecretValue {
+        name: "app/token".into(),
+        label: None,
+        version_id: None,
+    };
+    assert!(crate::service::execute(&mut vault, request).is_err());
+}

@@ -181,7 +181,8 @@ impl Vault {
             "from={region} entries={} seq={first}..{applied_upto} via={via}",
             entries.len()
         ));
-        let (updated, refused) = self.write(event, |tx, keyring, event| {
+        let actor = self.actor.clone();
+        let refused = self.write(event, |tx, keyring, event| {
             let from = payload::Sender { region, ca };
             let to = payload::Receiving {
                 identity: &identity,
@@ -190,16 +191,9 @@ impl Vault {
             };
             let mut updated = Vec::new();
             let mut refused = Vec::new();
+            let mut keys = payload::BatchKeys::default();
             for entry in &entries {
-                match payload::apply(
-                    tx,
-                    keyring,
-                    &from,
-                    &to,
-                    entry.seq,
-                    entry.secret.0,
-                    &entry.payload,
-                )? {
+                match payload::apply(tx, keyring, &from, &to, &mut keys, entry)? {
                     Applied::Updated { secret_id, name } => updated.push((secret_id, name)),
                     Applied::Refused { secret_id, reason } => {
                         refused.push(NotApplied { secret_id, reason })
@@ -211,19 +205,22 @@ impl Vault {
             if let [(id, name)] = &updated[..] {
                 event.secret_id = Some(*id);
                 event.secret_name = Some(name.clone());
+            } else if updated.len() > 1 {
+                // One entry per secret as well, so `coffer audit --secret NAME` shows its
+                // updates: in this transaction, not queued as reads (each flush of which
+                // would cost a transaction and an fsync of its own).
+                let per_secret: Vec<AuditEvent> = updated
+                    .iter()
+                    .map(|(id, name)| {
+                        AuditEvent::new("replica_updated")
+                            .secret(Some(*id), name)
+                            .detail(format!("from={region}"))
+                    })
+                    .collect();
+                crate::vault::audit::append(tx, keyring.audit_key(), &actor, &per_secret)?;
             }
-            Ok((updated, refused))
+            Ok(refused)
         })?;
-        // One entry per secret as well, so `coffer audit --secret NAME` shows its updates.
-        if updated.len() > 1 {
-            for (id, name) in updated {
-                self.queue_read(
-                    AuditEvent::new("replica_updated")
-                        .secret(Some(id), &name)
-                        .detail(format!("from={region}")),
-                )?;
-            }
-        }
         Ok(refused)
     }
 }

@@ -5,7 +5,7 @@
 //! now", so applying entries in order converges on the primary whatever happened in
 //! between, and applying one twice changes nothing.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use rusqlite::{Connection, Transaction};
 use serde::{Deserialize, Serialize};
@@ -13,12 +13,13 @@ use uuid::Uuid;
 
 use super::super::context;
 use super::super::error::{Error, Result};
+use super::super::integrity::Integrity;
 use super::super::keyring::Keyring;
 use super::super::secrets::{default_key, resolve_key, usable};
 use crate::crypto::DataKey;
 use crate::region::sealed::{b64, seal_data_key, ReplicaContext, SealedDataKey, SignedPayload};
 use crate::region::Identity;
-use crate::store::keys as key_rows;
+use crate::store::keys::{self as key_rows, KeyRow};
 use crate::store::replication::{self as rows, OutboxKind, OutboxRow, ReplicaOf};
 use crate::store::secrets::{self as secret_rows, SecretRow, VersionRow};
 use crate::store::{record_local_change, StoreError};
@@ -210,6 +211,45 @@ pub struct Receiving<'a> {
     pub region: &'a str,
 }
 
+/// The keys a batch's copies are wrapped under, resolved once per batch rather than per
+/// entry: the batch is one write transaction, so no key can change while it runs.
+#[derive(Default)]
+pub struct BatchKeys {
+    /// By the entry's key reference (`None`: the default key): the key and its newest
+    /// version, or why it cannot be used.
+    resolved: HashMap<Option<String>, std::result::Result<(KeyRow, u32), String>>,
+}
+
+impl BatchKeys {
+    fn get(
+        &mut self,
+        tx: &Transaction<'_>,
+        integrity: &Integrity,
+        reference: &Option<String>,
+    ) -> Result<std::result::Result<(KeyRow, u32), String>> {
+        if let Some(found) = self.resolved.get(reference) {
+            return Ok(found.clone());
+        }
+        let key = match reference {
+            Some(reference) => resolve_key(tx, integrity, reference),
+            None => default_key(tx, integrity),
+        };
+        let found = match key.and_then(|key| usable(&key).map(|()| key)) {
+            Ok(key) => {
+                let version = key_rows::newest_key_version(tx, key.id)?
+                    .ok_or(StoreError::Missing {
+                        what: "key version",
+                    })?
+                    .version;
+                Ok((key, version))
+            }
+            Err(error) => Err(error.to_string()),
+        };
+        self.resolved.insert(reference.clone(), found.clone());
+        Ok(found)
+    }
+}
+
 /// What applying one entry did.
 pub enum Applied {
     /// The copy of this secret (named) now matches the primary, or is gone.
@@ -260,11 +300,17 @@ pub fn apply(
     keyring: &mut Keyring,
     from: &Sender<'_>,
     to: &Receiving<'_>,
-    seq: u64,
-    secret: [u8; 16],
-    payload: &[u8],
+    keys: &mut BatchKeys,
+    entry: &coffer_sync::WireEntry,
 ) -> Result<Applied> {
-    let body = verify(from, to.vault_id, to.region, seq, secret, payload)?;
+    let body = verify(
+        from,
+        to.vault_id,
+        to.region,
+        entry.seq,
+        entry.secret.0,
+        &entry.payload,
+    )?;
     let secret_id = body.secret_id;
     let existing = secret_rows::secret_by_id(tx, secret_id)?;
     let follows = rows::replica_of(tx, secret_id)?;
@@ -312,19 +358,9 @@ pub fn apply(
             });
         }
     }
-    let integrity = keyring.integrity();
-    let key = match &state.replica_key {
-        Some(reference) => resolve_key(tx, &integrity, reference),
-        None => default_key(tx, &integrity),
-    };
-    let key = match key.and_then(|key| usable(&key).map(|()| key)) {
-        Ok(key) => key,
-        Err(error) => {
-            return Ok(Applied::Refused {
-                secret_id,
-                reason: error.to_string(),
-            })
-        }
+    let (key, key_version) = match keys.get(tx, &keyring.integrity(), &state.replica_key)? {
+        Ok(found) => found,
+        Err(reason) => return Ok(Applied::Refused { secret_id, reason }),
     };
     let seq_here = record_local_change(tx, now, "secret", secret_id.as_bytes(), "replica_apply")?;
     let row = SecretRow {
@@ -365,11 +401,6 @@ pub fn apply(
         },
     )?;
     if !state.versions.is_empty() {
-        let key_version = key_rows::newest_key_version(tx, key.id)?
-            .ok_or(StoreError::Missing {
-                what: "key version",
-            })?
-            .version;
         for version in &state.versions {
             if secret_rows::version_by_id(tx, secret_id, version.id)?.is_some() {
                 continue;
