@@ -19,6 +19,7 @@ mod engine_errors;
 mod kms;
 mod listener;
 mod params;
+mod replication;
 mod secrets_manager;
 
 pub use dispatch::{Incoming, Outgoing};

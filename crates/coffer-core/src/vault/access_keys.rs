@@ -423,6 +423,26 @@ impl Vault {
 }
 
 impl Vault {
+    /// What the AWS API needs to name and authorize a request on a secret, in one lookup
+    /// (MACs checked): its immutable id, deleted or not, from which the six characters
+    /// ending its ARN are derived (so a secret made again under the same name gets a new
+    /// ARN, as in Secrets Manager), and its resource policy.
+    pub fn aws_secret(&mut self, name: &str) -> Result<(uuid::Uuid, Option<String>)> {
+        self.require_unlocked()?;
+        let name = crate::names::SecretName::parse(name)?;
+        let integrity = self.keyring.as_ref().ok_or(Error::Locked)?.integrity();
+        let conn = self.store.conn();
+        let secret = super::secrets::any_secret(conn, &integrity, &name)?;
+        let policy = match rows::secret_policy(conn, secret.id)? {
+            None => None,
+            Some((policy, mac)) => {
+                integrity.check_secret_policy(secret.id, &secret.name, &policy, &mac)?;
+                Some(policy)
+            }
+        };
+        Ok((secret.id, policy))
+    }
+
     /// A secret's resource policy, `None` if it has none.
     pub fn secret_policy(&mut self, name: &str) -> Result<Option<String>> {
         self.require_unlocked()?;
