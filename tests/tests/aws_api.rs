@@ -193,11 +193,108 @@ fn real_aws_clients_work_unchanged_and_every_refusal_changes_nothing() {
 }
 
 #[test]
-fn a_non_loopback_address_is_refused_until_tls_exists() {
+fn a_non_loopback_address_is_refused_without_tls() {
     let env = Env::new();
     env.init();
     env.coffer(&["daemon", "--aws-listen", "0.0.0.0:0", "--once"])
-        .fails_any(2, &["loopback"]);
+        .fails_any(2, &["loopback", "--aws-tls"]);
+    // A key file without its certificate, and unreadable files, are refused clearly.
+    env.coffer(&[
+        "daemon",
+        "--aws-listen",
+        "0.0.0.0:0",
+        "--aws-tls-key",
+        "k.pem",
+    ])
+    .fails_any(2, &["--aws-tls-cert"]);
+    let empty = env.file("empty.pem", b"");
+    let empty = empty.to_str().unwrap();
+    env.coffer(&[
+        "daemon",
+        "--aws-listen",
+        "0.0.0.0:0",
+        "--aws-tls-cert",
+        empty,
+        "--aws-tls-key",
+        empty,
+        "--once",
+    ])
+    .fails_any(2, &["holds no certificate"]);
+}
+
+/// The daemon's TLS line: the CA fingerprint it printed.
+fn tls_fingerprint(daemon: &Daemon) -> String {
+    let stderr = daemon.0.stderr();
+    stderr
+        .split("fingerprint of the CA clients pin: ")
+        .nth(1)
+        .and_then(|rest| rest.lines().next())
+        .unwrap_or_else(|| panic!("no fingerprint printed: {stderr}"))
+        .to_owned()
+}
+
+/// `--aws-tls`: boto3 over HTTPS with the CA Coffer made pinned; the certificate is the
+/// same after a restart, so a pinned client keeps working.
+#[test]
+fn the_api_serves_https_with_a_certificate_coffer_makes_and_keeps() {
+    let python = python();
+    let env = Env::new();
+    env.init();
+    let (id, secret) = create_key(&env, "admin", Some(ADMIN));
+    // (Made empty here; the daemon writes the CA into it.)
+    let ca = env.file("api-ca.pem", b"");
+    let ca_arg = ca.to_str().unwrap().to_owned();
+    let tls = ["--aws-tls", "--aws-tls-ca-out", ca_arg.as_str()];
+    let first = Daemon(
+        env.cmd(
+            ["daemon", "--aws-listen", "127.0.0.1:0", "--max-sleep", "1h"]
+                .into_iter()
+                .chain(tls),
+        )
+        .spawn(),
+    );
+    let port = first.port("listening on https://127.0.0.1:");
+    let fingerprint = tls_fingerprint(&first);
+    let pem = std::fs::read(&ca).unwrap();
+    assert!(pem.starts_with(b"-----BEGIN CERTIFICATE-----"));
+    let run = Command::new(&python)
+        .arg(repo().join("tests/aws/tls.py"))
+        .env("COFFER_AWS_ENDPOINT", format!("https://127.0.0.1:{port}"))
+        .env("COFFER_AWS_CA", &ca)
+        .env("COFFER_AWS_ADMIN_ID", &id)
+        .env("COFFER_AWS_ADMIN_SECRET", &secret)
+        .env("AWS_CONFIG_FILE", "/dev/null")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env_remove("AWS_CA_BUNDLE")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(
+        run.status.success(),
+        "boto3 over TLS failed:\n{stdout}\n{}\ndaemon:\n{}",
+        String::from_utf8_lossy(&run.stderr),
+        first.0.stderr()
+    );
+    drop(first);
+    let again = Daemon(
+        env.cmd(
+            ["daemon", "--aws-listen", "127.0.0.1:0", "--max-sleep", "1h"]
+                .into_iter()
+                .chain(tls),
+        )
+        .spawn(),
+    );
+    again.port("listening on https://127.0.0.1:");
+    assert_eq!(tls_fingerprint(&again), fingerprint);
+    assert_eq!(std::fs::read(&ca).unwrap(), pem);
+    // No private key was written next to the vault or the CA file.
+    let stored = std::fs::read_dir(ca.parent().unwrap())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect::<Vec<_>>();
+    assert!(!stored.iter().any(|n| n.contains("key")), "{stored:?}");
+    assert_eq!(env.get("tls/db", &[]), b"over-tls-value");
 }
 
 fn fingerprint(env: &Env) -> String {

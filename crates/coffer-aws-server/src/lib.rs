@@ -21,6 +21,7 @@ mod listener;
 mod params;
 mod replication;
 mod secrets_manager;
+pub mod tls;
 
 pub use dispatch::{Incoming, Outgoing};
 pub use listener::{AwsListener, ListenError, Log, ServedVault, SessionVault, SharedVault};

@@ -409,6 +409,16 @@ impl Vault {
             .unwrap_or_else(|| crate::region::DEFAULT_REGION.to_owned()))
     }
 
+    /// The seed of the AWS API's generated TLS key: derived from the vault's audit key, as
+    /// the region identity's sealing key is, so that the key is never stored (not even
+    /// sealed) and the certificate made from it is the same at every start, and a client
+    /// can pin it once. Only an unlocked vault can give it.
+    pub fn aws_tls_seed(&mut self) -> Result<Zeroizing<[u8; 32]>> {
+        self.require_unlocked()?;
+        let keyring = self.keyring.as_ref().ok_or(Error::Locked)?;
+        Ok(keyring.audit_key().derive(b"coffer.aws-api-tls-key.v1"))
+    }
+
     /// Records that an access key's policy refused a request (`detail` names the key,
     /// the action and the resource).
     pub fn record_access_denied(&mut self, detail: String) -> Result<()> {
