@@ -20,6 +20,7 @@ mod kms;
 mod listener;
 mod params;
 mod replication;
+mod secret_body;
 mod secrets_manager;
 pub mod tls;
 

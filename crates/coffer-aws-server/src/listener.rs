@@ -5,7 +5,6 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming as Body;
 use hyper::server::conn::http1;
@@ -15,6 +14,7 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 
 use crate::dispatch::{self, Incoming, Server};
+use crate::secret_body::WipedBody;
 
 /// The vault the API serves, shared with whatever else holds it (the scheduler, the app).
 pub type SharedVault = Arc<Mutex<coffer_core::Vault>>;
@@ -190,7 +190,7 @@ where
         .await;
 }
 
-async fn serve(server: Arc<Server>, request: Request<Body>) -> Response<Full<Bytes>> {
+async fn serve(server: Arc<Server>, request: Request<Body>) -> Response<Full<WipedBody>> {
     let (parts, body) = request.into_parts();
     let body = match Limited::new(body, MAX_BODY).collect().await {
         Ok(collected) => collected.to_bytes(),
@@ -218,7 +218,7 @@ async fn serve(server: Arc<Server>, request: Request<Body>) -> Response<Full<Byt
     respond(outgoing)
 }
 
-fn respond(outgoing: dispatch::Outgoing) -> Response<Full<Bytes>> {
+fn respond(outgoing: dispatch::Outgoing) -> Response<Full<WipedBody>> {
     let mut builder = Response::builder()
         .status(outgoing.status)
         .header("Content-Type", coffer_aws::error::CONTENT_TYPE_JSON_1_1)
@@ -227,6 +227,6 @@ fn respond(outgoing: dispatch::Outgoing) -> Response<Full<Bytes>> {
         builder = builder.header(coffer_aws::error::ERROR_TYPE_HEADER, code.as_str());
     }
     builder
-        .body(Full::new(Bytes::from(outgoing.body)))
-        .unwrap_or_else(|_| Response::new(Full::new(Bytes::new())))
+        .body(Full::new(WipedBody::new(outgoing.body)))
+        .unwrap_or_else(|_| Response::new(Full::new(WipedBody::new(Default::default()))))
 }

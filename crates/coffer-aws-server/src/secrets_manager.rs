@@ -15,15 +15,21 @@ use crate::arn;
 use crate::call::Call;
 use crate::params::{epoch, Params};
 use crate::replication;
+use crate::secret_body::Reply;
+use zeroize::Zeroizing;
 
 type Input = Map<String, Value>;
 
-pub fn call(call: &mut Call<'_>, operation: &str, input: &Input) -> Result<Value, AwsError> {
+pub fn call(call: &mut Call<'_>, operation: &str, input: &Input) -> Result<Reply, AwsError> {
     let p = Params::new(input, call.service);
+    // The two answers that carry secret values are built as Replies (see `secret_body`).
+    match operation {
+        "GetSecretValue" => return get_secret_value(call, &p),
+        "BatchGetSecretValue" => return batch_get_secret_value(call, &p),
+        _ => {}
+    }
     match operation {
         "CreateSecret" => create_secret(call, &p),
-        "GetSecretValue" => get_secret_value(call, &p),
-        "BatchGetSecretValue" => batch_get_secret_value(call, &p),
         "PutSecretValue" => put_secret_value(call, &p),
         "UpdateSecret" => update_secret(call, &p),
         "DescribeSecret" => describe_secret(call, &p),
@@ -50,6 +56,7 @@ pub fn call(call: &mut Call<'_>, operation: &str, input: &Input) -> Result<Value
             format!("Coffer does not implement the Secrets Manager operation {other}."),
         )),
     }
+    .map(Reply::from)
 }
 
 fn engine_label(label: &str) -> String {
@@ -245,28 +252,40 @@ pub(crate) fn unexpected(call: &Call<'_>) -> AwsError {
     )
 }
 
-fn value_json(arn: &str, read: &ValueRead) -> Value {
-    let mut out = json!({
-        "ARN": arn,
-        "Name": read.name.as_str(),
-        "VersionId": read.version_id.to_string(),
-        "VersionStages": read.labels.iter().map(|l| aws_label(l.as_str())).collect::<Vec<_>>(),
-    });
+/// A secret value as GetSecretValue answers it; the value only ever in wiped memory.
+fn value_reply(arn: &str, read: &ValueRead) -> Reply {
+    let mut out: Vec<(&'static str, Reply)> = vec![
+        ("ARN", json!(arn).into()),
+        ("Name", json!(read.name.as_str()).into()),
+        ("VersionId", json!(read.version_id.to_string()).into()),
+        (
+            "VersionStages",
+            json!(read
+                .labels
+                .iter()
+                .map(|l| aws_label(l.as_str()))
+                .collect::<Vec<_>>())
+            .into(),
+        ),
+    ];
     if let Ok(created) = time::OffsetDateTime::parse(
         &read.created_at,
         &time::format_description::well_known::Rfc3339,
     ) {
-        out["CreatedDate"] = json!(created.unix_timestamp_nanos() as f64 / 1e9);
+        out.push((
+            "CreatedDate",
+            json!(created.unix_timestamp_nanos() as f64 / 1e9).into(),
+        ));
     }
     match (&read.value.text, &read.value.base64) {
-        (Some(text), _) => out["SecretString"] = json!(text),
-        (None, Some(b64)) => out["SecretBinary"] = json!(b64),
+        (Some(text), _) => out.push(("SecretString", Reply::Secret(Zeroizing::new(text.clone())))),
+        (None, Some(b64)) => out.push(("SecretBinary", Reply::Secret(Zeroizing::new(b64.clone())))),
         (None, None) => {}
     }
-    out
+    Reply::Object(out)
 }
 
-fn get_secret_value(call: &mut Call<'_>, p: &Params<'_>) -> Result<Value, AwsError> {
+fn get_secret_value(call: &mut Call<'_>, p: &Params<'_>) -> Result<Reply, AwsError> {
     let target = resolve(call, p)?;
     let name = target.name.clone();
     let version_id = p.opt_str_len("VersionId", 32, 64)?;
@@ -281,7 +300,7 @@ fn read_value(
     name: String,
     version_id: Option<&str>,
     stage: Option<&str>,
-) -> Result<Value, AwsError> {
+) -> Result<Reply, AwsError> {
     let version_id = version_id
         .map(|v| {
             uuid::Uuid::parse_str(v).map_err(|_| {
@@ -322,13 +341,13 @@ fn read_value(
                     ));
                 }
             }
-            Ok(value_json(arn, &read))
+            Ok(value_reply(arn, &read))
         }
         _ => Err(unexpected(call)),
     }
 }
 
-fn batch_get_secret_value(call: &mut Call<'_>, p: &Params<'_>) -> Result<Value, AwsError> {
+fn batch_get_secret_value(call: &mut Call<'_>, p: &Params<'_>) -> Result<Reply, AwsError> {
     let ids = p.opt_strings("SecretIdList")?;
     let has_filters = p.has("Filters");
     let names: Vec<String> = match (ids, has_filters) {
@@ -364,11 +383,14 @@ fn batch_get_secret_value(call: &mut Call<'_>, p: &Params<'_>) -> Result<Value, 
                     Err(error) => errors.push(batch_error(name, &error)),
                 }
             }
-            let mut out = json!({"SecretValues": values, "Errors": errors});
+            let mut out = vec![
+                ("SecretValues", Reply::Array(values)),
+                ("Errors", json!(errors).into()),
+            ];
             if let Some(next) = next {
-                out["NextToken"] = json!(next);
+                out.push(("NextToken", json!(next).into()));
             }
-            return Ok(out);
+            return Ok(Reply::Object(out));
         }
     };
     call.authorize("BatchGetSecretValue", "*")?;
@@ -382,7 +404,10 @@ fn batch_get_secret_value(call: &mut Call<'_>, p: &Params<'_>) -> Result<Value, 
             Err(error) => errors.push(batch_error(&id, &error)),
         }
     }
-    Ok(json!({"SecretValues": values, "Errors": errors}))
+    Ok(Reply::Object(vec![
+        ("SecretValues", Reply::Array(values)),
+        ("Errors", json!(errors).into()),
+    ]))
 }
 
 fn batch_error(id: &str, error: &AwsError) -> Value {
@@ -393,7 +418,7 @@ fn batch_error(id: &str, error: &AwsError) -> Value {
 fn fetch_one(
     call: &mut Call<'_>,
     target: Target,
-    values: &mut Vec<Value>,
+    values: &mut Vec<Reply>,
     errors: &mut Vec<Value>,
 ) {
     let result = allow(call, "GetSecretValue", &target)

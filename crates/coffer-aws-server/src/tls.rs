@@ -194,7 +194,10 @@ mod tests {
         let other = KeyPair::generate_for(&PKCS_ED25519).unwrap();
         std::fs::write(&key_file, other.serialize_pem()).unwrap();
         let error = from_files(&cert_file, &key_file).err().unwrap();
-        assert!(error.to_string().contains("cannot be used together"), "{error}");
+        assert!(
+            error.to_string().contains("cannot be used together"),
+            "{error}"
+        );
     }
 
     #[test]
