@@ -1,25 +1,35 @@
 //! ARNs as Coffer answers them, and the ways a caller may name a secret or a key.
 //!
-//! A secret's ARN ends in `-` and six characters, as AWS's do; Coffer derives them from
-//! the vault id and the name, so an ARN stays the same for as long as the name does.
+//! A secret's ARN ends in `-` and six characters, as AWS's do. AWS picks them at random
+//! when the secret is made; Coffer derives them from the secret's immutable id, so they
+//! stay the same for that secret's whole life (and on its replicas, which share its id,
+//! as AWS's replicas share the suffix), and a secret deleted and made again under the same
+//! name gets a new ARN: a policy or a program holding the old ARN does not silently reach
+//! the new secret.
 
 use sha2::{Digest, Sha256};
 
 /// `arn:aws:secretsmanager:REGION:ACCOUNT:secret:NAME-XXXXXX`.
-pub fn secret_arn(region: &str, account: &str, vault_id: uuid::Uuid, name: &str) -> String {
+pub fn secret_arn(region: &str, account: &str, secret_id: uuid::Uuid, name: &str) -> String {
     format!(
         "arn:aws:secretsmanager:{region}:{account}:secret:{name}-{}",
-        secret_suffix(vault_id, name)
+        secret_suffix(secret_id)
     )
 }
 
+/// The resource a request for a secret that does not exist (yet) is authorized on: its
+/// ARN with IAM's documented `-??????` stand-in for the suffix, which the usual policy
+/// patterns (`secret:NAME-??????`, `secret:NAME*`, `secret:prefix/*`) match.
+pub fn unknown_secret_arn(region: &str, account: &str, name: &str) -> String {
+    format!("arn:aws:secretsmanager:{region}:{account}:secret:{name}-??????")
+}
+
 /// The six characters after a secret's name in its ARN.
-pub fn secret_suffix(vault_id: uuid::Uuid, name: &str) -> String {
+pub fn secret_suffix(secret_id: uuid::Uuid) -> String {
     const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
     let digest = Sha256::new()
-        .chain_update(b"coffer.secret-arn-suffix.v1\0")
-        .chain_update(vault_id.as_bytes())
-        .chain_update(name.as_bytes())
+        .chain_update(b"coffer.secret-arn-suffix.v2\0")
+        .chain_update(secret_id.as_bytes())
         .finalize();
     digest[..6]
         .iter()
@@ -27,47 +37,43 @@ pub fn secret_suffix(vault_id: uuid::Uuid, name: &str) -> String {
         .collect()
 }
 
-/// What a `SecretId` names: a secret name, or the name inside a (possibly partial) ARN
-/// with the suffix it claimed.
+/// What a `SecretId` names, before looking anything up: a name, or the name part of a
+/// secret ARN, which is either a partial ARN (the name alone) or a full one (the name,
+/// `-` and the six-character suffix). Which of the two only the vault can tell, since a
+/// name may itself end in `-` and six letters.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SecretRef {
+    /// The name, or the ARN's whole name part (read as a partial ARN).
     pub name: String,
-    /// For a full ARN: the six characters it ended with, checked against the secret.
-    pub suffix: Option<String>,
+    /// For an ARN whose name part ends like a suffix: the name before it and the suffix
+    /// (read as a full ARN).
+    pub full: Option<(String, String)>,
 }
 
 /// Reads a `SecretId`: a name, or an ARN (full, with the six-character suffix, or partial,
-/// without it). `exists` tells whether a secret of a given name exists, which decides
-/// whether a trailing `-XXXXXX` is a suffix or part of the name.
-pub fn parse_secret_id(id: &str, exists: impl Fn(&str) -> bool) -> SecretRef {
+/// without it).
+pub fn parse_secret_id(id: &str) -> SecretRef {
+    let plain = SecretRef {
+        name: id.to_owned(),
+        full: None,
+    };
     let Some(rest) = id.strip_prefix("arn:") else {
-        return SecretRef {
-            name: id.to_owned(),
-            suffix: None,
-        };
+        return plain;
     };
     // arn:PARTITION:secretsmanager:REGION:ACCOUNT:secret:NAME
     let parts: Vec<&str> = rest.splitn(6, ':').collect();
     let name = match parts.as_slice() {
         [_, "secretsmanager", _, _, "secret", name] => *name,
-        _ => {
-            return SecretRef {
-                name: id.to_owned(),
-                suffix: None,
-            }
-        }
+        _ => return plain,
     };
-    if let Some((base, suffix)) = name.rsplit_once('-') {
-        if suffix.len() == 6 && suffix.bytes().all(|b| b.is_ascii_alphanumeric()) && exists(base) {
-            return SecretRef {
-                name: base.to_owned(),
-                suffix: Some(suffix.to_owned()),
-            };
-        }
-    }
+    let full = name.rsplit_once('-').and_then(|(base, suffix)| {
+        let looks_like_suffix =
+            suffix.len() == 6 && suffix.bytes().all(|b| b.is_ascii_alphanumeric());
+        (looks_like_suffix && !base.is_empty()).then(|| (base.to_owned(), suffix.to_owned()))
+    });
     SecretRef {
         name: name.to_owned(),
-        suffix: None,
+        full,
     }
 }
 
@@ -104,25 +110,45 @@ mod tests {
 
     #[test]
     fn secret_ids_in_every_form_name_the_secret() {
-        let vault = uuid::Uuid::nil();
-        let arn = secret_arn("local-1", "000000000000", vault, "prod/db-a");
-        let suffix = secret_suffix(vault, "prod/db-a");
+        let id = uuid::Uuid::from_u128(7);
+        let arn = secret_arn("local-1", "000000000000", id, "prod/db-a");
+        let suffix = secret_suffix(id);
+        assert_eq!(suffix.len(), 6);
         assert!(arn.ends_with(&format!("secret:prod/db-a-{suffix}")));
-        let exists = |n: &str| n == "prod/db-a";
         assert_eq!(
-            parse_secret_id(&arn, exists),
+            parse_secret_id(&arn),
             SecretRef {
-                name: "prod/db-a".into(),
-                suffix: Some(suffix)
+                name: format!("prod/db-a-{suffix}"),
+                full: Some(("prod/db-a".into(), suffix)),
             }
         );
         // Partial ARN and plain name.
         let partial = "arn:aws:secretsmanager:us-east-1:000000000000:secret:prod/db-a";
-        assert_eq!(parse_secret_id(partial, exists).name, "prod/db-a");
-        assert_eq!(parse_secret_id("prod/db-a", exists).name, "prod/db-a");
-        // A name that itself ends like a suffix stays whole when no shorter one exists.
-        let tricky = "arn:aws:secretsmanager:r:0:secret:app-abcdef";
-        assert_eq!(parse_secret_id(tricky, |_| false).name, "app-abcdef");
+        assert_eq!(
+            parse_secret_id(partial),
+            SecretRef {
+                name: "prod/db-a".into(),
+                full: None
+            }
+        );
+        assert_eq!(parse_secret_id("prod/db-a").name, "prod/db-a");
+        assert_eq!(parse_secret_id("prod/db-a").full, None);
+        // Not a secret ARN: taken as a name, and so not found.
+        let key = "arn:aws:kms:r:0:key/abc";
+        assert_eq!(parse_secret_id(key).name, key);
+    }
+
+    #[test]
+    fn a_secret_made_again_under_its_name_gets_another_arn() {
+        let (first, second) = (uuid::Uuid::new_v4(), uuid::Uuid::new_v4());
+        assert_eq!(secret_suffix(first), secret_suffix(first));
+        assert_ne!(
+            secret_arn("r-1", "0", first, "app/db"),
+            secret_arn("r-1", "0", second, "app/db")
+        );
+        assert!(secret_suffix(first)
+            .bytes()
+            .all(|b| b.is_ascii_alphabetic()));
     }
 
     #[test]

@@ -112,19 +112,18 @@ impl<'a> Call<'a> {
         self.authorize_with(operation, resource, None)
     }
 
-    /// Like [`Call::authorize`] for a secret: its resource policy counts too (an explicit
-    /// Deny in either policy refuses; an Allow in either grants).
-    pub fn authorize_secret(&mut self, operation: &str, name: &str) -> Result<(), AwsError> {
-        let arn = crate::arn::secret_arn(&self.region, &self.account, self.vault.id(), name);
-        let resource_policy = match self.vault.secret_policy(name) {
-            Ok(policy) => policy.and_then(|p| Policy::parse_resource(&p).ok()),
-            Err(error) if error.code() == "tampered" => {
-                return Err(aws_error(self.service, &error));
-            }
-            // A missing or deleted secret: the operation itself reports that.
-            Err(_) => None,
-        };
-        self.authorize_with(operation, &arn, resource_policy.as_ref())
+    /// Like [`Call::authorize`] for a secret (by its ARN): its resource policy counts too
+    /// (an explicit Deny in either policy refuses; an Allow in either grants).
+    pub fn authorize_secret(
+        &mut self,
+        operation: &str,
+        arn: &str,
+        resource_policy: Option<&str>,
+    ) -> Result<(), AwsError> {
+        // Checked when stored and MACed since: only a newer Coffer's policy could fail to
+        // parse here, and it then grants nothing rather than something.
+        let resource_policy = resource_policy.and_then(|p| Policy::parse_resource(p).ok());
+        self.authorize_with(operation, arn, resource_policy.as_ref())
     }
 
     /// Like [`Call::authorize`] for a KMS key (given by id): a key policy set with

@@ -71,10 +71,11 @@ pub struct Incoming {
     pub body: Bytes,
 }
 
-/// A response to send: status, JSON body, and the error code for `x-amzn-ErrorType`.
+/// A response to send: status, JSON body (wiped once sent: it may hold secret values,
+/// see `secret_body`), and the error code for `x-amzn-ErrorType`.
 pub struct Outgoing {
     pub status: u16,
-    pub body: Vec<u8>,
+    pub body: zeroize::Zeroizing<Vec<u8>>,
     pub error_type: Option<String>,
 }
 
@@ -82,7 +83,7 @@ impl Outgoing {
     fn error(error: &AwsError) -> Self {
         Outgoing {
             status: error.status(),
-            body: error.body_json(),
+            body: zeroize::Zeroizing::new(error.body_json()),
             error_type: Some(error.code().to_owned()),
         }
     }
@@ -145,9 +146,9 @@ impl Server {
 
     pub fn handle(&self, request: Incoming) -> Outgoing {
         match self.try_handle(&request) {
-            Ok(value) => Outgoing {
+            Ok(reply) => Outgoing {
                 status: 200,
-                body: serde_json::to_vec(&value).unwrap_or_else(|_| b"{}".to_vec()),
+                body: reply.to_body(),
                 error_type: None,
             },
             Err(error) => Outgoing::error(&error),
@@ -161,7 +162,7 @@ impl Server {
         })
     }
 
-    fn try_handle(&self, request: &Incoming) -> Result<Value, AwsError> {
+    fn try_handle(&self, request: &Incoming) -> Result<crate::secret_body::Reply, AwsError> {
         let target = header(&request.headers, "x-amz-target").unwrap_or_default();
         let parsed = Service::parse_target(target);
         let service = parsed

@@ -8,6 +8,16 @@ use coffer_core::Error;
 use crate::call::Service;
 
 pub fn aws_error(service: Service, error: &Error) -> AwsError {
+    if let (
+        Service::SecretsManager,
+        Error::ReplicaReadOnly {
+            name,
+            primary_region,
+        },
+    ) = (service, error)
+    {
+        return crate::replication::replica_read_only(name, primary_region);
+    }
     let message = error.to_string();
     let (code, status) = match service {
         Service::SecretsManager => secrets_manager_code(error),
@@ -22,6 +32,8 @@ fn secrets_manager_code(error: &Error) -> (&'static str, u16) {
             ("ResourceNotFoundException", 400)
         }
         "secret_exists" | "token_reused" => ("ResourceExistsException", 400),
+        "region_not_found" => ("ResourceNotFoundException", 400),
+        "region_conflict" => ("InvalidRequestException", 400),
         "secret_deleted" | "secret_not_deleted" | "locked" | "key_unavailable" | "key_conflict" => {
             ("InvalidRequestException", 400)
         }

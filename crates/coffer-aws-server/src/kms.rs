@@ -14,13 +14,23 @@ use serde_json::{json, Map, Value};
 use crate::arn;
 use crate::call::Call;
 use crate::params::{epoch, Params};
+use crate::secret_body::Reply;
+use zeroize::Zeroizing;
 
 type Input = Map<String, Value>;
 
 const SYMMETRIC: &str = "SYMMETRIC_DEFAULT";
 
-pub fn call(call: &mut Call<'_>, operation: &str, input: &Input) -> Result<Value, AwsError> {
+pub fn call(call: &mut Call<'_>, operation: &str, input: &Input) -> Result<Reply, AwsError> {
     let p = Params::new(input, call.service);
+    // The answers that carry plaintext are built as Replies (see `secret_body`).
+    match operation {
+        "Decrypt" => return decrypt(call, &p),
+        "GenerateDataKey" => return generate_data_key(call, &p, true),
+        "GenerateDataKeyWithoutPlaintext" => return generate_data_key(call, &p, false),
+        "GenerateRandom" => return generate_random(call, &p),
+        _ => {}
+    }
     match operation {
         "CreateKey" => create_key(call, &p),
         "DescribeKey" => describe_key(call, &p),
@@ -34,11 +44,7 @@ pub fn call(call: &mut Call<'_>, operation: &str, input: &Input) -> Result<Value
         "DeleteAlias" => delete_alias(call, &p),
         "ListAliases" => list_aliases(call, &p),
         "Encrypt" => encrypt(call, &p),
-        "Decrypt" => decrypt(call, &p),
         "ReEncrypt" => re_encrypt(call, &p),
-        "GenerateDataKey" => generate_data_key(call, &p, true),
-        "GenerateDataKeyWithoutPlaintext" => generate_data_key(call, &p, false),
-        "GenerateRandom" => generate_random(call, &p),
         "EnableKeyRotation" => enable_key_rotation(call, &p),
         "DisableKeyRotation" => disable_key_rotation(call, &p),
         "GetKeyRotationStatus" => get_key_rotation_status(call, &p),
@@ -65,6 +71,7 @@ pub fn call(call: &mut Call<'_>, operation: &str, input: &Input) -> Result<Value
             format!("Coffer does not implement the KMS operation {other}."),
         )),
     }
+    .map(Reply::from)
 }
 
 fn unsupported() -> AwsError {
@@ -406,12 +413,13 @@ fn grant_tokens(p: &Params<'_>) -> Result<(), AwsError> {
     Ok(())
 }
 
-fn plaintext_json(bytes: &WireValue) -> Value {
-    match (&bytes.base64, &bytes.text) {
-        (Some(b64), _) => json!(b64),
-        (None, Some(text)) => json!(BASE64.encode(text.as_bytes())),
-        (None, None) => json!(""),
-    }
+/// A plaintext member, only ever in wiped memory (see `secret_body`).
+fn plaintext_reply(bytes: &WireValue) -> Reply {
+    Reply::Secret(Zeroizing::new(match (&bytes.base64, &bytes.text) {
+        (Some(b64), _) => b64.clone(),
+        (None, Some(text)) => BASE64.encode(text.as_bytes()),
+        (None, None) => String::new(),
+    }))
 }
 
 fn encrypt(call: &mut Call<'_>, p: &Params<'_>) -> Result<Value, AwsError> {
@@ -485,7 +493,7 @@ fn key_of_ciphertext(call: &mut Call<'_>, blob: &Blob) -> Result<KeyDescription,
     })
 }
 
-fn decrypt(call: &mut Call<'_>, p: &Params<'_>) -> Result<Value, AwsError> {
+fn decrypt(call: &mut Call<'_>, p: &Params<'_>) -> Result<Reply, AwsError> {
     let blob = ciphertext(p, "CiphertextBlob")?;
     let context = p.string_map("EncryptionContext")?;
     algorithm(p, "EncryptionAlgorithm")?;
@@ -507,11 +515,11 @@ fn decrypt(call: &mut Call<'_>, p: &Params<'_>) -> Result<Value, AwsError> {
         ciphertext: blob,
         context,
     })? {
-        Response::Plaintext { plaintext, .. } => Ok(json!({
-            "Plaintext": plaintext_json(&plaintext),
-            "KeyId": arn,
-            "EncryptionAlgorithm": SYMMETRIC,
-        })),
+        Response::Plaintext { plaintext, .. } => Ok(Reply::Object(vec![
+            ("Plaintext", plaintext_reply(&plaintext)),
+            ("KeyId", json!(arn).into()),
+            ("EncryptionAlgorithm", json!(SYMMETRIC).into()),
+        ])),
         _ => Err(unexpected(call)),
     }
 }
@@ -559,7 +567,7 @@ fn generate_data_key(
     call: &mut Call<'_>,
     p: &Params<'_>,
     with_plaintext: bool,
-) -> Result<Value, AwsError> {
+) -> Result<Reply, AwsError> {
     let key_id = key_id_param(p, "KeyId")?;
     let spec = p.opt_str("KeySpec")?;
     let number = p.opt_int("NumberOfBytes", 1, 1024)?;
@@ -592,20 +600,20 @@ fn generate_data_key(
         with_plaintext,
     })? {
         Response::DataKey(material) => {
-            let mut out = json!({
-                "CiphertextBlob": material.ciphertext.0,
-                "KeyId": key_arn(call, &key),
-            });
+            let mut out = vec![
+                ("CiphertextBlob", json!(material.ciphertext.0).into()),
+                ("KeyId", json!(key_arn(call, &key)).into()),
+            ];
             if let Some(plain) = &material.plaintext {
-                out["Plaintext"] = plaintext_json(plain);
+                out.push(("Plaintext", plaintext_reply(plain)));
             }
-            Ok(out)
+            Ok(Reply::Object(out))
         }
         _ => Err(unexpected(call)),
     }
 }
 
-fn generate_random(call: &mut Call<'_>, p: &Params<'_>) -> Result<Value, AwsError> {
+fn generate_random(call: &mut Call<'_>, p: &Params<'_>) -> Result<Reply, AwsError> {
     let bytes = p.opt_int("NumberOfBytes", 1, 1024)?.unwrap_or(32) as usize;
     if p.has("CustomKeyStoreId") {
         return Err(AwsError::new(
@@ -617,7 +625,10 @@ fn generate_random(call: &mut Call<'_>, p: &Params<'_>) -> Result<Value, AwsErro
     call.authorize("GenerateRandom", "*")?;
     let random = coffer_core::vault::envelope::generate_random(bytes)
         .map_err(|e| crate::engine_errors::aws_error(call.service, &e))?;
-    Ok(json!({"Plaintext": BASE64.encode(random.as_slice())}))
+    Ok(Reply::Object(vec![(
+        "Plaintext",
+        Reply::Secret(Zeroizing::new(BASE64.encode(random.as_slice()))),
+    )]))
 }
 
 fn enable_key_rotation(call: &mut Call<'_>, p: &Params<'_>) -> Result<Value, AwsError> {

@@ -19,7 +19,10 @@ mod engine_errors;
 mod kms;
 mod listener;
 mod params;
+mod replication;
+mod secret_body;
 mod secrets_manager;
+pub mod tls;
 
 pub use dispatch::{Incoming, Outgoing};
 pub use listener::{AwsListener, ListenError, Log, ServedVault, SessionVault, SharedVault};

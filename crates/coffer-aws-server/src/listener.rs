@@ -5,7 +5,6 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming as Body;
 use hyper::server::conn::http1;
@@ -15,6 +14,7 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 
 use crate::dispatch::{self, Incoming, Server};
+use crate::secret_body::WipedBody;
 
 /// The vault the API serves, shared with whatever else holds it (the scheduler, the app).
 pub type SharedVault = Arc<Mutex<coffer_core::Vault>>;
@@ -57,7 +57,7 @@ const HEADER_TIMEOUT: Duration = Duration::from_secs(30);
 pub enum ListenError {
     #[error("cannot listen on {address} for the AWS-compatible API: {cause}")]
     Bind { address: String, cause: String },
-    #[error("the AWS-compatible API listens only on a loopback address (127.0.0.1 or [::1]) until TLS is built for it; {address} would expose access-key requests and secret values unencrypted on the network")]
+    #[error("the AWS-compatible API serves {address}, which is not a loopback address, only over TLS: access-key requests and secret values must not cross a network unencrypted; add --aws-tls (a certificate Coffer makes) or --aws-tls-cert FILE --aws-tls-key FILE")]
     NotLoopback { address: String },
 }
 
@@ -69,11 +69,23 @@ pub struct AwsListener {
 }
 
 impl AwsListener {
-    /// Binds `address` now (so a taken port is reported at once) and serves on a thread.
+    /// Binds `address` now (so a taken port is reported at once) and serves plain HTTP
+    /// on a thread; loopback only.
     pub fn start(
         address: &str,
         vault: impl Into<ServedVault>,
         log: Log,
+    ) -> Result<Self, ListenError> {
+        Self::start_with_tls(address, vault, log, None)
+    }
+
+    /// Like [`AwsListener::start`], over TLS when `tls` is given, which any address other
+    /// than loopback needs.
+    pub fn start_with_tls(
+        address: &str,
+        vault: impl Into<ServedVault>,
+        log: Log,
+        tls: Option<Arc<rustls::ServerConfig>>,
     ) -> Result<Self, ListenError> {
         let vault = vault.into();
         let bind_error = |cause: String| ListenError::Bind {
@@ -83,7 +95,7 @@ impl AwsListener {
         let socket: SocketAddr = address.parse().map_err(|_| {
             bind_error("give an IP address and a port, as in 127.0.0.1:4566".into())
         })?;
-        if !socket.ip().is_loopback() {
+        if !socket.ip().is_loopback() && tls.is_none() {
             return Err(ListenError::NotLoopback {
                 address: address.to_owned(),
             });
@@ -120,19 +132,19 @@ impl AwsListener {
                         };
                         let _ = tcp.set_nodelay(true);
                         let server = Arc::clone(&server);
+                        let acceptor = tls.clone().map(tokio_rustls::TlsAcceptor::from);
                         tokio::spawn(async move {
-                            let service = service_fn(move |request| {
-                                let server = Arc::clone(&server);
-                                async move {
-                                    Ok::<_, std::convert::Infallible>(serve(server, request).await)
+                            match acceptor {
+                                None => connection(tcp, server).await,
+                                // A handshake that stalls is dropped like an idle connection.
+                                Some(acceptor) => {
+                                    let handshake =
+                                        tokio::time::timeout(HEADER_TIMEOUT, acceptor.accept(tcp));
+                                    if let Ok(Ok(stream)) = handshake.await {
+                                        connection(stream, server).await;
+                                    }
                                 }
-                            });
-                            let _ = http1::Builder::new()
-                                .keep_alive(true)
-                                .timer(hyper_util::rt::TokioTimer::new())
-                                .header_read_timeout(HEADER_TIMEOUT)
-                                .serve_connection(TokioIo::new(tcp), service)
-                                .await;
+                            }
                         });
                     }
                 });
@@ -161,7 +173,24 @@ impl Drop for AwsListener {
     }
 }
 
-async fn serve(server: Arc<Server>, request: Request<Body>) -> Response<Full<Bytes>> {
+/// Serves HTTP/1.1 with keep-alive on one connection, plain or TLS.
+async fn connection<I>(io: I, server: Arc<Server>)
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let service = service_fn(move |request| {
+        let server = Arc::clone(&server);
+        async move { Ok::<_, std::convert::Infallible>(serve(server, request).await) }
+    });
+    let _ = http1::Builder::new()
+        .keep_alive(true)
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(HEADER_TIMEOUT)
+        .serve_connection(TokioIo::new(io), service)
+        .await;
+}
+
+async fn serve(server: Arc<Server>, request: Request<Body>) -> Response<Full<WipedBody>> {
     let (parts, body) = request.into_parts();
     let body = match Limited::new(body, MAX_BODY).collect().await {
         Ok(collected) => collected.to_bytes(),
@@ -189,7 +218,7 @@ async fn serve(server: Arc<Server>, request: Request<Body>) -> Response<Full<Byt
     respond(outgoing)
 }
 
-fn respond(outgoing: dispatch::Outgoing) -> Response<Full<Bytes>> {
+fn respond(outgoing: dispatch::Outgoing) -> Response<Full<WipedBody>> {
     let mut builder = Response::builder()
         .status(outgoing.status)
         .header("Content-Type", coffer_aws::error::CONTENT_TYPE_JSON_1_1)
@@ -198,6 +227,6 @@ fn respond(outgoing: dispatch::Outgoing) -> Response<Full<Bytes>> {
         builder = builder.header(coffer_aws::error::ERROR_TYPE_HEADER, code.as_str());
     }
     builder
-        .body(Full::new(Bytes::from(outgoing.body)))
-        .unwrap_or_else(|_| Response::new(Full::new(Bytes::new())))
+        .body(Full::new(WipedBody::new(outgoing.body)))
+        .unwrap_or_else(|_| Response::new(Full::new(WipedBody::new(Default::default()))))
 }

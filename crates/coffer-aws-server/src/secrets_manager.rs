@@ -14,15 +14,22 @@ use serde_json::{json, Map, Value};
 use crate::arn;
 use crate::call::Call;
 use crate::params::{epoch, Params};
+use crate::replication;
+use crate::secret_body::Reply;
+use zeroize::Zeroizing;
 
 type Input = Map<String, Value>;
 
-pub fn call(call: &mut Call<'_>, operation: &str, input: &Input) -> Result<Value, AwsError> {
+pub fn call(call: &mut Call<'_>, operation: &str, input: &Input) -> Result<Reply, AwsError> {
     let p = Params::new(input, call.service);
+    // The two answers that carry secret values are built as Replies (see `secret_body`).
+    match operation {
+        "GetSecretValue" => return get_secret_value(call, &p),
+        "BatchGetSecretValue" => return batch_get_secret_value(call, &p),
+        _ => {}
+    }
     match operation {
         "CreateSecret" => create_secret(call, &p),
-        "GetSecretValue" => get_secret_value(call, &p),
-        "BatchGetSecretValue" => batch_get_secret_value(call, &p),
         "PutSecretValue" => put_secret_value(call, &p),
         "UpdateSecret" => update_secret(call, &p),
         "DescribeSecret" => describe_secret(call, &p),
@@ -40,12 +47,16 @@ pub fn call(call: &mut Call<'_>, operation: &str, input: &Input) -> Result<Value
         "GetResourcePolicy" => get_resource_policy(call, &p),
         "PutResourcePolicy" => put_resource_policy(call, &p),
         "DeleteResourcePolicy" => delete_resource_policy(call, &p),
+        "ReplicateSecretToRegions" => replication::replicate_secret_to_regions(call, &p),
+        "RemoveRegionsFromReplication" => replication::remove_regions_from_replication(call, &p),
+        "StopReplicationToReplica" => replication::stop_replication_to_replica(call, &p),
         other => Err(AwsError::new(
             "UnknownOperationException",
             400,
             format!("Coffer does not implement the Secrets Manager operation {other}."),
         )),
     }
+    .map(Reply::from)
 }
 
 fn engine_label(label: &str) -> String {
@@ -74,27 +85,64 @@ fn not_found() -> AwsError {
     )
 }
 
-fn secret_arn(call: &Call<'_>, name: &str) -> String {
-    arn::secret_arn(&call.region, &call.account, call.vault.id(), name)
+/// A secret a request names, as found in the vault.
+pub(crate) struct Target {
+    pub name: String,
+    /// Its ARN; for a secret that does not exist, the `-??????` form requests for it are
+    /// authorized on (the operation then reports it missing).
+    pub arn: String,
+    pub policy: Option<String>,
 }
 
-/// The secret a `SecretId` names (a name, or a full or partial ARN).
-fn resolve(call: &mut Call<'_>, p: &Params<'_>) -> Result<String, AwsError> {
+/// Looks a secret up by name: its ARN and resource policy.
+pub(crate) fn lookup(call: &mut Call<'_>, name: &str) -> Result<Option<Target>, AwsError> {
+    match call.vault.aws_secret(name) {
+        Ok((id, policy)) => Ok(Some(Target {
+            name: name.to_owned(),
+            arn: arn::secret_arn(&call.region, &call.account, id, name),
+            policy,
+        })),
+        // Missing, or not a valid name: the operation itself says which.
+        Err(error) if matches!(error.code(), "secret_not_found" | "invalid_argument") => Ok(None),
+        Err(error) => Err(crate::engine_errors::aws_error(call.service, &error)),
+    }
+}
+
+fn missing(call: &Call<'_>, name: &str) -> Target {
+    Target {
+        name: name.to_owned(),
+        arn: arn::unknown_secret_arn(&call.region, &call.account, name),
+        policy: None,
+    }
+}
+
+/// The secret a `SecretId` names: a name, a partial ARN (the name alone) or a full ARN,
+/// whose six-character suffix must be this secret's (an ARN of a secret since deleted and
+/// made again under its name names nothing).
+pub(crate) fn resolve(call: &mut Call<'_>, p: &Params<'_>) -> Result<Target, AwsError> {
     let id = p.str("SecretId")?;
     if id.is_empty() || id.chars().count() > 2048 {
         return Err(p.invalid("SecretId must be 1 to 2048 characters long."));
     }
-    let vault = &mut *call.vault;
-    let exists = std::cell::RefCell::new(vault);
-    let reference =
-        arn::parse_secret_id(id, |name| exists.borrow_mut().describe_secret(name).is_ok());
-    let vault = exists.into_inner();
-    if let Some(suffix) = &reference.suffix {
-        if *suffix != arn::secret_suffix(vault.id(), &reference.name) {
-            return Err(not_found());
+    let reference = arn::parse_secret_id(id);
+    if let Some((base, suffix)) = &reference.full {
+        if let Some(target) = lookup(call, base)? {
+            if target.arn.ends_with(&format!("-{suffix}")) {
+                return Ok(target);
+            }
         }
     }
-    Ok(reference.name)
+    match lookup(call, &reference.name)? {
+        Some(target) => Ok(target),
+        // A full ARN that matched no secret names nothing, even if its name exists.
+        None if reference.full.is_some() => Err(not_found()),
+        None => Ok(missing(call, &reference.name)),
+    }
+}
+
+/// Refuses (and audits) unless the caller may do `operation` on `target`.
+pub(crate) fn allow(call: &mut Call<'_>, operation: &str, target: &Target) -> Result<(), AwsError> {
+    call.authorize_secret(operation, &target.arn, target.policy.as_deref())
 }
 
 /// `SecretString` or `SecretBinary`, at most one.
@@ -158,15 +206,15 @@ fn create_secret(call: &mut Call<'_>, p: &Params<'_>) -> Result<Value, AwsError>
     if name.is_empty() || name.chars().count() > 512 {
         return Err(p.invalid("Name must be 1 to 512 characters long."));
     }
-    if p.has("AddReplicaRegions") {
-        return Err(p.invalid(
-            "Coffer does not replicate through CreateSecret yet; create the secret, then pair regions with `coffer region add`.",
-        ));
-    }
     let description = p.opt_str_len("Description", 0, 2048)?.unwrap_or_default();
     let key = p.opt_str_len("KmsKeyId", 0, 2048)?.map(arn::key_reference);
-    let arn = secret_arn(call, &name);
-    call.authorize("CreateSecret", &arn)?;
+    // Not made yet, so no suffix: IAM's documented stand-in.
+    call.authorize(
+        "CreateSecret",
+        &arn::unknown_secret_arn(&call.region, &call.account, &name),
+    )?;
+    // Every replica region is checked before the secret is made.
+    let replicas = replication::add_replica_regions(call, p)?;
     let request = Request::CreateSecret {
         name: name.clone(),
         description: description.to_owned(),
@@ -177,9 +225,18 @@ fn create_secret(call: &mut Call<'_>, p: &Params<'_>) -> Result<Value, AwsError>
     };
     match call.execute(request)? {
         Response::Written(written) => {
+            let arn = match lookup(call, written.name.as_str())? {
+                Some(made) => made.arn,
+                None => return Err(unexpected(call)),
+            };
             let mut out = json!({"ARN": arn, "Name": written.name.as_str()});
             if !written.version_id.is_nil() {
                 out["VersionId"] = json!(written.version_id.to_string());
+            }
+            if !replicas.is_empty() {
+                replication::replicate(call, written.name.as_str(), replicas)?;
+                let d = describe(call, written.name.as_str())?;
+                out["ReplicationStatus"] = json!(replication::status_json(d.replication.as_ref()));
             }
             Ok(out)
         }
@@ -187,7 +244,7 @@ fn create_secret(call: &mut Call<'_>, p: &Params<'_>) -> Result<Value, AwsError>
     }
 }
 
-fn unexpected(call: &Call<'_>) -> AwsError {
+pub(crate) fn unexpected(call: &Call<'_>) -> AwsError {
     AwsError::new(
         call.service.internal_error_code(),
         500,
@@ -195,41 +252,55 @@ fn unexpected(call: &Call<'_>) -> AwsError {
     )
 }
 
-fn value_json(call: &Call<'_>, read: &ValueRead) -> Value {
-    let mut out = json!({
-        "ARN": secret_arn(call, read.name.as_str()),
-        "Name": read.name.as_str(),
-        "VersionId": read.version_id.to_string(),
-        "VersionStages": read.labels.iter().map(|l| aws_label(l.as_str())).collect::<Vec<_>>(),
-    });
+/// A secret value as GetSecretValue answers it; the value only ever in wiped memory.
+fn value_reply(arn: &str, read: &ValueRead) -> Reply {
+    let mut out: Vec<(&'static str, Reply)> = vec![
+        ("ARN", json!(arn).into()),
+        ("Name", json!(read.name.as_str()).into()),
+        ("VersionId", json!(read.version_id.to_string()).into()),
+        (
+            "VersionStages",
+            json!(read
+                .labels
+                .iter()
+                .map(|l| aws_label(l.as_str()))
+                .collect::<Vec<_>>())
+            .into(),
+        ),
+    ];
     if let Ok(created) = time::OffsetDateTime::parse(
         &read.created_at,
         &time::format_description::well_known::Rfc3339,
     ) {
-        out["CreatedDate"] = json!(created.unix_timestamp_nanos() as f64 / 1e9);
+        out.push((
+            "CreatedDate",
+            json!(created.unix_timestamp_nanos() as f64 / 1e9).into(),
+        ));
     }
     match (&read.value.text, &read.value.base64) {
-        (Some(text), _) => out["SecretString"] = json!(text),
-        (None, Some(b64)) => out["SecretBinary"] = json!(b64),
+        (Some(text), _) => out.push(("SecretString", Reply::Secret(Zeroizing::new(text.clone())))),
+        (None, Some(b64)) => out.push(("SecretBinary", Reply::Secret(Zeroizing::new(b64.clone())))),
         (None, None) => {}
     }
-    out
+    Reply::Object(out)
 }
 
-fn get_secret_value(call: &mut Call<'_>, p: &Params<'_>) -> Result<Value, AwsError> {
-    let name = resolve(call, p)?;
+fn get_secret_value(call: &mut Call<'_>, p: &Params<'_>) -> Result<Reply, AwsError> {
+    let target = resolve(call, p)?;
+    let name = target.name.clone();
     let version_id = p.opt_str_len("VersionId", 32, 64)?;
     let stage = p.opt_str_len("VersionStage", 1, 256)?;
-    call.authorize_secret("GetSecretValue", &name)?;
-    read_value(call, name, version_id, stage)
+    allow(call, "GetSecretValue", &target)?;
+    read_value(call, &target.arn, name, version_id, stage)
 }
 
 fn read_value(
     call: &mut Call<'_>,
+    arn: &str,
     name: String,
     version_id: Option<&str>,
     stage: Option<&str>,
-) -> Result<Value, AwsError> {
+) -> Result<Reply, AwsError> {
     let version_id = version_id
         .map(|v| {
             uuid::Uuid::parse_str(v).map_err(|_| {
@@ -270,13 +341,13 @@ fn read_value(
                     ));
                 }
             }
-            Ok(value_json(call, &read))
+            Ok(value_reply(arn, &read))
         }
         _ => Err(unexpected(call)),
     }
 }
 
-fn batch_get_secret_value(call: &mut Call<'_>, p: &Params<'_>) -> Result<Value, AwsError> {
+fn batch_get_secret_value(call: &mut Call<'_>, p: &Params<'_>) -> Result<Reply, AwsError> {
     let ids = p.opt_strings("SecretIdList")?;
     let has_filters = p.has("Filters");
     let names: Vec<String> = match (ids, has_filters) {
@@ -305,18 +376,21 @@ fn batch_get_secret_value(call: &mut Call<'_>, p: &Params<'_>) -> Result<Value, 
             let mut values = Vec::new();
             let mut errors = Vec::new();
             for secret in page {
-                fetch_one(
-                    call,
-                    secret.name.as_str().to_owned(),
-                    &mut values,
-                    &mut errors,
-                );
+                let name = secret.name.as_str();
+                match lookup(call, name) {
+                    Ok(Some(target)) => fetch_one(call, target, &mut values, &mut errors),
+                    Ok(None) => errors.push(batch_error(name, &not_found())),
+                    Err(error) => errors.push(batch_error(name, &error)),
+                }
             }
-            let mut out = json!({"SecretValues": values, "Errors": errors});
+            let mut out = vec![
+                ("SecretValues", Reply::Array(values)),
+                ("Errors", json!(errors).into()),
+            ];
             if let Some(next) = next {
-                out["NextToken"] = json!(next);
+                out.push(("NextToken", json!(next).into()));
             }
-            return Ok(out);
+            return Ok(Reply::Object(out));
         }
     };
     call.authorize("BatchGetSecretValue", "*")?;
@@ -326,11 +400,14 @@ fn batch_get_secret_value(call: &mut Call<'_>, p: &Params<'_>) -> Result<Value, 
         let map: Input = [("SecretId".to_owned(), json!(id))].into_iter().collect();
         let inner = Params::new(&map, call.service);
         match resolve(call, &inner) {
-            Ok(name) => fetch_one(call, name, &mut values, &mut errors),
+            Ok(target) => fetch_one(call, target, &mut values, &mut errors),
             Err(error) => errors.push(batch_error(&id, &error)),
         }
     }
-    Ok(json!({"SecretValues": values, "Errors": errors}))
+    Ok(Reply::Object(vec![
+        ("SecretValues", Reply::Array(values)),
+        ("Errors", json!(errors).into()),
+    ]))
 }
 
 fn batch_error(id: &str, error: &AwsError) -> Value {
@@ -338,18 +415,23 @@ fn batch_error(id: &str, error: &AwsError) -> Value {
 }
 
 /// Reads one secret for BatchGetSecretValue: each needs GetSecretValue on it, as in AWS.
-fn fetch_one(call: &mut Call<'_>, name: String, values: &mut Vec<Value>, errors: &mut Vec<Value>) {
-    let result = call
-        .authorize_secret("GetSecretValue", &name)
-        .and_then(|()| read_value(call, name.clone(), None, None));
+fn fetch_one(
+    call: &mut Call<'_>,
+    target: Target,
+    values: &mut Vec<Reply>,
+    errors: &mut Vec<Value>,
+) {
+    let result = allow(call, "GetSecretValue", &target)
+        .and_then(|()| read_value(call, &target.arn, target.name.clone(), None, None));
     match result {
         Ok(value) => values.push(value),
-        Err(error) => errors.push(batch_error(&name, &error)),
+        Err(error) => errors.push(batch_error(&target.name, &error)),
     }
 }
 
 fn put_secret_value(call: &mut Call<'_>, p: &Params<'_>) -> Result<Value, AwsError> {
-    let name = resolve(call, p)?;
+    let target = resolve(call, p)?;
+    let name = target.name.clone();
     let Some(value) = value(p)? else {
         return Err(p.invalid("You must provide either SecretString or SecretBinary."));
     };
@@ -357,8 +439,8 @@ fn put_secret_value(call: &mut Call<'_>, p: &Params<'_>) -> Result<Value, AwsErr
     if stages.len() > 20 {
         return Err(p.invalid("VersionStages can hold at most 20 labels."));
     }
-    let arn = secret_arn(call, &name);
-    call.authorize_secret("PutSecretValue", &name)?;
+    let arn = target.arn.clone();
+    allow(call, "PutSecretValue", &target)?;
     let request = Request::PutSecretValue {
         name,
         value,
@@ -377,13 +459,14 @@ fn put_secret_value(call: &mut Call<'_>, p: &Params<'_>) -> Result<Value, AwsErr
 }
 
 fn update_secret(call: &mut Call<'_>, p: &Params<'_>) -> Result<Value, AwsError> {
-    let name = resolve(call, p)?;
+    let target = resolve(call, p)?;
+    let name = target.name.clone();
     let description = p.opt_str_len("Description", 0, 2048)?.map(str::to_owned);
     let key = p.opt_str_len("KmsKeyId", 0, 2048)?.map(arn::key_reference);
     let value = value(p)?;
     let token = client_token(p)?;
-    let arn = secret_arn(call, &name);
-    call.authorize_secret("UpdateSecret", &name)?;
+    let arn = target.arn.clone();
+    allow(call, "UpdateSecret", &target)?;
     if description.is_some() || key.is_some() {
         call.execute(Request::UpdateSecret {
             name: name.clone(),
@@ -405,7 +488,7 @@ fn update_secret(call: &mut Call<'_>, p: &Params<'_>) -> Result<Value, AwsError>
     Ok(out)
 }
 
-fn describe(call: &mut Call<'_>, name: &str) -> Result<SecretDescription, AwsError> {
+pub(crate) fn describe(call: &mut Call<'_>, name: &str) -> Result<SecretDescription, AwsError> {
     match call.execute(Request::DescribeSecret {
         name: name.to_owned(),
     })? {
@@ -429,14 +512,19 @@ fn description_json(call: &Call<'_>, d: &SecretDescription, list_entry: bool) ->
         }
     }
     let mut out = json!({
-        "ARN": secret_arn(call, d.name.as_str()),
+        "ARN": arn::secret_arn(&call.region, &call.account, d.id, d.name.as_str()),
         "Name": d.name.as_str(),
         "KmsKeyId": arn::key_arn(&call.region, &call.account, &d.key_id.to_string()),
         "CreatedDate": epoch(d.created_at),
         "LastChangedDate": epoch(d.changed_at),
         "Tags": d.tags.iter().map(|(k, v)| json!({"Key": k, "Value": v})).collect::<Vec<_>>(),
-        "PrimaryRegion": call.region,
+        "PrimaryRegion": replication::primary_region(call, d),
     });
+    // DescribeSecret's member only: ListSecrets' entries carry PrimaryRegion alone.
+    let replicas = replication::status_json(d.replication.as_ref());
+    if !list_entry && !replicas.is_empty() {
+        out["ReplicationStatus"] = json!(replicas);
+    }
     if !d.description.is_empty() {
         out["Description"] = json!(d.description);
     }
@@ -475,8 +563,9 @@ fn description_json(call: &Call<'_>, d: &SecretDescription, list_entry: bool) ->
 }
 
 fn describe_secret(call: &mut Call<'_>, p: &Params<'_>) -> Result<Value, AwsError> {
-    let name = resolve(call, p)?;
-    call.authorize_secret("DescribeSecret", &name)?;
+    let target = resolve(call, p)?;
+    let name = target.name.clone();
+    allow(call, "DescribeSecret", &target)?;
     let d = describe(call, &name)?;
     Ok(description_json(call, &d, false))
 }
@@ -549,7 +638,8 @@ fn starts_with_ci(text: &str, prefix: &str) -> bool {
     text.to_lowercase().starts_with(&prefix.to_lowercase())
 }
 
-fn matches(filter: &Filter, d: &SecretDescription, region: &str) -> bool {
+fn matches(filter: &Filter, d: &SecretDescription, call: &Call<'_>) -> bool {
+    let region = replication::primary_region(call, d);
     let (positive, negative): (Vec<&String>, Vec<&String>) =
         filter.values.iter().partition(|v| !v.starts_with('!'));
     let hit = |value: &str| -> bool {
@@ -612,7 +702,7 @@ fn filtered_secrets(
     let mut out = Vec::new();
     for name in names {
         let d = describe(call, &name)?;
-        if filters.iter().all(|f| matches(f, &d, &call.region)) {
+        if filters.iter().all(|f| matches(f, &d, call)) {
             out.push(d);
         }
     }
@@ -677,11 +767,12 @@ fn list_secrets(call: &mut Call<'_>, p: &Params<'_>) -> Result<Value, AwsError> 
 }
 
 fn list_secret_version_ids(call: &mut Call<'_>, p: &Params<'_>) -> Result<Value, AwsError> {
-    let name = resolve(call, p)?;
+    let target = resolve(call, p)?;
+    let name = target.name.clone();
     let max = p.opt_int("MaxResults", 1, 100)?.unwrap_or(100) as usize;
     let include_deprecated = p.opt_bool("IncludeDeprecated")?.unwrap_or(false);
-    let arn = secret_arn(call, &name);
-    call.authorize_secret("ListSecretVersionIds", &name)?;
+    let arn = target.arn.clone();
+    allow(call, "ListSecretVersionIds", &target)?;
     let versions = match call.execute(Request::ListSecretVersions { name: name.clone() })? {
         Response::Versions(versions) => versions,
         _ => return Err(unexpected(call)),
@@ -724,15 +815,16 @@ fn version_uuid(p: &Params<'_>, name: &str) -> Result<Option<uuid::Uuid>, AwsErr
 }
 
 fn update_secret_version_stage(call: &mut Call<'_>, p: &Params<'_>) -> Result<Value, AwsError> {
-    let name = resolve(call, p)?;
+    let target = resolve(call, p)?;
+    let name = target.name.clone();
     let stage = p.str("VersionStage")?;
     if stage.is_empty() || stage.chars().count() > 256 {
         return Err(p.invalid("VersionStage must be 1 to 256 characters long."));
     }
     let move_to = version_uuid(p, "MoveToVersionId")?;
     let remove_from = version_uuid(p, "RemoveFromVersionId")?;
-    let arn = secret_arn(call, &name);
-    call.authorize_secret("UpdateSecretVersionStage", &name)?;
+    let arn = target.arn.clone();
+    allow(call, "UpdateSecretVersionStage", &target)?;
     call.execute(Request::UpdateVersionStage {
         name: name.clone(),
         label: engine_label(stage),
@@ -743,7 +835,8 @@ fn update_secret_version_stage(call: &mut Call<'_>, p: &Params<'_>) -> Result<Va
 }
 
 fn delete_secret(call: &mut Call<'_>, p: &Params<'_>) -> Result<Value, AwsError> {
-    let name = resolve(call, p)?;
+    let target = resolve(call, p)?;
+    let name = target.name.clone();
     let window = p.opt_int("RecoveryWindowInDays", 7, 30)?;
     let force = p.opt_bool("ForceDeleteWithoutRecovery")?.unwrap_or(false);
     if force && window.is_some() {
@@ -751,8 +844,23 @@ fn delete_secret(call: &mut Call<'_>, p: &Params<'_>) -> Result<Value, AwsError>
             "You can't use ForceDeleteWithoutRecovery in conjunction with RecoveryWindowInDays.",
         ));
     }
-    let arn = secret_arn(call, &name);
-    call.authorize_secret("DeleteSecret", &name)?;
+    let arn = target.arn.clone();
+    allow(call, "DeleteSecret", &target)?;
+    // As in AWS: a primary is deleted only after its replicas are removed (a replica's
+    // own deletion is refused as a write on a replica, by the engine).
+    if let Ok(d) = describe(call, &name) {
+        let regions = replication::replica_region_names(&d);
+        if !regions.is_empty()
+            && d.replication
+                .as_ref()
+                .is_some_and(|r| r.primary_region.is_none())
+        {
+            return Err(p.invalid(format!(
+                "You can't delete secret {arn} that still has replica regions [{}]. Remove them first with RemoveRegionsFromReplication.",
+                regions.join(", ")
+            )));
+        }
+    }
     let recovery_window_days = if force {
         None
     } else {
@@ -778,30 +886,33 @@ fn delete_secret(call: &mut Call<'_>, p: &Params<'_>) -> Result<Value, AwsError>
 }
 
 fn restore_secret(call: &mut Call<'_>, p: &Params<'_>) -> Result<Value, AwsError> {
-    let name = resolve(call, p)?;
-    let arn = secret_arn(call, &name);
-    call.authorize_secret("RestoreSecret", &name)?;
+    let target = resolve(call, p)?;
+    let name = target.name.clone();
+    let arn = target.arn.clone();
+    allow(call, "RestoreSecret", &target)?;
     call.execute(Request::RestoreSecret { name: name.clone() })?;
     Ok(json!({"ARN": arn, "Name": name}))
 }
 
 fn tag_resource(call: &mut Call<'_>, p: &Params<'_>) -> Result<Value, AwsError> {
-    let name = resolve(call, p)?;
+    let target = resolve(call, p)?;
+    let name = target.name.clone();
     if !p.has("Tags") {
         return Err(p.invalid("Tags is required."));
     }
     let tags = tags(p, "Tags")?;
-    call.authorize_secret("TagResource", &name)?;
+    allow(call, "TagResource", &target)?;
     call.execute(Request::TagSecret { name, tags })?;
     Ok(json!({}))
 }
 
 fn untag_resource(call: &mut Call<'_>, p: &Params<'_>) -> Result<Value, AwsError> {
-    let name = resolve(call, p)?;
+    let target = resolve(call, p)?;
+    let name = target.name.clone();
     let Some(keys) = p.opt_strings("TagKeys")? else {
         return Err(p.invalid("TagKeys is required."));
     };
-    call.authorize_secret("UntagResource", &name)?;
+    allow(call, "UntagResource", &target)?;
     call.execute(Request::UntagSecret { name, keys })?;
     Ok(json!({}))
 }
@@ -827,7 +938,8 @@ fn get_random_password(call: &mut Call<'_>, p: &Params<'_>) -> Result<Value, Aws
 }
 
 fn rotate_secret(call: &mut Call<'_>, p: &Params<'_>) -> Result<Value, AwsError> {
-    let name = resolve(call, p)?;
+    let target = resolve(call, p)?;
+    let name = target.name.clone();
     if p.has("RotationLambdaARN") {
         return Err(p.invalid(
             "Coffer runs no Lambda functions: configure a Coffer rotator for this secret instead (`coffer secret rotate NAME --rotator generate|command|postgres --no-rotate-immediately`), then call RotateSecret without RotationLambdaARN.",
@@ -835,8 +947,8 @@ fn rotate_secret(call: &mut Call<'_>, p: &Params<'_>) -> Result<Value, AwsError>
     }
     let rules = p.opt_object("RotationRules")?;
     let immediately = p.opt_bool("RotateImmediately")?.unwrap_or(true);
-    let arn = secret_arn(call, &name);
-    call.authorize_secret("RotateSecret", &name)?;
+    let arn = target.arn.clone();
+    allow(call, "RotateSecret", &target)?;
     if let Some(rules) = rules {
         let rules = Params::new(rules, call.service);
         let days = rules.opt_int("AutomaticallyAfterDays", 1, 1000)?;
@@ -887,9 +999,10 @@ fn rotate_secret(call: &mut Call<'_>, p: &Params<'_>) -> Result<Value, AwsError>
 }
 
 fn cancel_rotate_secret(call: &mut Call<'_>, p: &Params<'_>) -> Result<Value, AwsError> {
-    let name = resolve(call, p)?;
-    let arn = secret_arn(call, &name);
-    call.authorize_secret("CancelRotateSecret", &name)?;
+    let target = resolve(call, p)?;
+    let name = target.name.clone();
+    let arn = target.arn.clone();
+    allow(call, "CancelRotateSecret", &target)?;
     call.execute(Request::CancelRotation { name: name.clone() })?;
     Ok(json!({"ARN": arn, "Name": name}))
 }
@@ -929,9 +1042,10 @@ fn resource_policy_findings(policy: &str) -> Vec<coffer_aws::policy::Finding> {
 }
 
 fn get_resource_policy(call: &mut Call<'_>, p: &Params<'_>) -> Result<Value, AwsError> {
-    let name = resolve(call, p)?;
-    let arn = secret_arn(call, &name);
-    call.authorize_secret("GetResourcePolicy", &name)?;
+    let target = resolve(call, p)?;
+    let name = target.name.clone();
+    let arn = target.arn.clone();
+    allow(call, "GetResourcePolicy", &target)?;
     match call.execute(Request::SecretPolicyGet { name: name.clone() })? {
         Response::SecretPolicy(policy) => {
             let mut out = json!({"ARN": arn, "Name": name});
@@ -945,14 +1059,15 @@ fn get_resource_policy(call: &mut Call<'_>, p: &Params<'_>) -> Result<Value, Aws
 }
 
 fn put_resource_policy(call: &mut Call<'_>, p: &Params<'_>) -> Result<Value, AwsError> {
-    let name = resolve(call, p)?;
+    let target = resolve(call, p)?;
+    let name = target.name.clone();
     let policy = p.str("ResourcePolicy")?;
     if policy.is_empty() || policy.len() > 20_480 {
         return Err(p.invalid("ResourcePolicy must be 1 to 20480 characters long."));
     }
     let block_public = p.opt_bool("BlockPublicPolicy")?.unwrap_or(false);
-    let arn = secret_arn(call, &name);
-    call.authorize_secret("PutResourcePolicy", &name)?;
+    let arn = target.arn.clone();
+    allow(call, "PutResourcePolicy", &target)?;
     match coffer_aws::policy::Policy::parse_resource(policy) {
         Err(error) => {
             return Err(AwsError::new(
@@ -979,9 +1094,10 @@ fn put_resource_policy(call: &mut Call<'_>, p: &Params<'_>) -> Result<Value, Aws
 }
 
 fn delete_resource_policy(call: &mut Call<'_>, p: &Params<'_>) -> Result<Value, AwsError> {
-    let name = resolve(call, p)?;
-    let arn = secret_arn(call, &name);
-    call.authorize_secret("DeleteResourcePolicy", &name)?;
+    let target = resolve(call, p)?;
+    let name = target.name.clone();
+    let arn = target.arn.clone();
+    allow(call, "DeleteResourcePolicy", &target)?;
     call.execute(Request::SecretPolicyDelete { name: name.clone() })?;
     Ok(json!({"ARN": arn, "Name": name}))
 }

@@ -89,6 +89,85 @@ async fn the_rust_sdk_works_unchanged() {
         "{missing:?}"
     );
 
+    // Replication with no paired region: refused in AWS's terms, nothing changed.
+    let unpaired = sm
+        .replicate_secret_to_regions()
+        .secret_id("sdk/db")
+        .add_replica_regions(
+            aws_sdk_secretsmanager::types::ReplicaRegionType::builder()
+                .region("eu-west-1")
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap_err();
+    assert!(
+        unpaired
+            .as_service_error()
+            .is_some_and(|e| e.is_invalid_parameter_exception()),
+        "{unpaired:?}"
+    );
+    let described = sm
+        .describe_secret()
+        .secret_id("sdk/db")
+        .send()
+        .await
+        .unwrap();
+    assert!(described.replication_status().is_empty(), "{described:?}");
+    assert_eq!(described.primary_region(), Some("local-1"));
+    let not_replica = sm
+        .stop_replication_to_replica()
+        .secret_id("sdk/db")
+        .send()
+        .await
+        .unwrap_err();
+    assert!(
+        not_replica
+            .as_service_error()
+            .is_some_and(|e| e.is_invalid_request_exception()),
+        "{not_replica:?}"
+    );
+
+    // A secret made again under its name gets a new ARN; the old one names nothing.
+    let old_arn = created.arn().unwrap().to_owned();
+    sm.delete_secret()
+        .secret_id(&old_arn)
+        .force_delete_without_recovery(true)
+        .send()
+        .await
+        .unwrap();
+    let again = sm
+        .create_secret()
+        .name("sdk/db")
+        .secret_string("made-again")
+        .send()
+        .await
+        .unwrap();
+    let new_arn = again.arn().unwrap();
+    assert_ne!(new_arn, old_arn);
+    assert_eq!(new_arn[..new_arn.len() - 7], old_arn[..old_arn.len() - 7]);
+    let stale = sm
+        .get_secret_value()
+        .secret_id(&old_arn)
+        .send()
+        .await
+        .unwrap_err();
+    assert!(
+        stale
+            .as_service_error()
+            .is_some_and(|e| e.is_resource_not_found_exception()),
+        "{stale:?}"
+    );
+    let partial = &new_arn[..new_arn.len() - 7];
+    let by_partial = sm
+        .get_secret_value()
+        .secret_id(partial)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(by_partial.secret_string(), Some("made-again"));
+    assert_eq!(by_partial.arn(), Some(new_arn));
+
     let kms = aws_sdk_kms::Client::from_conf(
         aws_sdk_kms::Config::builder()
             .region(aws_sdk_kms::config::Region::new("us-east-1"))

@@ -183,9 +183,27 @@ pub enum Command {
         #[arg(long, requires = "listen")]
         stay_locked: bool,
         /// Serve the AWS-compatible API (Secrets Manager and KMS, SigV4 with
-        /// `coffer access-key` keys) here, e.g. 127.0.0.1:4566; loopback only for now.
+        /// `coffer access-key` keys) here, e.g. 127.0.0.1:4566. Plain HTTP on loopback;
+        /// any other address needs --aws-tls or --aws-tls-cert/--aws-tls-key.
         #[arg(long, value_name = "ADDR:PORT")]
         aws_listen: Option<String>,
+        /// Serve the API over TLS with a certificate Coffer makes (the same at every start,
+        /// its key never stored); prints the fingerprint of the CA clients pin.
+        #[arg(long, requires = "aws_listen", conflicts_with_all = ["aws_tls_cert", "aws_tls_key"])]
+        aws_tls: bool,
+        /// With --aws-tls: names (host names or IP addresses) the certificate is for, besides
+        /// the listening address, localhost and 127.0.0.1.
+        #[arg(long, requires = "aws_tls", value_name = "NAME")]
+        aws_tls_name: Vec<String>,
+        /// With --aws-tls: write the CA certificate clients pin (PEM, public) here.
+        #[arg(long, requires = "aws_tls", value_name = "FILE")]
+        aws_tls_ca_out: Option<std::path::PathBuf>,
+        /// Serve the API over TLS with this certificate chain (PEM); needs --aws-tls-key.
+        #[arg(long, requires_all = ["aws_listen", "aws_tls_key"], value_name = "FILE")]
+        aws_tls_cert: Option<std::path::PathBuf>,
+        /// The private key (PEM) of --aws-tls-cert.
+        #[arg(long, requires = "aws_tls_cert", value_name = "FILE")]
+        aws_tls_key: Option<std::path::PathBuf>,
     },
 }
 

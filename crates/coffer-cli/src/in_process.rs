@@ -46,6 +46,11 @@ fn tpm_command(env: &Env, command: Command) -> Result<(), Failure> {
             listen,
             stay_locked,
             aws_listen,
+            aws_tls,
+            aws_tls_name,
+            aws_tls_ca_out,
+            aws_tls_cert,
+            aws_tls_key,
         } => rotation::daemon(
             env,
             rotation::DaemonOptions {
@@ -55,6 +60,12 @@ fn tpm_command(env: &Env, command: Command) -> Result<(), Failure> {
                 listen: listen.as_deref(),
                 stay_locked,
                 aws_listen: aws_listen.as_deref(),
+                aws_tls: rotation::AwsTls {
+                    generate: aws_tls,
+                    names: aws_tls_name,
+                    ca_out: aws_tls_ca_out,
+                    cert: aws_tls_cert.zip(aws_tls_key),
+                },
             },
         ),
         _ => Err(Failure::usage(

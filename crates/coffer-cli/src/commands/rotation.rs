@@ -501,6 +501,55 @@ pub struct DaemonOptions<'a> {
     pub listen: Option<&'a str>,
     pub stay_locked: bool,
     pub aws_listen: Option<&'a str>,
+    pub aws_tls: AwsTls,
+}
+
+/// How the AWS-compatible API serves TLS, if it does.
+pub struct AwsTls {
+    /// A certificate Coffer makes (`--aws-tls`), for these extra names.
+    pub generate: bool,
+    pub names: Vec<String>,
+    /// Where to write the generated CA certificate.
+    pub ca_out: Option<std::path::PathBuf>,
+    /// The user's certificate chain and key files.
+    pub cert: Option<(std::path::PathBuf, std::path::PathBuf)>,
+}
+
+impl AwsTls {
+    /// The server configuration, and the line to print about it.
+    fn server(
+        &self,
+        vault: &Arc<Mutex<coffer_core::Vault>>,
+        address: &str,
+    ) -> Result<Option<coffer_aws_server::tls::ServerTls>, Failure> {
+        let tls = if let Some((cert, key)) = &self.cert {
+            coffer_aws_server::tls::from_files(cert, key)
+        } else if self.generate {
+            let seed = crate::peers::lock(vault).aws_tls_seed()?;
+            let mut names = vec!["localhost".to_owned(), "127.0.0.1".to_owned()];
+            if let Ok(socket) = address.parse::<std::net::SocketAddr>() {
+                if !socket.ip().is_unspecified() {
+                    names.push(socket.ip().to_string());
+                }
+            }
+            names.extend(self.names.iter().cloned());
+            names.sort();
+            names.dedup();
+            coffer_aws_server::tls::generated(&seed, &names)
+        } else {
+            return Ok(None);
+        };
+        let tls = tls.map_err(|e| Failure::usage(e.to_string()))?;
+        if let (Some(path), Some(pem)) = (&self.ca_out, &tls.ca_pem) {
+            std::fs::write(path, pem).map_err(|e| {
+                Failure::usage(format!(
+                    "cannot write the API's CA certificate to {}: {e}",
+                    path.display()
+                ))
+            })?;
+        }
+        Ok(Some(tls))
+    }
 }
 
 pub fn daemon(env: &Env, options: DaemonOptions<'_>) -> Result<(), Failure> {
@@ -511,6 +560,7 @@ pub fn daemon(env: &Env, options: DaemonOptions<'_>) -> Result<(), Failure> {
         listen,
         stay_locked,
         aws_listen,
+        aws_tls,
     } = options;
     let max_sleep =
         parse_duration(max_sleep).map_err(|e| Failure::usage(format!("--max-sleep: {e}")))?;
@@ -536,16 +586,34 @@ pub fn daemon(env: &Env, options: DaemonOptions<'_>) -> Result<(), Failure> {
         .map(|address| {
             let log: coffer_aws_server::Log =
                 std::sync::Arc::new(|line| eprintln!("coffer: aws api: {line}"));
-            coffer_aws_server::AwsListener::start(address, Arc::clone(&vault), log)
-                .map_err(|e| Failure::usage(e.to_string()))
+            let tls = aws_tls.server(&vault, address)?;
+            let config = tls.as_ref().map(|t| Arc::clone(&t.config));
+            let listener = coffer_aws_server::AwsListener::start_with_tls(
+                address,
+                Arc::clone(&vault),
+                log,
+                config,
+            )
+            .map_err(|e| Failure::usage(e.to_string()))?;
+            let scheme = if tls.is_some() { "https" } else { "http" };
+            eprintln!(
+                "coffer: AWS-compatible API (Secrets Manager, KMS) listening on {scheme}://{}",
+                listener.local_addr()
+            );
+            if let Some(tls) = &tls {
+                let what = if tls.ca_pem.is_some() {
+                    "the CA clients pin"
+                } else {
+                    "the server certificate"
+                };
+                eprintln!(
+                    "coffer: AWS API TLS: SHA-256 fingerprint of {what}: {}",
+                    tls.fingerprint
+                );
+            }
+            Ok::<_, Failure>(listener)
         })
         .transpose()?;
-    if let Some(aws) = &_aws {
-        eprintln!(
-            "coffer: AWS-compatible API (Secrets Manager, KMS) listening on http://{}",
-            aws.local_addr()
-        );
-    }
     if env.output == Output::Table && !once {
         eprintln!(
             "coffer: daemon running for {} (checks at least every {})",

@@ -414,6 +414,16 @@ impl Vault {
             .unwrap_or_else(|| crate::region::DEFAULT_REGION.to_owned()))
     }
 
+    /// The seed of the AWS API's generated TLS key: derived from the vault's audit key, as
+    /// the region identity's sealing key is, so that the key is never stored (not even
+    /// sealed) and the certificate made from it is the same at every start, and a client
+    /// can pin it once. Only an unlocked vault can give it.
+    pub fn aws_tls_seed(&mut self) -> Result<Zeroizing<[u8; 32]>> {
+        self.require_unlocked()?;
+        let keyring = self.keyring.as_ref().ok_or(Error::Locked)?;
+        Ok(keyring.audit_key().derive(b"coffer.aws-api-tls-key.v1"))
+    }
+
     /// Records that an access key's policy refused a request (`detail` names the key,
     /// the action and the resource).
     pub fn record_access_denied(&mut self, detail: String) -> Result<()> {
@@ -428,6 +438,26 @@ impl Vault {
 }
 
 impl Vault {
+    /// What the AWS API needs to name and authorize a request on a secret, in one lookup
+    /// (MACs checked): its immutable id, deleted or not, from which the six characters
+    /// ending its ARN are derived (so a secret made again under the same name gets a new
+    /// ARN, as in Secrets Manager), and its resource policy.
+    pub fn aws_secret(&mut self, name: &str) -> Result<(uuid::Uuid, Option<String>)> {
+        self.require_unlocked()?;
+        let name = crate::names::SecretName::parse(name)?;
+        let integrity = self.keyring.as_ref().ok_or(Error::Locked)?.integrity();
+        let conn = self.store.conn();
+        let secret = super::secrets::any_secret(conn, &integrity, &name)?;
+        let policy = match rows::secret_policy(conn, secret.id)? {
+            None => None,
+            Some((policy, mac)) => {
+                integrity.check_secret_policy(secret.id, &secret.name, &policy, &mac)?;
+                Some(policy)
+            }
+        };
+        Ok((secret.id, policy))
+    }
+
     /// A secret's resource policy, `None` if it has none.
     pub fn secret_policy(&mut self, name: &str) -> Result<Option<String>> {
         self.require_unlocked()?;

@@ -214,7 +214,11 @@ pub(super) fn live_secret(
 }
 
 /// Looks a secret up by name, deleted or not, refusing rows altered outside Coffer.
-fn any_secret(conn: &Connection, integrity: &Integrity, name: &SecretName) -> Result<SecretRow> {
+pub(super) fn any_secret(
+    conn: &Connection,
+    integrity: &Integrity,
+    name: &SecretName,
+) -> Result<SecretRow> {
     let row = find_secret(conn, name)?;
     integrity.check_secret(conn, &row)?;
     Ok(row)
