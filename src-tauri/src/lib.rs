@@ -9,6 +9,7 @@ mod clipboard;
 mod commands;
 mod desktop_signals;
 mod error;
+mod file_picker;
 mod locking;
 mod scheduler;
 mod session;
@@ -94,9 +95,14 @@ pub fn run() {
             commands::regions::add_peer,
             commands::regions::remove_peer,
             commands::regions::ping_peer,
+            commands::regions::watch_peers,
+            commands::regions::export_region_bundle,
+            commands::regions::import_region_bundle,
+            commands::regions::import_region_ack,
             commands::replication::replicate_secret,
             commands::replication::remove_secret_region,
             commands::replication::promote_secret,
+            commands::replication::watch_secret_replication,
             commands::access_keys::list_access_keys,
             commands::access_keys::create_access_key,
             commands::access_keys::set_access_key_enabled,

@@ -90,7 +90,7 @@ pub fn spawn_watcher(app: AppHandle, session: SharedSession) {
                     after_lock(&app, &session, LockReason::Elsewhere);
                 }
                 // Also catches `coffer lock` through the agent, which the app did not do.
-                session.sync_aws_api();
+                session.sync_while_unlocked();
                 seen = now;
                 let limit = Duration::from_secs(u64::from(session.settings().auto_lock_secs));
                 if now.unlocked && idle_expired(session.last_activity(), BootInstant::now(), limit)

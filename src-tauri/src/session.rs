@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use coffer_core::clock::BootInstant;
+use coffer_core::vault::replication::Replicator;
 use coffer_core::vault::rotation::VaultAccess;
 use coffer_core::Vault;
 
@@ -30,6 +31,9 @@ pub struct Session {
     pub lock_epoch: LockEpoch,
     /// The AWS-compatible API, running while unlocked if turned on.
     pub aws_api: AwsApi,
+    /// Replication to paired regions (the engine's, as `coffer daemon` runs it), running
+    /// while unlocked.
+    replicator: Mutex<Option<Replicator>>,
 }
 
 pub type SharedSession = Arc<Session>;
@@ -59,6 +63,7 @@ impl Session {
             last_activity: Mutex::new(BootInstant::now()),
             lock_epoch: LockEpoch::default(),
             aws_api: AwsApi::default(),
+            replicator: Mutex::new(None),
         }
     }
 
@@ -145,7 +150,7 @@ impl Session {
     pub fn install(&self, vault: Vault) -> AppResult<()> {
         *self.vault_guard()? = Some(vault);
         self.touch();
-        self.sync_aws_api();
+        self.sync_while_unlocked();
         Ok(())
     }
 
@@ -174,7 +179,37 @@ impl Session {
         };
         // After the vault's mutex is let go: stopping waits for requests in flight.
         self.aws_api.stop();
+        self.sync_replication(false);
         locked
+    }
+
+    /// Starts or stops what runs only while the vault is unlocked (the AWS-compatible API,
+    /// replication) to match the lock state, which may have changed elsewhere (`coffer
+    /// lock`, an unlock by a command).
+    pub fn sync_while_unlocked(&self) {
+        self.sync_aws_api();
+        self.sync_replication(self.is_unlocked());
+    }
+
+    /// Replicates while `unlocked`: started at unlock, stopped at lock. The replicator
+    /// itself also skips a round while the vault is locked, so a lock it has not seen yet
+    /// sends nothing.
+    fn sync_replication(&self, unlocked: bool) {
+        let mut running = self
+            .replicator
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if !unlocked {
+            *running = None;
+            return;
+        }
+        if running.is_none() {
+            let log = Box::new(|line| eprintln!("coffer: {line}"));
+            match Replicator::start(Arc::clone(&self.vault), log) {
+                Ok(replicator) => *running = Some(replicator),
+                Err(error) => eprintln!("coffer: replication is not running: {error}"),
+            }
+        }
     }
 
     /// Starts or stops the AWS-compatible API to match the lock state and the settings.

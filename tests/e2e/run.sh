@@ -112,11 +112,13 @@ run_suite() { # $1: name, $2...: command
   port="$(free_port)"
   native="$(free_port)"
   # The app inherits this environment from tauri-driver: a throwaway HOME, and no TPM
-  # device or COFFER_TCTI, so the app starts its own software TPM under $home.
+  # device or COFFER_TCTI, so the app starts its own software TPM under $home. The file
+  # chooser answers from a file the specs write (test-only: see src-tauri/src/file_picker.rs).
   env -u COFFER_TCTI -u COFFER_VAULT \
     HOME="$home" XDG_DATA_HOME="$home/.local/share" XDG_CONFIG_HOME="$home/.config" \
     XDG_RUNTIME_DIR="$home/runtime" NO_AT_BRIDGE=1 COFFER_UPDATE_KEY_FILE="$home/update-key.pub" \
     DBUS_SESSION_BUS_ADDRESS="$E2E_SESSION_BUS" DBUS_SYSTEM_BUS_ADDRESS="$E2E_SYSTEM_BUS" \
+    COFFER_TEST_FILE_PICKER="$home/file-picker-answer" \
     ${COFFER_E2E_ENV:-} \
     "$TAURI_DRIVER" --port "$port" --native-port "$native" --native-driver "$NATIVE_DRIVER" \
     >"$WORK/$name-driver.log" 2>&1 &

@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use coffer_core::region::tls::{server_config, PinnedSet};
 use coffer_core::region::{Handler, PeerListener};
-use coffer_core::vault::replication::{Inbound, Pusher};
+use coffer_core::vault::replication::{Inbound, Replicator};
 use coffer_core::Vault;
 
 use crate::failure::Failure;
@@ -75,20 +75,15 @@ pub fn listen(vault: &Arc<Mutex<Vault>>, address: &str) -> Result<PeerListener, 
     Ok(listener)
 }
 
-/// Sends every region its replication backlog, on a thread of its own for the daemon's
-/// life, twenty times a second (the vault's lock is held only to read and record).
-pub fn replicate(vault: &Arc<Mutex<Vault>>) {
-    let vault = Arc::clone(vault);
-    let spawned = std::thread::Builder::new()
-        .name("coffer-replication".into())
-        .spawn(move || {
-            let mut pusher = Pusher::new(Box::new(|line| eprintln!("coffer: {line}")));
-            loop {
-                pusher.tick(&vault);
-                std::thread::sleep(std::time::Duration::from_millis(50));
-            }
-        });
-    if let Err(error) = spawned {
-        eprintln!("coffer: replication is not running: {error}");
+/// Sends every region its replication backlog for the daemon's life (the engine's
+/// [`Replicator`], which the app runs too while unlocked).
+pub fn replicate(vault: &Arc<Mutex<Vault>>) -> Option<Replicator> {
+    let log = Box::new(|line| eprintln!("coffer: {line}"));
+    match Replicator::start(Arc::clone(vault), log) {
+        Ok(replicator) => Some(replicator),
+        Err(error) => {
+            eprintln!("coffer: replication is not running: {error}");
+            None
+        }
     }
 }

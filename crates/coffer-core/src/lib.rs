@@ -11,6 +11,7 @@ pub mod crypto;
 pub mod model;
 pub mod names;
 pub mod password;
+pub mod private_file;
 pub mod process;
 pub mod reference;
 pub mod region;

@@ -111,7 +111,7 @@ pub async fn unlock_vault(session: Session<'_>, pin: String) -> AppResult<()> {
         let tcti = session.tcti()?.to_owned();
         session.with_vault(|vault| Ok(vault.unlock(&tcti, &pin)?))?;
         session.touch();
-        session.sync_aws_api();
+        session.sync_while_unlocked();
         Ok(())
     })
     .await
@@ -139,7 +139,7 @@ pub async fn recover_vault(
         *guard = Some(vault);
         drop(guard);
         session.touch();
-        session.sync_aws_api();
+        session.sync_while_unlocked();
         Ok(())
     })
     .await

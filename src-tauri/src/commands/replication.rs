@@ -5,7 +5,7 @@
 use coffer_core::vault::replication::SecretReplication;
 
 use super::Session;
-use crate::error::AppResult;
+use crate::error::{AppError, AppResult};
 use crate::session::blocking;
 
 /// `key`: the key the copy is wrapped under there; that region's default key when empty.
@@ -41,6 +41,20 @@ pub async fn remove_secret_region(
 pub async fn promote_secret(session: Session<'_>, name: String) -> AppResult<()> {
     blocking(&session, move |s| {
         s.with_unlocked(|v| Ok(v.promote_secret(&name)?))
+    })
+    .await
+}
+
+/// A secret's replication as it is now, for a screen that watches it settle: not counted
+/// as user activity, so watching does not keep an idle vault from locking itself.
+#[tauri::command]
+pub async fn watch_secret_replication(
+    session: Session<'_>,
+    name: String,
+) -> AppResult<Option<SecretReplication>> {
+    blocking(&session, move |s| {
+        s.in_background(|v| Ok(v.describe_secret(&name)?.replication))?
+            .ok_or_else(AppError::locked)
     })
     .await
 }

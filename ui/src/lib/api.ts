@@ -259,6 +259,43 @@ export interface PeerInfo {
   backlog?: number;
 }
 
+/** What exporting a bundle for an air-gapped region wrote (`coffer region export`). */
+export interface BundleWritten {
+  region: string;
+  entries: number;
+  after: number;
+  last_seq: number;
+  /** Changes left for the next bundle, once this one is acknowledged. */
+  remaining: number;
+  path: string;
+}
+
+/** A region a change could not be applied in, and why. */
+export interface NotApplied {
+  secret_id: string;
+  reason: string;
+}
+
+/** What importing a bundle applied (`coffer region import`), and where the
+ * acknowledgement to carry back was written. */
+export interface BundleRead {
+  /** The primary region the bundle came from. */
+  region: string;
+  applied: number;
+  skipped: number;
+  applied_upto: number;
+  not_applied: NotApplied[];
+  ack_path: string;
+}
+
+/** What importing an acknowledgement did (`coffer region import-ack`). */
+export interface AckImport {
+  region: string;
+  acked: number;
+  /** Changes the region still lacks. */
+  backlog: number;
+}
+
 export interface PeerContact {
   name: string;
   url: string;
@@ -508,6 +545,12 @@ export const api = {
     call<PeerInfo>('add_peer', { name, url, fingerprint }),
   removePeer: (name: string) => call<void>('remove_peer', { name }),
   pingPeer: (name: string) => call<PeerContact>('ping_peer', { name }),
+  /** Not counted as user activity: for a screen that watches backlog and contact move. */
+  watchPeers: () => call<PeerInfo[]>('watch_peers'),
+  /** Each opens the native file chooser; `null` when the user cancels it. */
+  exportRegionBundle: (name: string) => call<BundleWritten | null>('export_region_bundle', { name }),
+  importRegionBundle: () => call<BundleRead | null>('import_region_bundle'),
+  importRegionAck: () => call<AckImport | null>('import_region_ack'),
 
   /** `key`: the key the copy is wrapped under there (that region's default when null). */
   replicateSecret: (name: string, region: string, key: string | null = null) =>
@@ -515,6 +558,9 @@ export const api = {
   removeSecretRegion: (name: string, region: string) =>
     call<void>('remove_secret_region', { name, region }),
   promoteSecret: (name: string) => call<void>('promote_secret', { name }),
+  /** Not counted as user activity: for a tab that watches replication settle. */
+  watchSecretReplication: (name: string) =>
+    call<SecretReplication | null>('watch_secret_replication', { name }),
 
   listAccessKeys: () => call<AccessKeyInfo[]>('list_access_keys'),
   /** The policy is checked by the engine; errors name what is wrong in it. */

@@ -13,16 +13,7 @@ use crate::private_file;
 
 /// Reads a bundle or acknowledgement file, refusing one larger than Coffer writes.
 fn read_text(path: &Path, what: &str) -> Result<String, Failure> {
-    let cannot =
-        |e: std::io::Error| Failure::usage(format!("cannot read {what} {}: {e}", path.display()));
-    let len = std::fs::metadata(path).map_err(cannot)?.len();
-    if len > MAX_FILE_BYTES as u64 {
-        return Err(Failure::usage(format!(
-            "{} is {len} bytes, larger than any {what} Coffer writes; name the right file",
-            path.display()
-        )));
-    }
-    std::fs::read_to_string(path).map_err(cannot)
+    private_file::read_text(path, what, MAX_FILE_BYTES)
 }
 
 fn ack_path(bundle: &Path, ack_out: Option<PathBuf>) -> PathBuf {

@@ -575,12 +575,14 @@ pub fn daemon(env: &Env, options: DaemonOptions<'_>) -> Result<(), Failure> {
     let _listener = listen
         .map(|address| crate::peers::listen(&vault, address))
         .transpose()?;
+    // Kept alive for the daemon's life: dropping it stops replicating.
+    let mut _replicator = None;
     if stay_locked {
         // The listener keeps only its TLS key and what it remembered; the vault's keys go.
         crate::peers::lock(&vault).lock()?;
         eprintln!("coffer: vault locked; what peers send is kept sealed until it is next unlocked");
     } else if !once {
-        crate::peers::replicate(&vault);
+        _replicator = crate::peers::replicate(&vault);
     }
     let _aws = aws_listen
         .map(|address| {

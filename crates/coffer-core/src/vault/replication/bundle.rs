@@ -145,9 +145,15 @@ fn read_file(text: &str, format: &str, what: &'static str) -> Result<SignedFile>
         )
     })?;
     if file.format != format {
+        // Picking the acknowledgement for the bundle (or back) is the likely mistake.
+        let is = match file.format.as_str() {
+            BUNDLE_FORMAT => "a replica bundle".to_owned(),
+            ACK_FORMAT => "an acknowledgement".to_owned(),
+            other => format!("a {other:?} file"),
+        };
         return Err(Error::invalid(
             what,
-            format!("the file is a {:?}, not a {format}", file.format),
+            format!("the file is {is}, not a {what} ({format}); pick the {what} file"),
         ));
     }
     Ok(file)
@@ -220,13 +226,19 @@ fn to_text(file: &SignedFile) -> Result<String> {
 }
 
 impl Vault {
-    /// Writes what `region` has not acknowledged as one signed bundle (at most 4 MiB of
-    /// payload; `remaining` says what is left for the next one).
-    pub fn export_bundle(&mut self, region: &str) -> Result<BundleExport> {
+    /// Whether a bundle for `region` can be made now (paired, and its acknowledgement
+    /// with its keys imported), without making one: the app asks before it opens the file
+    /// chooser, so that a region that cannot have one says so at once.
+    pub fn check_bundle_export(&mut self, region: &str) -> Result<()> {
         let region = RegionName::parse(region)?;
+        self.export_card(&region).map(drop)
+    }
+
+    /// The region's stored hello, checked against its pinned identity.
+    fn export_card(&mut self, region: &RegionName) -> Result<Card> {
         self.require_unlocked()?;
         let pin = pinned_of(&self.pinned_peers()?, region.as_str())?;
-        let (own_region, identity) = self.identity()?;
+        let (own_region, _) = self.identity()?;
         let card = rows::card(self.store.conn(), region.as_str())?.ok_or_else(|| {
             invalid_bundle(format!(
                 "region {region} has not sent an acknowledgement yet, so its keys are unknown here: run `coffer region ack {own_region} --out FILE` on that vault, then `coffer region import-ack FILE` here"
@@ -234,7 +246,7 @@ impl Vault {
         })?;
         let card: Card = serde_json::from_str(&card)
             .map_err(|_| invalid_bundle(format!("the stored hello of region {region} is unreadable; import an acknowledgement from it again")))?;
-        let cert = CertificateDer::from(card.cert);
+        let cert = CertificateDer::from(card.cert.clone());
         if fingerprint_of(&cert) != Some(pin)
             || !card.hello.is_signed_by(&cert)
             || card.hello.region != region.as_str()
@@ -244,6 +256,15 @@ impl Vault {
                 reason: "its stored hello is not signed by its pinned identity; import an acknowledgement from it again".into(),
             });
         }
+        Ok(card)
+    }
+
+    /// Writes what `region` has not acknowledged as one signed bundle (at most 4 MiB of
+    /// payload; `remaining` says what is left for the next one).
+    pub fn export_bundle(&mut self, region: &str) -> Result<BundleExport> {
+        let region = RegionName::parse(region)?;
+        let card = self.export_card(&region)?;
+        let (own_region, identity) = self.identity()?;
         let (acked, mut outgoing) = self.outgoing(region.as_str(), &card.hello)?;
         let mut bytes = 0;
         let keep = outgoing
@@ -519,5 +540,33 @@ impl Vault {
             region,
             acked: upto,
         })
+    }
+}
+
+#[cfg(test)]
+mod file_tests {
+    use super::*;
+
+    #[test]
+    fn the_wrong_kind_of_file_is_named_as_what_it_is() {
+        let ack = serde_json::json!({
+            "format": ACK_FORMAT, "body": "", "signer": "", "signature": "",
+        })
+        .to_string();
+        let Err(error) = read_file(&ack, BUNDLE_FORMAT, "bundle") else {
+            panic!("an acknowledgement was read as a bundle");
+        };
+        let text = error.to_string();
+        assert!(
+            text.contains("the file is an acknowledgement, not a bundle"),
+            "{text}"
+        );
+        let Err(error) = read_file("shopping: milk", ACK_FORMAT, "acknowledgement") else {
+            panic!("a text file was read as an acknowledgement");
+        };
+        assert!(
+            error.to_string().contains("not a Coffer acknowledgement"),
+            "{error}"
+        );
     }
 }

@@ -2,9 +2,10 @@
 //! promotion of a copy to a secret of its own.
 //!
 //! A primary records every change of a replicated secret in its outbox in the same
-//! transaction as the change (`store::record_change` fans it out); the daemon sends the
-//! outbox to each region through `coffer-sync` ([`push`]); a replica verifies, opens and
-//! re-wraps what it receives and stores it as a read-only copy ([`inbound`]).
+//! transaction as the change (`store::record_change` fans it out); a [`Replicator`]
+//! (`coffer daemon`'s, and the app's while unlocked) sends the outbox to each region
+//! through `coffer-sync` ([`push`]); a replica verifies, opens and re-wraps what it
+//! receives and stores it as a read-only copy ([`inbound`]).
 
 pub mod bundle;
 pub mod inbound;
@@ -29,7 +30,7 @@ use crate::store::{peers as peer_rows, record_local_change, StoreError};
 
 pub use bundle::{AckImport, BundleExport, BundleImport};
 pub use inbound::Inbound;
-pub use push::{push, Pusher};
+pub use push::{push, HeldVault, Pusher, Replicator};
 pub use wire::NotApplied;
 
 /// A secret's place in replication, as `describe` shows it.

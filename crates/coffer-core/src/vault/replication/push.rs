@@ -5,7 +5,8 @@
 //! daemons replicating to each other cannot wait on each other.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -44,16 +45,39 @@ pub struct PushReport {
     pub not_applied: usize,
 }
 
-fn lock(vault: &Mutex<Vault>) -> MutexGuard<'_, Vault> {
-    vault
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
+/// Where a long-running process keeps its vault: the daemon's, open for its whole life,
+/// or the app's, which is not open until the first screen needs it. Replication takes it
+/// only to read and record, never across the network.
+pub trait HeldVault: Send + Sync {
+    /// Runs `op` on the vault; `None` when no vault is open.
+    fn with_vault<T>(&self, op: impl FnOnce(&mut Vault) -> T) -> Option<T>;
+}
+
+/// A panic while the vault was held leaves nothing half-written (its state is the
+/// database's), so a poisoned mutex is used as it is.
+impl HeldVault for Mutex<Vault> {
+    fn with_vault<T>(&self, op: impl FnOnce(&mut Vault) -> T) -> Option<T> {
+        let mut guard = self.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        Some(op(&mut guard))
+    }
+}
+
+impl HeldVault for Mutex<Option<Vault>> {
+    fn with_vault<T>(&self, op: impl FnOnce(&mut Vault) -> T) -> Option<T> {
+        let mut guard = self.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        guard.as_mut().map(op)
+    }
+}
+
+/// `op` on the held vault; a vault closed meanwhile counts as locked.
+fn on<V: HeldVault + ?Sized, T>(vault: &V, op: impl FnOnce(&mut Vault) -> T) -> Result<T> {
+    vault.with_vault(op).ok_or(Error::Locked)
 }
 
 /// One round with `region`: connect, send everything it has not acknowledged, record
 /// its acknowledgements. Changes committed meanwhile go in the next round.
-pub fn push(vault: &Mutex<Vault>, region: &str) -> Result<PushReport> {
-    let parts = lock(vault).link_parts(region)?;
+pub fn push<V: HeldVault + ?Sized>(vault: &V, region: &str) -> Result<PushReport> {
+    let parts = on(vault, |v| v.link_parts(region))??;
     let connected = transport::connect(
         Caller {
             config: parts.config,
@@ -70,15 +94,15 @@ pub fn push(vault: &Mutex<Vault>, region: &str) -> Result<PushReport> {
     let mut link = match connected {
         Ok(link) => link,
         Err(error) => {
-            lock(vault).record_peer_contact(region, Err(&error));
+            // A vault closed meanwhile: the connection error is the one to report.
+            let _ = on(vault, |v| v.record_peer_contact(region, Err(&error)));
             return Err(error.into());
         }
     };
-    let (acked, backlog) = {
-        let mut vault = lock(vault);
-        vault.record_peer_contact(region, Ok(&link.contact.key_exchange));
-        vault.outgoing(region, &link.contact.hello)?
-    };
+    let (acked, backlog) = on(vault, |v| {
+        v.record_peer_contact(region, Ok(&link.contact.key_exchange));
+        v.outgoing(region, &link.contact.hello)
+    })??;
     let mut report = PushReport {
         region: region.to_owned(),
         backlog: backlog.len(),
@@ -90,13 +114,13 @@ pub fn push(vault: &Mutex<Vault>, region: &str) -> Result<PushReport> {
     }
     let result = stream(vault, region, &mut link, acked, backlog, &mut report);
     if let Err(error) = &result {
-        lock(vault).record_peer_error(region, &error.to_string());
+        let _ = on(vault, |v| v.record_peer_error(region, &error.to_string()));
     }
     result.map(|()| report)
 }
 
-fn stream(
-    vault: &Mutex<Vault>,
+fn stream<V: HeldVault + ?Sized>(
+    vault: &V,
     region: &str,
     link: &mut Link,
     acked: u64,
@@ -140,7 +164,7 @@ fn stream(
         for action in actions {
             match action {
                 SenderAction::PersistAcked(upto) => {
-                    lock(vault).record_acked(region, upto, &refused)?;
+                    on(vault, |v| v.record_acked(region, upto, &refused))??;
                     refused.clear();
                     report.acked = upto;
                     progressed = true;
@@ -157,7 +181,7 @@ fn stream(
         }
         if sender.pending() == 0 {
             if !refused.is_empty() {
-                lock(vault).record_not_applied(region, &refused)?;
+                on(vault, |v| v.record_not_applied(region, &refused))??;
             }
             return Ok(());
         }
@@ -326,8 +350,8 @@ impl Vault {
     }
 }
 
-/// The daemon's replication loop: each tick sends every region with a backlog what it
-/// lacks, backing off (1 s doubling to a minute) from a region that fails.
+/// The replication loop ([`Replicator`] runs it): each tick sends every region with a
+/// backlog what it lacks, backing off (1 s doubling to a minute) from a region that fails.
 pub struct Pusher {
     retry: HashMap<String, (Instant, u32)>,
     log: Box<dyn Fn(String) + Send>,
@@ -341,14 +365,15 @@ impl Pusher {
         }
     }
 
-    pub fn tick(&mut self, vault: &Mutex<Vault>) {
-        let regions = {
-            let guard = lock(vault);
-            if !guard.is_unlocked() {
-                return;
+    pub fn tick<V: HeldVault + ?Sized>(&mut self, vault: &V) {
+        let regions = vault.with_vault(|v| {
+            if v.is_unlocked() {
+                v.replication_backlog().unwrap_or_default()
+            } else {
+                Vec::new()
             }
-            guard.replication_backlog().unwrap_or_default()
-        };
+        });
+        let regions = regions.unwrap_or_default();
         let now = Instant::now();
         for region in regions {
             if self.retry.get(&region).is_some_and(|(at, _)| *at > now) {
@@ -379,10 +404,66 @@ impl Pusher {
     }
 }
 
+/// How often the replication thread looks for a backlog: a change reaches a reachable
+/// region within about this long.
+const TICK: Duration = Duration::from_millis(50);
+
+/// Replication running on a thread of its own: what `coffer daemon` runs for its life and
+/// the app runs while the user has it unlocked. Dropping it stops the thread after the
+/// round in flight (a round only moves the outbox forward, so one cut short is resumed by
+/// the next, from what the region acknowledged).
+pub struct Replicator {
+    stop: Arc<AtomicBool>,
+}
+
+impl Replicator {
+    /// Starts sending every region its backlog from `vault` whenever it is unlocked.
+    /// `log` receives one line per round that moved something or failed (never a value).
+    pub fn start<V: HeldVault + ?Sized + 'static>(
+        vault: Arc<V>,
+        log: Box<dyn Fn(String) + Send>,
+    ) -> std::io::Result<Replicator> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopped = Arc::clone(&stop);
+        std::thread::Builder::new()
+            .name("coffer-replication".into())
+            .spawn(move || {
+                let mut pusher = Pusher::new(log);
+                while !stopped.load(Ordering::Relaxed) {
+                    pusher.tick(&*vault);
+                    std::thread::sleep(TICK);
+                }
+            })?;
+        Ok(Replicator { stop })
+    }
+}
+
+impl Drop for Replicator {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
 impl std::fmt::Debug for LinkParts {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("LinkParts")
             .field("url", &self.url.to_string())
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod held_tests {
+    use super::*;
+
+    /// The app's vault before its first screen opens it: replication waits, and says
+    /// nothing (a locked or closed vault is not a failure to log).
+    #[test]
+    fn a_vault_not_open_yet_is_locked_to_replication() {
+        let closed: Mutex<Option<Vault>> = Mutex::new(None);
+        assert!(matches!(push(&closed, "us-lab-1"), Err(Error::Locked)));
+        let mut pusher = Pusher::new(Box::new(|line| panic!("logged {line}")));
+        pusher.tick(&closed);
+        assert!(pusher.retry.is_empty());
     }
 }
