@@ -112,6 +112,16 @@ PY
     BUILD_CONFIG="$STAGE/build-config.json"
 fi
 
+# Building another version replaces the programs in $TARGET_DIR/$PROFILE; keep this version's
+# to put back once staged, so later steps (tests/e2e/run.sh --no-build) still find them.
+PROGRAMS=(coffer coffer-tpm coffer-app)
+if [ "$SOURCE" != "$ROOT" ]; then
+    mkdir -p "$STAGE/previous"
+    for program in "${PROGRAMS[@]}"; do
+        if [ -f "$TARGET_DIR/$PROFILE/$program" ]; then cp -p "$TARGET_DIR/$PROFILE/$program" "$STAGE/previous/"; fi
+    done
+fi
+
 echo "== building the CLI and the app ($PROFILE, version ${PACKAGE_VERSION:-$APP_VERSION})"
 START=$SECONDS
 if [ "$PROFILE" = release ]; then
@@ -224,6 +234,14 @@ cat >"$STAGE/bundle.json" <<EOF
 }
 EOF
 echo "   staged in $((SECONDS - START)) s"
+if [ "$SOURCE" != "$ROOT" ]; then
+    # cargo hard-links these to its own copies: replace the links, never write through them.
+    for program in "${PROGRAMS[@]}"; do
+        if [ -f "$STAGE/previous/$program" ]; then
+            cp -p --remove-destination "$STAGE/previous/$program" "$TARGET_DIR/$PROFILE/$program"
+        fi
+    done
+fi
 
 echo "== bundling .deb and .rpm"
 START=$SECONDS
