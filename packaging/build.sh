@@ -13,8 +13,11 @@
 #   --update-pubkey FILE   a public key from `tauri signer generate` (its .pub file) to put
 #                          in the packages instead of the one in src-tauri/tauri.conf.json
 #                          (tests use a throw-away key)
-#   --version V            label the packages V instead of the configured version (the
-#                          install test's "newer" bundle; the programs inside are unchanged)
+#   --version V            build version V from these same sources: a copy of them in
+#                          $CARGO_TARGET_DIR/source-V with the workspace and app version set
+#                          to V, built into the same target dir (only Coffer's own crates
+#                          recompile). The install test's genuine N+1: `coffer --version` and
+#                          the app say V
 # With TAURI_SIGNING_PRIVATE_KEY_PATH (and TAURI_SIGNING_PRIVATE_KEY_PASSWORD) set, each
 # package is signed (FILE.sig) and latest.json, the update manifest, is written beside them.
 #
@@ -44,7 +47,9 @@ source packaging/debian-deps.sh
 coffer_install_packages "${COFFER_BUILD_PACKAGES[@]}" "${COFFER_APP_PACKAGES[@]}" "${COFFER_PACKAGING_PACKAGES[@]}"
 coffer_require_cargo
 
-TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
+TARGET_DIR="$(realpath -m "${CARGO_TARGET_DIR:-$ROOT/target}")"
+# Named explicitly so that a build from the versioned copy below uses this target dir too.
+export CARGO_TARGET_DIR="$TARGET_DIR"
 OUT="${OUT:-$TARGET_DIR/packages}"
 TAURI="$ROOT/ui/node_modules/.bin/tauri"
 [ -x "$TAURI" ] || coffer_build_ui
@@ -74,18 +79,68 @@ if [ -z "$PUBKEY" ] || ! printf '%s' "$PUBKEY" | base64 -d 2>/dev/null | grep -q
 fi
 printf '{"plugins":{"updater":{"pubkey":"%s"}}}\n' "$PUBKEY" >"$STAGE/pubkey.json"
 
-echo "== building the CLI and the app ($PROFILE)"
+# Another version is built from a copy of these sources that says so: Cargo.toml's workspace
+# version (which every crate, `coffer --version` and the update check read) and the app's.
+# The copy keeps one path per version, so a second run reuses what the first compiled.
+SOURCE="$ROOT"
+LOCKED=(--locked)
+BUILD_CONFIG="$STAGE/pubkey.json"
+if [ -n "$PACKAGE_VERSION" ] && [ "$PACKAGE_VERSION" != "$APP_VERSION" ]; then
+    python3 -c 'import re,sys; sys.exit(0 if re.fullmatch(r"\d+\.\d+\.\d+", sys.argv[1]) else 1)' "$PACKAGE_VERSION" \
+        || { echo "--version takes a version like 1.2.3, not $PACKAGE_VERSION" >&2; exit 2; }
+    SOURCE="$TARGET_DIR/source-$PACKAGE_VERSION"
+    echo "== copying the sources to $SOURCE as version $PACKAGE_VERSION"
+    rm -rf "$SOURCE"
+    mkdir -p "$SOURCE"
+    tar -C "$ROOT" --exclude=./target --exclude=./.git --exclude=node_modules --exclude=./docs \
+        --exclude=./fuzz/target -cf - . | tar -C "$SOURCE" -xf -
+    sed -i "/^\[workspace.package\]/,/^\[/s/^version = \".*\"/version = \"$PACKAGE_VERSION\"/" "$SOURCE/Cargo.toml"
+    # The lock file names the workspace crates' versions; cargo rewrites those entries
+    # (nothing else: --offline, no registry is asked).
+    LOCKED=(--offline)
+    python3 - "$SOURCE/src-tauri/tauri.conf.json" "$PACKAGE_VERSION" "$STAGE/pubkey.json" "$STAGE/build-config.json" <<'PY'
+import json, sys
+conf_path, version, pubkey_path, out_path = sys.argv[1:]
+conf = json.load(open(conf_path))
+conf["version"] = version
+json.dump(conf, open(conf_path, "w"), indent=2)
+# ui/dist is copied; the copy has no node_modules to rebuild it with.
+extra = json.load(open(pubkey_path))
+extra["build"] = {"beforeBuildCommand": None}
+json.dump(extra, open(out_path, "w"))
+PY
+    BUILD_CONFIG="$STAGE/build-config.json"
+fi
+
+# Building another version replaces the programs in $TARGET_DIR/$PROFILE; keep this version's
+# to put back once staged, so later steps (tests/e2e/run.sh --no-build) still find them.
+PROGRAMS=(coffer coffer-tpm coffer-app)
+if [ "$SOURCE" != "$ROOT" ]; then
+    mkdir -p "$STAGE/previous"
+    for program in "${PROGRAMS[@]}"; do
+        if [ -f "$TARGET_DIR/$PROFILE/$program" ]; then cp -p "$TARGET_DIR/$PROFILE/$program" "$STAGE/previous/"; fi
+    done
+fi
+
+echo "== building the CLI and the app ($PROFILE, version ${PACKAGE_VERSION:-$APP_VERSION})"
 START=$SECONDS
 if [ "$PROFILE" = release ]; then
-    cargo build --release --locked -p coffer-cli
-    (cd src-tauri && "$TAURI" build --no-bundle --ci --config "$STAGE/pubkey.json")
+    (cd "$SOURCE" && cargo build --release "${LOCKED[@]}" -p coffer-cli)
+    (cd "$SOURCE/src-tauri" && "$TAURI" build --no-bundle --ci --config "$BUILD_CONFIG")
 else
     # No-ops when tests/run-all.sh's workspace build and tests/e2e/run.sh made these
     # already (the whole workspace, so that features unify as they did there).
-    cargo build --workspace --locked
-    (cd src-tauri && "$TAURI" build --debug --no-bundle --ci)
+    (cd "$SOURCE" && cargo build --workspace "${LOCKED[@]}")
+    if [ "$SOURCE" = "$ROOT" ]; then
+        (cd src-tauri && "$TAURI" build --debug --no-bundle --ci)
+    else
+        (cd "$SOURCE/src-tauri" && "$TAURI" build --debug --no-bundle --ci --config "$BUILD_CONFIG")
+    fi
 fi
 echo "   built in $((SECONDS - START)) s"
+BUILT_VERSION="$("$TARGET_DIR/$PROFILE/coffer" --version)"
+[ "$BUILT_VERSION" = "coffer ${PACKAGE_VERSION:-$APP_VERSION}" ] \
+    || { echo "the built coffer says \"$BUILT_VERSION\", not version ${PACKAGE_VERSION:-$APP_VERSION}" >&2; exit 1; }
 
 echo "== staging the files the packages carry"
 START=$SECONDS
@@ -179,6 +234,14 @@ cat >"$STAGE/bundle.json" <<EOF
 }
 EOF
 echo "   staged in $((SECONDS - START)) s"
+if [ "$SOURCE" != "$ROOT" ]; then
+    # cargo hard-links these to its own copies: replace the links, never write through them.
+    for program in "${PROGRAMS[@]}"; do
+        if [ -f "$STAGE/previous/$program" ]; then
+            cp -p --remove-destination "$STAGE/previous/$program" "$TARGET_DIR/$PROFILE/$program"
+        fi
+    done
+fi
 
 echo "== bundling .deb and .rpm"
 START=$SECONDS

@@ -2,11 +2,13 @@
 // signing key (the app trusts it through COFFER_UPDATE_KEY_FILE, a debug-build-only
 // override that tests/e2e/run.sh sets) and another key, real .deb bundles made by dpkg-deb
 // and signed by `tauri signer sign`, a test CA with a certificate for 127.0.0.1, and an
-// HTTPS server on a free 127.0.0.1 port serving manifests (latest.json) and bundles.
+// HTTPS server on a free 127.0.0.1 port serving manifests (latest.json) and bundles. The
+// manifests are written by packaging/latest_json.py, the writer packaging/build.sh uses for
+// releases, so the app's updater is tested against exactly the format a release publishes.
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync, copyFileSync } from 'node:fs';
 import { createServer } from 'node:https';
-import { dirname, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '../..');
@@ -68,37 +70,44 @@ export async function updateFixture(dir, keyPath) {
   run('openssl', ['x509', '-req', '-in', join(dir, 'server.csr'), '-CA', ca, '-CAkey', join(dir, 'ca.key'),
     '-CAcreateserial', '-days', '1', '-extfile', join(dir, 'server.ext'), '-out', join(dir, 'server.pem')]);
 
-  // Manifests: each names a version and a bundle, as packaging/latest_json.py writes them.
-  let base = '';
-  const manifest = (version, file, notes) => ({
-    version,
-    notes,
-    pub_date: '2026-12-01T12:00:00Z',
-    platforms: {
-      'linux-x86_64-deb': { signature: readFileSync(`${file}.sig`, 'utf8').trim(), url: `${base}/files/${file.split('/').pop()}` },
-    },
-  });
-  const routes = () => ({
-    '/latest.json': manifest('0.1.1', bundles.newer, 'Coffer 0.1.1\n\n- Faster search\n- Fixes the clipboard timer on Wayland'),
-    '/tampered/latest.json': manifest('0.1.1', bundles.flipped, 'Coffer 0.1.1'),
-    '/other-key/latest.json': manifest('0.1.1', bundles.otherKey, 'Coffer 0.1.1'),
+  // One release folder per manifest, holding its signed bundle, as a release publishes it.
+  const releases = {
+    latest: ['0.1.1', bundles.newer, 'Coffer 0.1.1\n\n- Faster search\n- Fixes the clipboard timer on Wayland'],
+    tampered: ['0.1.1', bundles.flipped, 'Coffer 0.1.1'],
+    'other-key': ['0.1.1', bundles.otherKey, 'Coffer 0.1.1'],
     // An old, genuinely signed bundle announced as new: only its own version counts.
-    '/replayed/latest.json': manifest('0.2.0', bundles.older, 'Coffer 0.2.0'),
-  });
+    replayed: ['0.2.0', bundles.older, 'Coffer 0.2.0'],
+  };
+  for (const [name, [, file]] of Object.entries(releases)) {
+    const folder = join(dir, 'releases', name);
+    mkdirSync(folder, { recursive: true });
+    copyFileSync(file, join(folder, basename(file)));
+    copyFileSync(`${file}.sig`, join(folder, `${basename(file)}.sig`));
+  }
+  // latest.json of each release, by packaging/latest_json.py once the server's port is known.
+  const routes = {};
+  const writeManifests = (base) => {
+    for (const [name, [version, , notes]] of Object.entries(releases)) {
+      const json = run('python3', [join(ROOT, 'packaging/latest_json.py'), version, join(dir, 'releases', name)], {
+        env: { ...process.env, COFFER_RELEASE_URL: `${base}/files/${name}`, COFFER_RELEASE_NOTES: notes },
+      });
+      routes[name === 'latest' ? '/latest.json' : `/${name}/latest.json`] = JSON.parse(json);
+    }
+  };
   const server = createServer(
     { key: readFileSync(join(dir, 'server.key')), cert: readFileSync(join(dir, 'server.pem')) },
     (request, response) => {
       const path = new URL(request.url, 'https://127.0.0.1').pathname;
-      const json = routes()[path];
+      const json = routes[path];
       if (json) {
         response.writeHead(200, { 'content-type': 'application/json' });
         response.end(JSON.stringify(json));
         return;
       }
-      const name = path.startsWith('/files/') ? path.slice('/files/'.length) : null;
-      if (name && !name.includes('/')) {
+      const file = path.match(/^\/files\/([a-z-]+)\/([^/]+)$/);
+      if (file && releases[file[1]]) {
         try {
-          const body = readFileSync(join(dir, name));
+          const body = readFileSync(join(dir, 'releases', file[1], file[2]));
           response.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': body.length });
           response.end(body);
           return;
@@ -111,7 +120,8 @@ export async function updateFixture(dir, keyPath) {
     },
   );
   await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
-  base = `https://127.0.0.1:${server.address().port}`;
+  const base = `https://127.0.0.1:${server.address().port}`;
+  writeManifests(base);
   return { base, ca, bundles, close: () =>
       new Promise((resolve) => {
         // The updater keeps connections alive; close them, or the test process never ends.

@@ -7,8 +7,12 @@
 #   3. in there, as an ordinary user: `coffer --version`, `man coffer`, `coffer init` +
 #      create + get on a swtpm, and the app under Xvfb up to its first window (screenshot
 #      in docs/screenshots/installed-app.png);
-#   4. `coffer self-update` refuses an unsigned, a wrongly signed, an altered and an older
-#      bundle, and installs a newer signed one; the vault still opens afterwards;
+#   4. the real N -> N+1 update from a file: version N+1 is the same sources built again
+#      with the next patch version (packaging/build.sh --version); `coffer self-update`,
+#      the privileged half of the app's "Install", refuses an unsigned, a wrongly signed, an
+#      altered and an older bundle with the running version still working, and installs
+#      N+1, after which `coffer --version` says N+1, the N+1 app starts, and every secret
+#      reads back as it was written; N is then refused as a downgrade unless forced;
 #   5. `apt-get remove` takes the programs away and leaves the user's vault as it was.
 # Needs root (debootstrap, chroot), as CI has. Mounts and the root are removed on any exit.
 # COFFER_DEBOOTSTRAP_CACHE=DIR keeps the debootstrap tarball there for a second run.
@@ -116,12 +120,35 @@ packaging/build.sh --debug --out "$WORK/packages" --update-pubkey "$WORK/keys/up
 echo "   packages built in $((SECONDS - START)) s"
 VERSION="$(python3 -c 'import json; print(json.load(open("src-tauri/tauri.conf.json"))["version"])')"
 NEWER="$(python3 -c "v='$VERSION'.split('.'); v[2]=str(int(v[2])+1); print('.'.join(v))")"
-packaging/build.sh --debug --out "$WORK/newer" --update-pubkey "$WORK/keys/update.key.pub" --version "$NEWER" >/dev/null
+# A genuine N+1: the same sources rebuilt as version $NEWER into the same target dir (only
+# Coffer's own crates recompile), so the programs themselves say $NEWER.
+START=$SECONDS
+packaging/build.sh --debug --out "$WORK/newer" --update-pubkey "$WORK/keys/update.key.pub" --version "$NEWER" \
+    >"$WORK/build-newer.log" 2>&1 || { tail -30 "$WORK/build-newer.log"; fail "version $NEWER did not build"; }
+echo "   version $NEWER built and packaged in $((SECONDS - START)) s"
 DEB="$(ls "$WORK"/packages/*.deb)"
 NEWER_DEB="$(ls "$WORK"/newer/*.deb)"
 [ -s "$DEB.sig" ] && [ -s "$WORK/packages/latest.json" ] || fail "the packages were not signed or latest.json is missing"
-python3 -c 'import json,sys; m=json.load(open(sys.argv[1])); assert m["platforms"]["linux-x86_64-deb"]["signature"]' \
-    "$WORK/packages/latest.json" || fail "latest.json has no signed .deb entry"
+# latest.json as the app's updater reads it (tauri-plugin-updater's static manifest).
+check_manifest() { # $1: folder, $2: version
+    python3 - "$1" "$2" <<'PY'
+import datetime, json, pathlib, sys
+folder, version = pathlib.Path(sys.argv[1]), sys.argv[2]
+manifest = json.load(open(folder / "latest.json"))
+assert manifest["version"] == version, f"latest.json says {manifest['version']}, not {version}"
+assert manifest["notes"], "latest.json has no notes"
+datetime.datetime.strptime(manifest["pub_date"], "%Y-%m-%dT%H:%M:%SZ")
+kinds = {"linux-x86_64-deb": ".deb", "linux-x86_64-rpm": ".rpm"}
+assert set(manifest["platforms"]) == set(kinds), manifest["platforms"].keys()
+for platform, suffix in kinds.items():
+    entry = manifest["platforms"][platform]
+    assert entry["url"].endswith(suffix), entry["url"]
+    package = folder / entry["url"].rsplit("/", 1)[-1]
+    assert entry["signature"] == (folder / (package.name + ".sig")).read_text().strip(), platform
+PY
+}
+check_manifest "$WORK/packages" "$VERSION" || fail "latest.json of version $VERSION is not what the updater reads"
+check_manifest "$WORK/newer" "$NEWER" || fail "latest.json of version $NEWER is not what the updater reads"
 
 log "lintian"
 # No overrides: fix what it reports in packaging/ instead.
@@ -203,6 +230,35 @@ coffer_user init >/dev/null || fail "coffer init failed"
 printf 'value-from-the-install-test' | coffer_user secret create install/check --value-file - >/dev/null \
     || fail "coffer secret create failed"
 [ "$(coffer_user secret get install/check)" = value-from-the-install-test ] || fail "coffer secret get returned another value"
+# More secrets for the update to carry over: several names, a second version, a multi-line value.
+printf 'postgres://app:first@127.0.0.1/app' | coffer_user secret create db/url --value-file - >/dev/null
+printf 'postgres://app:second@127.0.0.1/app' | coffer_user secret put db/url --value-file - >/dev/null
+printf -- '-----BEGIN KEY-----\nAAAA\nBBBB\n-----END KEY-----\n' | coffer_user secret create tls/key --value-file - >/dev/null
+printf 'sk_live_4f9a' | coffer_user secret create api/token --value-file - >/dev/null \
+    || fail "coffer secret create/put failed"
+# What every secret reads as: the sorted names, then per secret its versions with their
+# labels and keys, and the value of every version.
+vault_contents() {
+    local name versions id
+    coffer_user secret list -o json | python3 -c 'import json,sys
+d = json.load(sys.stdin)
+items = d if isinstance(d, list) else next(v for v in d.values() if isinstance(v, list))
+print("\n".join(sorted(i.get("name") or i.get("Name") for i in items)))' || return 1
+    for name in install/check db/url tls/key api/token; do
+        versions="$(coffer_user secret versions "$name" -o json)" || return 1
+        printf '%s versions: %s\n' "$name" "$versions"
+        for id in $(python3 -c 'import json,sys
+d = json.loads(sys.argv[1])
+items = d if isinstance(d, list) else next(v for v in d.values() if isinstance(v, list))
+print(" ".join(sorted(i["version_id"] for i in items)))' "$versions"); do
+            printf '%s@%s=' "$name" "$id"
+            coffer_user secret get "$name" --version-id "$id" | sha256sum || return 1
+        done
+    done
+}
+CONTENTS="$(vault_contents)" || fail "the vault's secrets could not be read"
+grep -qx 'api/token' <<<"$CONTENTS" && grep -qx 'tls/key' <<<"$CONTENTS" || fail "coffer secret list misses secrets: $CONTENTS"
+[ "$(grep -c '^db/url@' <<<"$CONTENTS")" -eq 2 ] || fail "db/url should have two versions: $CONTENTS"
 VAULT="$CHROOT/home/tester/.local/share/coffer/vault.db"
 [ -f "$VAULT" ] || fail "the vault is not where the docs say ($VAULT)"
 
@@ -211,32 +267,36 @@ DISPLAY_NUM=150
 while [ -e "/tmp/.X$DISPLAY_NUM-lock" ] || [ -e "$CHROOT/tmp/.X$DISPLAY_NUM-lock" ]; do DISPLAY_NUM=$((DISPLAY_NUM + 1)); done
 as_user Xvfb ":$DISPLAY_NUM" -screen 0 1280x800x24 -nolisten tcp >"$WORK/xvfb.log" 2>&1 &
 for _ in $(seq 50); do [ -e "$CHROOT/tmp/.X11-unix/X$DISPLAY_NUM" ] && break; sleep 0.1; done
-# The app's own vault and software TPM, apart from the CLI's.
-as_user env DISPLAY=":$DISPLAY_NUM" NO_AT_BRIDGE=1 XDG_DATA_HOME=/home/tester/app-data coffer-app \
-    >"$WORK/app.log" 2>&1 &
-APP=$!
-WINDOW=""
-for _ in $(seq 120); do
-    kill -0 "$APP" 2>/dev/null || { cat "$WORK/app.log"; fail "the app exited before showing a window"; }
-    if as_user env DISPLAY=":$DISPLAY_NUM" xwininfo -root -tree 2>/dev/null | grep -q '"Coffer"'; then
-        WINDOW=yes
-        break
+# Starts the installed app (its own vault and software TPM, apart from the CLI's), waits for
+# its window, lets WebKit draw, and saves a picture of the window alone to $1 (if given).
+app_window() { # $1: screenshot path or ""
+    as_user env DISPLAY=":$DISPLAY_NUM" NO_AT_BRIDGE=1 XDG_DATA_HOME=/home/tester/app-data coffer-app \
+        >"$WORK/app.log" 2>&1 &
+    local app=$! window=""
+    for _ in $(seq 120); do
+        kill -0 "$app" 2>/dev/null || { cat "$WORK/app.log"; fail "the app exited before showing a window"; }
+        window="$(as_user env DISPLAY=":$DISPLAY_NUM" xwininfo -root -tree 2>/dev/null |
+            sed -n 's/^ *\(0x[0-9a-f]*\) "Coffer": .*/\1/p' | head -1)"
+        [ -n "$window" ] && break
+        sleep 0.5
+    done
+    [ -n "$window" ] || { cat "$WORK/app.log"; fail "the app showed no window named Coffer within 60 s"; }
+    # Give WebKit time to draw the first screen, then keep a picture of the window.
+    sleep 8
+    kill -0 "$app" 2>/dev/null || { cat "$WORK/app.log"; fail "the app exited after showing its window"; }
+    if [ -n "$1" ]; then
+        as_user env DISPLAY=":$DISPLAY_NUM" xwd -id "$window" -silent >"$WORK/window.xwd"
+        mkdir -p "$(dirname "$1")"
+        convert "xwd:$WORK/window.xwd" "$1"
+        local colours
+        colours="$(convert "$1" -format %k info:)"
+        [ "$colours" -gt 64 ] || fail "the app's window looks empty ($colours colours in $1)"
+        echo "   first screen: $1 ($colours colours, $(identify -format %wx%h "$1"))"
     fi
-    sleep 0.5
-done
-[ -n "$WINDOW" ] || { cat "$WORK/app.log"; fail "the app showed no window named Coffer within 60 s"; }
-# Give WebKit time to draw the first screen, then keep a picture of it.
-sleep 8
-kill -0 "$APP" 2>/dev/null || { cat "$WORK/app.log"; fail "the app exited after showing its window"; }
-as_user env DISPLAY=":$DISPLAY_NUM" xwd -root -silent >"$WORK/screen.xwd"
-SHOT="${E2E_SCREENSHOTS:-$ROOT/docs/screenshots}/installed-app.png"
-mkdir -p "$(dirname "$SHOT")"
-convert "xwd:$WORK/screen.xwd" "$SHOT"
-COLOURS="$(convert "$SHOT" -format %k info:)"
-[ "$COLOURS" -gt 64 ] || fail "the app's window looks empty ($COLOURS colours in $SHOT)"
-echo "   first screen: $SHOT ($COLOURS colours)"
-kill "$APP" 2>/dev/null || true
-wait "$APP" 2>/dev/null || true
+    kill "$app" 2>/dev/null || true
+    wait "$app" 2>/dev/null || true
+}
+app_window "${E2E_SCREENSHOTS:-$ROOT/docs/screenshots}/installed-app.png"
 
 log "coffer self-update refuses what it must, and installs a newer signed bundle"
 cp "$DEB" "$DEB.sig" "$NEWER_DEB" "$NEWER_DEB.sig" "$CHROOT/tmp/"
@@ -253,28 +313,41 @@ data = bytearray(open(path, "rb").read())
 data[len(data) // 2] ^= 0x01
 open(path, "wb").write(data)
 PY
+# The running version (and its vault) must be untouched by a refusal.
+still_running() { # $1: the version that must be running
+    [ "$(in_root dpkg-query -W -f='${Version}' coffer)" = "$1" ] || fail "a refused bundle changed the installed package"
+    [ "$(as_user coffer --version)" = "coffer $1" ] || fail "coffer --version is no longer $1 after a refusal"
+    [ "$(vault_contents)" = "$CONTENTS" ] || fail "the vault does not read as before after a refusal"
+}
 refused() { # $1: what, $2: text the refusal must contain, $3...: arguments
     local what="$1" needle="$2"
     shift 2
-    local out status=0
+    local out status=0 running
+    running="$(in_root dpkg-query -W -f='${Version}' coffer)"
     out="$(in_root coffer self-update "$@" 2>&1)" || status=$?
     [ "$status" -ne 0 ] || fail "self-update installed $what"
     grep -q "$needle" <<<"$out" || fail "self-update refused $what without saying \"$needle\": $out"
+    grep -q "nothing was installed" <<<"$out" || fail "self-update refused $what without saying nothing was installed: $out"
     echo "   refused $what: $out"
+    still_running "$running"
 }
 refused "an unsigned bundle" "unsigned" --file /tmp/unsigned.deb
 refused "a bundle signed by another key" "another key" --file /tmp/other-key.deb
 refused "an altered bundle" "changed after it was signed" --file /tmp/altered.deb
 refused "the running version" "not newer" --file "/tmp/$(basename "$DEB")"
-[ "$(in_root dpkg-query -W -f='${Version}' coffer)" = "$VERSION" ] || fail "a refused bundle changed the installed version"
 in_root coffer self-update --file "/tmp/$NEWER_NAME" || fail "self-update did not install the newer signed bundle"
 [ "$(in_root dpkg-query -W -f='${Version}' coffer)" = "$NEWER" ] || fail "the newer bundle is not installed"
+[ "$(as_user coffer --version)" = "coffer $NEWER" ] || fail "after the update coffer --version says $(as_user coffer --version), not $NEWER"
 grep -q "\"to\":\"$NEWER\"" "$CHROOT/var/log/coffer/updates.log" || fail "the update is not in /var/log/coffer/updates.log"
-[ "$(coffer_user secret get install/check)" = value-from-the-install-test ] || fail "the vault does not open after the update"
+[ "$(vault_contents)" = "$CONTENTS" ] || fail "after the update to $NEWER the vault does not read as before"
+echo "   coffer $NEWER is installed and reads every secret as it was written"
+app_window "" # the updated app starts up to its window
 refused "an older bundle" "not newer" --file "/tmp/$(basename "$DEB")"
 in_root coffer self-update --allow-downgrade --file "/tmp/$(basename "$DEB")" >/dev/null 2>&1 \
     || fail "self-update --allow-downgrade did not install the older bundle"
 grep -q '"downgrade":true' "$CHROOT/var/log/coffer/updates.log" || fail "the downgrade was not logged"
+[ "$(as_user coffer --version)" = "coffer $VERSION" ] || fail "the forced downgrade did not bring back $VERSION"
+[ "$(vault_contents)" = "$CONTENTS" ] || fail "after the downgrade the vault does not read as before"
 
 log "apt-get remove leaves the vault alone"
 BEFORE="$(sha256sum "$VAULT" | cut -d' ' -f1)"

@@ -300,3 +300,61 @@ fn package_target() -> String {
 fn poisoned<T>(_: T) -> AppError {
     AppError::internal("the update state is unusable after an earlier failure; restart Coffer")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The manifest packaging/build.sh publishes (written by packaging/latest_json.py) is
+    /// what tauri-plugin-updater reads, with an entry under the name this app asks for.
+    #[test]
+    fn the_updater_reads_the_manifest_a_release_publishes() {
+        let dir = tempfile::tempdir().unwrap();
+        for (name, signature) in [
+            ("Coffer_0.2.0_amd64.deb", "deb-signature"),
+            ("Coffer-0.2.0-1.x86_64.rpm", "rpm-signature"),
+        ] {
+            std::fs::write(dir.path().join(name), b"package").unwrap();
+            std::fs::write(
+                dir.path().join(format!("{name}.sig")),
+                format!("{signature}\n"),
+            )
+            .unwrap();
+        }
+        let writer = Path::new(env!("CARGO_MANIFEST_DIR")).join("../packaging/latest_json.py");
+        let output = std::process::Command::new("python3")
+            .arg(writer)
+            .arg("0.2.0")
+            .arg(dir.path())
+            .env(
+                "COFFER_RELEASE_URL",
+                "https://updates.example.org/coffer/0.2.0/",
+            )
+            .env("COFFER_RELEASE_NOTES", "Coffer 0.2.0\n\n- notes")
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let release: tauri_plugin_updater::RemoteRelease =
+            serde_json::from_slice(&output.stdout).unwrap();
+        assert_eq!(release.version.to_string(), "0.2.0");
+        assert_eq!(release.notes.as_deref(), Some("Coffer 0.2.0\n\n- notes"));
+        assert!(release.pub_date.is_some());
+        for (kind, name, signature) in [
+            ("deb", "Coffer_0.2.0_amd64.deb", "deb-signature"),
+            ("rpm", "Coffer-0.2.0-1.x86_64.rpm", "rpm-signature"),
+        ] {
+            let target = format!("linux-{}-{kind}", std::env::consts::ARCH);
+            assert_eq!(
+                release.download_url(&target).unwrap().as_str(),
+                format!("https://updates.example.org/coffer/0.2.0/{name}")
+            );
+            assert_eq!(release.signature(&target).unwrap(), signature);
+        }
+        // And the entry this machine's app would pick is one of them.
+        assert!(release.download_url(&package_target()).is_ok());
+    }
+}
