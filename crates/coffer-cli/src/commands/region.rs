@@ -64,7 +64,11 @@ pub fn run(env: &Env, command: RegionCommand) -> Result<(), Failure> {
             other => Err(unexpected(other)),
         },
         RegionCommand::Remove { name } => {
-            let message = format!("Region {name} is no longer paired.");
+            let message = format!(
+                "Region {name} is no longer paired: nothing more is sent to it. Copies that \
+                 machine already holds stay there; to have one deleted, run `coffer secret \
+                 remove-region NAME --region {name}` while it is still paired and reachable."
+            );
             match backend.call(Request::RegionRemove { name })? {
                 Response::Done => say(env, &message),
                 other => Err(unexpected(other)),
