@@ -5,8 +5,8 @@
 //! TEST-ONLY PATH: when `COFFER_TEST_FILE_PICKER` names a file, the chooser is not shown;
 //! the path written in that file is the answer (the file is removed, so each answer is used
 //! once), and no file there means "cancelled". WebDriver cannot drive a native dialog; with
-//! this the end-to-end suite still runs the real export and import code. The app is never
-//! started with it outside the suite (`tests/e2e/run.sh` sets it).
+//! this the end-to-end suite still runs the real export and import code. Only debug builds
+//! look at it (the suite runs one; `tests/e2e/run.sh` sets it); release builds ignore it.
 
 use std::path::PathBuf;
 
@@ -25,8 +25,12 @@ pub enum Pick<'a> {
 
 /// Asks the user for a file; `None` when they cancel.
 pub async fn pick(app: &AppHandle, title: &str, pick: Pick<'_>) -> AppResult<Option<PathBuf>> {
-    if let Some(answers) = std::env::var_os("COFFER_TEST_FILE_PICKER") {
-        return Ok(test_answer(PathBuf::from(answers)));
+    // Debug builds only (the end-to-end suite runs one): a release build never lets its
+    // environment choose the files it reads and writes.
+    if cfg!(debug_assertions) {
+        if let Some(answers) = std::env::var_os("COFFER_TEST_FILE_PICKER") {
+            return Ok(test_answer(PathBuf::from(answers)));
+        }
     }
     let (action, accept, suggested) = match pick {
         Pick::Open => (gtk::FileChooserAction::Open, "Open", None),
