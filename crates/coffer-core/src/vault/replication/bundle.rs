@@ -44,6 +44,28 @@ struct SignedFile {
     signature: Vec<u8>,
 }
 
+impl SignedFile {
+    /// `body` signed under `domain` by this vault's identity, with the certificate that
+    /// lets the other side match it to the fingerprint it pinned.
+    fn sign(
+        identity: &crate::region::identity::Identity,
+        format: &str,
+        domain: &str,
+        body: Vec<u8>,
+    ) -> Result<SignedFile> {
+        Ok(SignedFile {
+            format: format.into(),
+            signature: identity.sign(domain, &body)?,
+            signer: identity
+                .chain()
+                .last()
+                .map(|c| c.to_vec())
+                .unwrap_or_default(),
+            body,
+        })
+    }
+}
+
 #[derive(Serialize, Deserialize)]
 struct BundleBody {
     primary_vault: Uuid,
@@ -301,16 +323,7 @@ impl Vault {
         };
         let count = body.entries.len();
         let body_bytes = serde_json::to_vec(&body).map_err(|e| invalid_bundle(e.to_string()))?;
-        let file = SignedFile {
-            format: BUNDLE_FORMAT.into(),
-            signature: identity.sign(BUNDLE_DOMAIN, &body_bytes)?,
-            signer: identity
-                .chain()
-                .last()
-                .map(|c| c.to_vec())
-                .unwrap_or_default(),
-            body: body_bytes,
-        };
+        let file = SignedFile::sign(&identity, BUNDLE_FORMAT, BUNDLE_DOMAIN, body_bytes)?;
         let text = to_text(&file)?;
         let backlog = rows::backlog_len(self.store.conn(), region.as_str())?;
         let event = AuditEvent::new("replication_bundle_export").detail(format!(
@@ -448,16 +461,9 @@ impl Vault {
             created_at: Timestamp::now().millis(),
         };
         let body_bytes = serde_json::to_vec(&body).map_err(|e| invalid_ack(e.to_string()))?;
-        to_text(&SignedFile {
-            format: ACK_FORMAT.into(),
-            signature: identity.sign(ACK_DOMAIN, &body_bytes)?,
-            signer: identity
-                .chain()
-                .last()
-                .map(|c| c.to_vec())
-                .unwrap_or_default(),
-            body: body_bytes,
-        })
+        to_text(&SignedFile::sign(
+            &identity, ACK_FORMAT, ACK_DOMAIN, body_bytes,
+        )?)
     }
 
     /// Takes a region's acknowledgement: checks it (for this vault, from the pinned
