@@ -185,6 +185,10 @@ pub struct VersionWritten {
     pub labels: Vec<StagingLabel>,
     /// False when an idempotency token matched an earlier write and nothing new was stored.
     pub created: bool,
+    /// Set when the write went to a team folder's primary, which stored it: this vault's
+    /// copy follows with that region's next replication.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub applied_by: Option<String>,
 }
 
 /// One version of a secret, without its value.

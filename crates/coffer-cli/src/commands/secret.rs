@@ -158,7 +158,8 @@ pub fn run(env: &Env, command: SecretCommand) -> Result<(), Failure> {
                             out,
                             "Created secret {} with version {} (CURRENT).",
                             w.name, w.version_id
-                        )
+                        )?;
+                        applied_by(out, w)
                     }
                 }),
                 other => Err(unexpected(other)),
@@ -186,7 +187,8 @@ pub fn run(env: &Env, command: SecretCommand) -> Result<(), Failure> {
                             w.version_id,
                             w.name,
                             labels.join(", ")
-                        )
+                        )?;
+                        applied_by(out, w)
                     } else {
                         writeln!(out, "Already stored as version {} of {} (same idempotency token); nothing changed.", w.version_id, w.name)
                     }
@@ -548,4 +550,19 @@ fn replication_fields(
         )?;
     }
     Ok(())
+}
+
+/// For a write a team folder's primary stored: where it went, and when the copy here
+/// follows.
+fn applied_by(
+    out: &mut dyn std::io::Write,
+    written: &coffer_core::model::VersionWritten,
+) -> std::io::Result<()> {
+    match &written.applied_by {
+        Some(primary) => writeln!(
+            out,
+            "Stored on region {primary}, the team folder's primary; the copy here follows with its next replication."
+        ),
+        None => Ok(()),
+    }
 }

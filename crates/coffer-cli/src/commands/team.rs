@@ -43,6 +43,9 @@ fn show_team(out: &mut dyn std::io::Write, team: &TeamInfo) -> std::io::Result<(
     }
     writeln!(out)?;
     if team.members.is_empty() {
+        if !team.is_owner {
+            return Ok(());
+        }
         return writeln!(
             out,
             "No members yet. Add one with `coffer team invite REGION --url https://HOST:PORT --fingerprint FP`."

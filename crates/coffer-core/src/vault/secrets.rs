@@ -130,6 +130,7 @@ fn insert_new_secret(
                         version_id: earlier.id,
                         labels: labels_of(tx, earlier.id)?,
                         created: false,
+                        applied_by: None,
                     });
                 }
                 return Err(Error::TokenReused {
@@ -174,6 +175,7 @@ fn insert_new_secret(
         version_id: Uuid::nil(),
         labels: Vec::new(),
         created: true,
+        applied_by: None,
     };
     if let Some(value) = &request.value {
         let version = seal_version(
@@ -615,6 +617,7 @@ pub(crate) fn apply_forwarded(
         version_id: version.id,
         labels,
         created: true,
+        applied_by: None,
     })
 }
 
@@ -741,6 +744,7 @@ impl Vault {
                         version_id: earlier.id,
                         labels: labels_of(tx, earlier.id)?,
                         created: false,
+                        applied_by: None,
                     });
                 }
             }
@@ -765,6 +769,7 @@ impl Vault {
                 version_id: version.id,
                 labels,
                 created: true,
+                applied_by: None,
             })
         })
     }

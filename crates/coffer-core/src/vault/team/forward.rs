@@ -292,6 +292,7 @@ impl Vault {
                 .filter_map(|l| StagingLabel::parse(l).ok())
                 .collect(),
             created: true,
+            applied_by: Some(primary.to_owned()),
         })
     }
 
