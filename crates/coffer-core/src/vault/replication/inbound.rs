@@ -150,6 +150,15 @@ impl Inbound {
                 }
                 vault.answer_team_write(&region, &request.body)
             }
+            crate::vault::team::admin::ADMIN_PATH => {
+                if !vault.is_unlocked() {
+                    return text(
+                        503,
+                        format!("region {own_region}, the team's owner, is locked; unlock it and try again"),
+                    );
+                }
+                vault.answer_team_admin(&region, &request.body)
+            }
             _ => text(404, "no such replication endpoint"),
         }
     }

@@ -373,13 +373,35 @@ impl Pusher {
                 Vec::new()
             }
         });
-        let regions = regions.unwrap_or_default();
         let now = Instant::now();
-        for region in regions {
-            if self.retry.get(&region).is_some_and(|(at, _)| *at > now) {
-                continue;
-            }
-            match push(vault, &region) {
+        let regions: Vec<String> = regions
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|region| !self.retry.get(region).is_some_and(|(at, _)| *at > now))
+            .collect();
+        // Regions are pushed side by side, a few at a time: a team's change goes to every
+        // member, and each round mostly waits on its own link. Each round holds the vault
+        // only to read and record.
+        let mut outcomes = Vec::with_capacity(regions.len());
+        for batch in regions.chunks(PARALLEL_ROUNDS) {
+            std::thread::scope(|scope| {
+                let rounds: Vec<_> = batch
+                    .iter()
+                    .map(|region| scope.spawn(move || push(vault, region)))
+                    .collect();
+                for (region, round) in batch.iter().zip(rounds) {
+                    let outcome = round.join().unwrap_or_else(|_| {
+                        Err(Error::from(RegionError::Protocol {
+                            name: region.clone(),
+                            reason: "the replication round panicked".into(),
+                        }))
+                    });
+                    outcomes.push((region.clone(), outcome));
+                }
+            });
+        }
+        for (region, outcome) in outcomes {
+            match outcome {
                 Ok(report) => {
                     if self.retry.remove(&region).is_some() || report.backlog > 0 {
                         (self.log)(format!(
@@ -407,6 +429,9 @@ impl Pusher {
 /// How often the replication thread looks for a backlog: a change reaches a reachable
 /// region within about this long.
 const TICK: Duration = Duration::from_millis(50);
+
+/// How many regions one tick pushes to at once.
+const PARALLEL_ROUNDS: usize = 8;
 
 /// Replication running on a thread of its own: what `coffer daemon` runs for its life and
 /// the app runs while the user has it unlocked. Dropping it stops the thread after the

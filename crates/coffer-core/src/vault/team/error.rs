@@ -50,6 +50,21 @@ pub enum TeamError {
         code: &'static str,
         message: String,
     },
+    #[error("{member} may not {what}: only an admin of the folders concerned may (an admin of any folder may invite); the owner can make it one with `coffer team share PREFIX --member {member} --role admin`")]
+    NotAdmin { member: String, what: String },
+    #[error("cannot {what}: the change goes to the team's owner, region {owner}, which cannot be reached: {cause}; nothing changed. Try again when {owner} is back")]
+    OwnerUnreachable {
+        owner: String,
+        what: String,
+        cause: String,
+    },
+    #[error("region {owner}, the team's owner, refused to {what}: {message}")]
+    RefusedByOwner {
+        owner: String,
+        what: String,
+        code: &'static str,
+        message: String,
+    },
     #[error("secret {name:?} is a copy of team folder {prefix:?} from region {primary}; only new values can be written here (`coffer secret put`), and they go to {primary}; change the rest there")]
     MemberCopy {
         name: String,
@@ -75,12 +90,18 @@ impl TeamError {
             | TeamError::AlreadyMember { .. }
             | TeamError::OverlappingFolder { .. }
             | TeamError::MemberCopy { .. } => "team_conflict",
-            TeamError::NotOwner { .. } | TeamError::RoleRefused { .. } => "forbidden",
+            TeamError::NotOwner { .. }
+            | TeamError::RoleRefused { .. }
+            | TeamError::NotAdmin { .. } => "forbidden",
             TeamError::InvalidTeamName { .. }
             | TeamError::InvalidFolder { .. }
             | TeamError::OwnRegion { .. } => "invalid_argument",
-            TeamError::PrimaryUnreachable { .. } => "peer_unreachable",
-            TeamError::RefusedByPrimary { code, .. } => code,
+            TeamError::PrimaryUnreachable { .. } | TeamError::OwnerUnreachable { .. } => {
+                "peer_unreachable"
+            }
+            TeamError::RefusedByPrimary { code, .. } | TeamError::RefusedByOwner { code, .. } => {
+                code
+            }
         }
     }
 }

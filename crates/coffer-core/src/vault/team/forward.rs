@@ -19,7 +19,7 @@ use crate::crypto::DataKey;
 use crate::model::{SecretValue, VersionWritten};
 use crate::names::{SecretName, StagingLabel};
 use crate::region::sealed::{b64, seal_data_key, ReplicaContext, SealPurpose, SealedDataKey};
-use crate::region::transport::{self, Caller, Target};
+use crate::region::transport::{self, Caller, Link, Target};
 use crate::region::{Fingerprint, PeerUrl, RegionError};
 use crate::store::replication::as_author;
 use crate::store::secrets as secret_rows;
@@ -87,7 +87,7 @@ const KNOWN_CODES: &[&str] = &[
     "vault_busy",
 ];
 
-fn static_code(code: &str) -> &'static str {
+pub(crate) fn static_code(code: &str) -> &'static str {
     KNOWN_CODES
         .iter()
         .find(|known| **known == code)
@@ -95,7 +95,7 @@ fn static_code(code: &str) -> &'static str {
         .unwrap_or("team_refused")
 }
 
-fn http_status(code: &str) -> u16 {
+pub(crate) fn http_status(code: &str) -> u16 {
     match code {
         "forbidden" | "peer_untrusted" => 403,
         "team_not_found" | "secret_not_found" => 404,
@@ -119,6 +119,37 @@ pub(crate) enum Intent<'a> {
 }
 
 impl Vault {
+    /// An open link to a team peer. The outer error is this vault's (locked, tampered
+    /// pairing), the inner one the network's: callers say which peer could not be reached.
+    pub(crate) fn team_link(
+        &mut self,
+        region: &str,
+    ) -> Result<std::result::Result<Link, RegionError>> {
+        let peer = self.peer_row(region)?;
+        let (own_region, identity) = self.identity()?;
+        let url = PeerUrl::parse(&peer.url)?;
+        let pinned = Fingerprint::from_bytes(&peer.fingerprint).ok_or_else(|| {
+            RegionError::PeerTampered {
+                name: region.to_owned(),
+            }
+        })?;
+        let hello = identity.hello(&own_region, self.vault_id)?;
+        let (config, verifier) = crate::region::tls::client_config(&identity, pinned)?;
+        Ok(transport::connect(
+            Caller {
+                config,
+                verifier,
+                hello: &hello,
+                fingerprint: identity.fingerprint()?,
+            },
+            Target {
+                name: region,
+                url: &url,
+                pinned,
+            },
+        ))
+    }
+
     /// The folder whose primary a write of `name` must go to, if it is a team folder
     /// this vault is not the primary of.
     pub(crate) fn team_route(&mut self, name: &str) -> Result<Option<FolderState>> {
@@ -171,32 +202,10 @@ impl Vault {
             cause,
         };
         let primary = folder.primary_region.as_str();
-        let peer = self
-            .peer_row(primary)
+        let mut link = self
+            .team_link(primary)?
             .map_err(|e| unreachable(e.to_string()))?;
-        let (own_region, identity) = self.identity()?;
-        let url = PeerUrl::parse(&peer.url)?;
-        let pinned = Fingerprint::from_bytes(&peer.fingerprint).ok_or_else(|| {
-            RegionError::PeerTampered {
-                name: primary.to_owned(),
-            }
-        })?;
-        let hello = identity.hello(&own_region, self.vault_id)?;
-        let (config, verifier) = crate::region::tls::client_config(&identity, pinned)?;
-        let mut link = transport::connect(
-            Caller {
-                config,
-                verifier,
-                hello: &hello,
-                fingerprint: identity.fingerprint()?,
-            },
-            Target {
-                name: primary,
-                url: &url,
-                pinned,
-            },
-        )
-        .map_err(|e| unreachable(e.to_string()))?;
+        let (own_region, _) = self.identity()?;
         let primary_vault = link.contact.hello.vault_id;
         let primary_hpke = link
             .contact

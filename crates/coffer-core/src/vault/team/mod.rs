@@ -12,6 +12,7 @@
 //!   checked the writer's role ([`forward`]);
 //! - removal, which lists what the member could read and marks it for rotation.
 
+pub mod admin;
 mod error;
 pub mod forward;
 pub mod state;
@@ -264,6 +265,16 @@ impl Vault {
         Ok((state, own_region.to_string()))
     }
 
+    /// The owner's region when this vault is in a team it does not own: membership
+    /// changes made here are sent there.
+    fn team_owner_elsewhere(&mut self) -> Result<Option<String>> {
+        let Some(state) = self.team_state()? else {
+            return Ok(None);
+        };
+        let (own_region, _) = self.identity()?;
+        Ok((state.owner_region != own_region.as_str()).then_some(state.owner_region))
+    }
+
     /// The team this vault is in, with each member's link status (on the owner).
     pub fn team(&mut self) -> Result<Option<TeamInfo>> {
         let Some(state) = self.team_state()? else {
@@ -357,8 +368,30 @@ impl Vault {
     }
 
     /// Adds a member (its vault's region name, address and fingerprint), pairing it.
+    /// On an admin's vault, the owner does it.
     pub fn team_invite(&mut self, member: &str, url: &str, fingerprint: &str) -> Result<TeamInfo> {
+        if let Some(owner) = self.team_owner_elsewhere()? {
+            return self.forward_admin(
+                &owner,
+                admin::TeamOp::Invite {
+                    member: member.to_owned(),
+                    url: url.to_owned(),
+                    fingerprint: fingerprint.to_owned(),
+                },
+            );
+        }
+        self.team_invite_by(member, url, fingerprint, None)
+    }
+
+    pub(crate) fn team_invite_by(
+        &mut self,
+        member: &str,
+        url: &str,
+        fingerprint: &str,
+        by: Option<&str>,
+    ) -> Result<TeamInfo> {
         let (mut state, own_region) = self.owned_team()?;
+        let by = by.unwrap_or(&own_region).to_owned();
         let member = RegionName::parse(member)?.to_string();
         if member == own_region {
             return Err(TeamError::OwnRegion { member }.into());
@@ -379,12 +412,10 @@ impl Vault {
             roles: BTreeMap::new(),
         });
         state.revision += 1;
-        let note = format!(
-            "{member} joined team {} (invited by {own_region})",
-            state.name
-        );
+        let note = format!("{member} joined team {} (invited by {by})", state.name);
         self.write(
-            AuditEvent::new("team_invite").detail(format!("team={} member={member}", state.name)),
+            AuditEvent::new("team_invite")
+                .detail(format!("team={} member={member} author={by}", state.name)),
             |tx, keyring, _| {
                 state::save(tx, &keyring.integrity(), &state)?;
                 queue_state(tx, &state, &member_regions(&state), &note)
@@ -436,8 +467,29 @@ impl Vault {
     /// Gives a member a role in a folder (or changes it), and replicates every secret
     /// under the folder to it.
     pub fn team_share(&mut self, prefix: &str, member: &str, role: TeamRole) -> Result<TeamInfo> {
+        if let Some(owner) = self.team_owner_elsewhere()? {
+            return self.forward_admin(
+                &owner,
+                admin::TeamOp::Share {
+                    prefix: prefix.to_owned(),
+                    member: member.to_owned(),
+                    role,
+                },
+            );
+        }
+        self.team_share_by(prefix, member, role, None)
+    }
+
+    pub(crate) fn team_share_by(
+        &mut self,
+        prefix: &str,
+        member: &str,
+        role: TeamRole,
+        by: Option<&str>,
+    ) -> Result<TeamInfo> {
         state::check_prefix(prefix)?;
         let (mut state, own_region) = self.owned_team()?;
+        let by = by.unwrap_or(&own_region).to_owned();
         if state.member(member).is_none() {
             return Err(TeamError::UnknownMember {
                 team: state.name,
@@ -467,19 +519,16 @@ impl Vault {
         state.revision += 1;
         let note = match before {
             Some(old) => format!(
-                "{member}'s role in {prefix} changed from {} to {} by {own_region}",
+                "{member}'s role in {prefix} changed from {} to {} by {by}",
                 old.as_str(),
                 role.as_str()
             ),
-            None => format!(
-                "{prefix} shared with {member} as {} by {own_region}",
-                role.as_str()
-            ),
+            None => format!("{prefix} shared with {member} as {} by {by}", role.as_str()),
         };
         let member = member.to_owned();
         self.write(
             AuditEvent::new("team_share").detail(format!(
-                "folder={prefix} member={member} role={}",
+                "folder={prefix} member={member} role={} author={by}",
                 role.as_str()
             )),
             |tx, keyring, _| {
@@ -500,8 +549,27 @@ impl Vault {
     /// Takes a member's role in a folder away; its copies there are deleted when it is
     /// next reached.
     pub fn team_unshare(&mut self, prefix: &str, member: &str) -> Result<TeamInfo> {
+        if let Some(owner) = self.team_owner_elsewhere()? {
+            return self.forward_admin(
+                &owner,
+                admin::TeamOp::Unshare {
+                    prefix: prefix.to_owned(),
+                    member: member.to_owned(),
+                },
+            );
+        }
+        self.team_unshare_by(prefix, member, None)
+    }
+
+    pub(crate) fn team_unshare_by(
+        &mut self,
+        prefix: &str,
+        member: &str,
+        by: Option<&str>,
+    ) -> Result<TeamInfo> {
         state::check_prefix(prefix)?;
         let (mut state, own_region) = self.owned_team()?;
+        let by = by.unwrap_or(&own_region).to_owned();
         let removed = state
             .member_mut(member)
             .and_then(|m| m.roles.remove(prefix));
@@ -514,10 +582,11 @@ impl Vault {
         }
         state.drop_unshared_folders();
         state.revision += 1;
-        let note = format!("{prefix} no longer shared with {member} (by {own_region})");
+        let note = format!("{prefix} no longer shared with {member} (by {by})");
         let member = member.to_owned();
         self.write(
-            AuditEvent::new("team_unshare").detail(format!("folder={prefix} member={member}")),
+            AuditEvent::new("team_unshare")
+                .detail(format!("folder={prefix} member={member} author={by}")),
             |tx, keyring, _| {
                 state::save(tx, &keyring.integrity(), &state)?;
                 queue_state(tx, &state, &member_regions(&state), &note)?;
@@ -535,7 +604,20 @@ impl Vault {
     /// as "rotate now" (rotated here when `rotate`), the others as exposed until a new
     /// value is put.
     pub fn team_remove(&mut self, member: &str, rotate: bool) -> Result<TeamRemoval> {
+        if let Some(owner) = self.team_owner_elsewhere()? {
+            return self.forward_admin_remove(&owner, member, rotate);
+        }
+        self.team_remove_by(member, rotate, None)
+    }
+
+    pub(crate) fn team_remove_by(
+        &mut self,
+        member: &str,
+        rotate: bool,
+        by: Option<&str>,
+    ) -> Result<TeamRemoval> {
         let (mut state, own_region) = self.owned_team()?;
+        let by = by.unwrap_or(&own_region).to_owned();
         let Some(position) = state.members.iter().position(|m| m.region == member) else {
             return Err(TeamError::UnknownMember {
                 team: state.name,
@@ -546,12 +628,13 @@ impl Vault {
         let removed = state.members.remove(position);
         state.drop_unshared_folders();
         state.revision += 1;
-        let note = format!("{member} removed from team {} by {own_region}", state.name);
+        let note = format!("{member} removed from team {} by {by}", state.name);
         let member = member.to_owned();
         let now = Timestamp::now().millis();
         let mut exposed = Vec::new();
         self.write(
-            AuditEvent::new("team_remove").detail(format!("team={} member={member}", state.name)),
+            AuditEvent::new("team_remove")
+                .detail(format!("team={} member={member} author={by}", state.name)),
             |tx, keyring, _| {
                 state::save(tx, &keyring.integrity(), &state)?;
                 let mut told = member_regions(&state);

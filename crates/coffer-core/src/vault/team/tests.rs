@@ -471,9 +471,11 @@ fn removing_a_member_deletes_its_copies_and_lists_what_it_could_read() {
     assert!(states.contains(&("team/payments/db".into(), ExposureState::Rotated)));
     assert!(states.contains(&("team/payments/api".into(), ExposureState::Exposed)));
 
-    // Only the owner changes membership, and an unknown member is named.
+    // A member's membership change goes to the owner (unreachable here: no listener),
+    // and an unknown member is named.
     let error = carol.vault.team_remove("bob", false).unwrap_err();
-    assert_eq!(error.code(), "forbidden", "{error}");
+    assert_eq!(error.code(), "peer_unreachable", "{error}");
+    assert!(error.to_string().contains("nothing changed"), "{error}");
     let error = alice.vault.team_remove("dave", false).unwrap_err();
     assert_eq!(error.code(), "team_not_found", "{error}");
 }
@@ -506,4 +508,107 @@ fn bad_team_input_is_refused_and_changes_nothing() {
     let team = alice.vault.team().unwrap().unwrap();
     assert_eq!(team.folders.len(), 1);
     assert_eq!(team.revision, 4, "create, two invites, one share");
+}
+
+#[test]
+fn an_admin_changes_membership_through_the_owner_within_its_folders() {
+    use super::admin::TeamOp;
+    let (mut alice, _bob, mut carol) = team();
+    create(&mut alice.vault, "team/payments/db", "one");
+    alice
+        .vault
+        .team_share("team/payments/", "bob", TeamRole::Admin)
+        .unwrap();
+    alice
+        .vault
+        .team_share("team/ops/", "carol", TeamRole::Writer)
+        .unwrap();
+    let ask = |alice: &mut Member, caller: &str, op: TeamOp| {
+        let (status, body) = alice
+            .vault
+            .answer_team_admin(caller, &serde_json::to_vec(&op).unwrap());
+        (status, String::from_utf8(body).unwrap())
+    };
+
+    // Bob, admin of team/payments/, shares it with carol: done by alice, authored by bob.
+    let (status, body) = ask(
+        &mut alice,
+        "bob",
+        TeamOp::Share {
+            prefix: "team/payments/".into(),
+            member: "carol".into(),
+            role: TeamRole::Reader,
+        },
+    );
+    assert_eq!(status, 200, "{body}");
+    sync(&mut alice, &mut carol);
+    assert_eq!(read(&mut carol.vault, "team/payments/db"), "one");
+    let log = carol.vault.audit_list(None, None, 1000).unwrap();
+    assert!(
+        log.iter().any(|e| e.operation == "team_changed"
+            && e.detail
+                .contains("team/payments/ shared with carol as reader by bob")),
+        "{log:?}"
+    );
+
+    // Carol is no admin: refused, and nothing changes.
+    let before = alice.vault.team().unwrap().unwrap();
+    let (status, body) = ask(
+        &mut alice,
+        "carol",
+        TeamOp::Share {
+            prefix: "team/payments/".into(),
+            member: "carol".into(),
+            role: TeamRole::Admin,
+        },
+    );
+    assert_eq!(status, 403, "{body}");
+    assert!(
+        body.contains("carol may not share team/payments/ with carol"),
+        "{body}"
+    );
+    // Bob is no admin of team/ops/: he may not change roles there, nor remove carol,
+    // who has a role there.
+    let (status, body) = ask(
+        &mut alice,
+        "bob",
+        TeamOp::Share {
+            prefix: "team/ops/".into(),
+            member: "carol".into(),
+            role: TeamRole::Reader,
+        },
+    );
+    assert_eq!(status, 403, "{body}");
+    let (status, body) = ask(
+        &mut alice,
+        "bob",
+        TeamOp::Remove {
+            member: "carol".into(),
+            rotate: false,
+        },
+    );
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(alice.vault.team().unwrap().unwrap(), before);
+
+    // Bob may invite (he is an admin of a folder).
+    let mut dave = member("dave");
+    let fd = fingerprint(&mut dave);
+    let (status, body) = ask(
+        &mut alice,
+        "bob",
+        TeamOp::Invite {
+            member: "dave".into(),
+            url: "https://127.0.0.1:9".into(),
+            fingerprint: fd,
+        },
+    );
+    assert_eq!(status, 200, "{body}");
+    assert!(alice
+        .vault
+        .team()
+        .unwrap()
+        .unwrap()
+        .members
+        .iter()
+        .any(|m| m.region == "dave"));
 }
