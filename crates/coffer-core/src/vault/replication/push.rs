@@ -377,7 +377,7 @@ impl Pusher {
         let regions: Vec<String> = regions
             .unwrap_or_default()
             .into_iter()
-            .filter(|region| !self.retry.get(region).is_some_and(|(at, _)| *at > now))
+            .filter(|region| self.retry.get(region).is_none_or(|(at, _)| *at <= now))
             .collect();
         // Regions are pushed side by side, a few at a time: a team's change goes to every
         // member, and each round mostly waits on its own link. Each round holds the vault
