@@ -62,6 +62,11 @@ pub enum Command {
         /// renamed until a peer is paired).
         #[arg(long, value_name = "NAME")]
         region: Option<String>,
+        /// Seal the keys in this TPM with no PIN, for a server nobody unlocks by hand:
+        /// anyone with root here can unlock the vault; the file elsewhere stays useless.
+        /// Add --pcrs to also tie the keys to this machine's boot state.
+        #[arg(long)]
+        unattended: bool,
     },
     /// Bring the vault back with the recovery code after a TPM change, and set a new PIN.
     Recover {
@@ -76,8 +81,13 @@ pub enum Command {
         #[arg(long)]
         accept_rollback: bool,
     },
-    /// Re-seal every key under a new PIN.
-    ChangePin,
+    /// Re-seal every key under a new PIN (or, with --to-unattended, under no PIN).
+    ChangePin {
+        /// Re-seal every key with no PIN, so that a server unlocks without a person (needs
+        /// the current PIN). `coffer recover` gives such a vault a PIN again.
+        #[arg(long)]
+        to_unattended: bool,
+    },
     /// Show the vault file, its id, the TPM it uses and whether an agent serves it.
     Status,
     /// Unlock once: start an agent that serves later commands without the PIN until it locks.

@@ -43,7 +43,7 @@ fn exit_code(code: &str) -> u8 {
     match code {
         "tpm_unreachable" => exit::TPM_UNAVAILABLE,
         "wrong_pin" | "tpm_lockout" | "pcr_mismatch" | "foreign_tpm" | "locked"
-        | "recovery_code" | "forbidden" => exit::AUTH,
+        | "recovery_code" | "forbidden" | "unlock_policy" => exit::AUTH,
         "vault_busy" | "tpm_busy" => exit::BUSY,
         "vault_not_found" | "secret_not_found" | "version_not_found" | "label_not_found"
         | "key_not_found" | "region_not_found" | "team_not_found" => exit::NOT_FOUND,

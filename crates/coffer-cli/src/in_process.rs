@@ -3,6 +3,7 @@
 //! `daemon`). Reached only from `tpm_main`, so `coffer` never links the TPM stack.
 
 use coffer_core::service::{self, Request, Response};
+use coffer_core::vault::UnlockPolicy;
 use coffer_core::Vault;
 
 use crate::cli::Command;
@@ -16,12 +17,28 @@ impl Execute for Vault {
     }
 }
 
-/// The vault, unlocked here with the PIN.
+/// The vault, unlocked here with the PIN (asked for only if the vault has one).
 pub fn open_unlocked(env: &Env) -> Result<Vault, Failure> {
     let mut vault = Vault::open(&env.vault)?;
-    let pin = input::pin()?;
-    vault.unlock(&env.tcti, &pin)?;
+    if unattended(&vault)? {
+        vault.unlock_unattended(&env.tcti)?;
+    } else {
+        let pin = input::pin()?;
+        vault.unlock(&env.tcti, &pin)?;
+    }
     Ok(vault)
+}
+
+/// Whether `vault` unlocks with no PIN. Such a vault refuses a PIN file outright rather
+/// than ignore it: whoever set COFFER_PIN_FILE expects the PIN to matter.
+pub fn unattended(vault: &Vault) -> Result<bool, Failure> {
+    if vault.unlock_policy()? != UnlockPolicy::Unattended {
+        return Ok(false);
+    }
+    if std::env::var_os("COFFER_PIN_FILE").is_some() {
+        return Err(coffer_core::Error::PinGivenToUnattended.into());
+    }
+    Ok(true)
 }
 
 fn open_boxed(env: &Env) -> Result<Box<dyn Execute>, Failure> {
@@ -30,7 +47,11 @@ fn open_boxed(env: &Env) -> Result<Box<dyn Execute>, Failure> {
 
 fn tpm_command(env: &Env, command: Command) -> Result<(), Failure> {
     match command {
-        Command::Init { pcrs, region } => vault::init(env, pcrs, region),
+        Command::Init {
+            pcrs,
+            region,
+            unattended,
+        } => vault::init(env, pcrs, region, unattended),
         Command::Recover {
             recovery_code_file,
             pcrs,

@@ -237,6 +237,13 @@ pub enum Request {
         current_pin: WireValue,
         new_pin: WireValue,
     },
+    /// Re-seals every key with no PIN (unlock policy unattended). Needs the current PIN,
+    /// proven like [`Request::ChangePin`]'s.
+    MakeUnattended {
+        current_pin: WireValue,
+    },
+    /// How the vault unlocks (checked against its MAC).
+    UnlockPolicy,
     /// Sets a secret's rotation schedule, window and rotator (turning rotation on).
     ConfigureRotation {
         name: String,
@@ -459,6 +466,11 @@ pub enum Response {
         vault_id: Uuid,
         /// The serving process, so `coffer status` can name it.
         pid: u32,
+    },
+    UnlockPolicy {
+        policy: crate::vault::UnlockPolicy,
+        /// How `status` shows it.
+        description: String,
     },
     Written(VersionWritten),
     Value(ValueRead),
@@ -933,6 +945,20 @@ pub fn execute(vault: &mut Vault, request: Request) -> Result<Response> {
                 .map_err(|_| Error::invalid("new PIN", "it must be text"))?;
             vault.change_pin(current, new)?;
             Response::Done
+        }
+        Request::MakeUnattended { current_pin } => {
+            let current = current_pin.to_value()?;
+            let current = std::str::from_utf8(current.as_bytes())
+                .map_err(|_| Error::invalid("current PIN", "it must be text"))?;
+            vault.make_unattended(current)?;
+            Response::Done
+        }
+        Request::UnlockPolicy => {
+            let policy = vault.unlock_policy()?;
+            Response::UnlockPolicy {
+                policy,
+                description: policy.describe().to_owned(),
+            }
         }
         Request::ConfigureRotation { name, settings } => {
             Response::Rotation(Box::new(vault.configure_rotation(&name, &settings)?))

@@ -1,6 +1,7 @@
 //! Vault status, first run, unlock, recovery, lock and PIN change.
 
 use coffer_core::tpm::{PcrBinding, TpmInfo};
+use coffer_core::vault::UnlockPolicy;
 use coffer_core::Vault;
 use serde::Serialize;
 use tauri::AppHandle;
@@ -29,6 +30,8 @@ pub struct AppStatus {
     pub vault_exists: bool,
     pub unlocked: bool,
     pub tpm: TpmStatus,
+    /// How the vault unlocks (`pin` or `unattended`), if there is a readable vault.
+    pub unlock_policy: Option<UnlockPolicy>,
     pub version: &'static str,
 }
 
@@ -37,7 +40,14 @@ pub async fn app_status(session: Session<'_>) -> AppResult<AppStatus> {
     blocking(&session, |session| {
         let unlocked = session.is_unlocked();
         // Holding the vault mutex keeps this from racing an unlock for the TPM's few slots.
-        let _guard = session.vault_guard()?;
+        let guard = session.vault_guard()?;
+        let unlock_policy = match guard.as_ref() {
+            Some(vault) => vault.unlock_policy().ok(),
+            None if session.vault_path.exists() => Vault::open(&session.vault_path)
+                .and_then(|vault| vault.unlock_policy())
+                .ok(),
+            None => None,
+        };
         let (info, problem) = match session.tcti() {
             Ok(tcti) => match Vault::tpm_info(tcti) {
                 Ok(info) => (Some(info), None),
@@ -60,6 +70,7 @@ pub async fn app_status(session: Session<'_>) -> AppResult<AppStatus> {
                 info,
                 problem,
             },
+            unlock_policy,
             version: env!("CARGO_PKG_VERSION"),
         })
     })

@@ -33,6 +33,8 @@ export interface AppStatus {
   vault_exists: boolean;
   unlocked: boolean;
   tpm: TpmStatus;
+  /** How the vault unlocks: "pin", or "unattended" (TPM only, no PIN; made with `coffer init --unattended`). */
+  unlock_policy: "pin" | "unattended" | null;
   version: string;
 }
 

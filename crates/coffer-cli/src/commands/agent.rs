@@ -66,9 +66,14 @@ pub fn unlock(env: &Env, timeout: &str) -> Result<(), Failure> {
             );
         }
     }
-    // Fail early on a missing vault, before asking for the PIN.
-    drop(Vault::open(&env.vault)?);
-    let pin = input::pin()?;
+    // Fail early on a missing vault, before asking for the PIN; an unattended vault has
+    // none to ask for (the agent unlocks it with the TPM alone).
+    let unattended = crate::in_process::unattended(&Vault::open(&env.vault)?)?;
+    let pin = if unattended {
+        Zeroizing::new(String::new())
+    } else {
+        input::pin()?
+    };
     let exe = std::env::current_exe()
         .map_err(|e| Failure::usage(format!("cannot find the coffer binary: {e}")))?;
     let mut child = Command::new(exe)
@@ -85,7 +90,7 @@ pub fn unlock(env: &Env, timeout: &str) -> Result<(), Failure> {
         .spawn()
         .map_err(|e| Failure::usage(format!("cannot start the agent: {e}")))?;
     // The PIN goes through a pipe: never an argument or an environment variable.
-    if let Some(mut stdin) = child.stdin.take() {
+    if let Some(mut stdin) = child.stdin.take().filter(|_| !unattended) {
         let line = Zeroizing::new(format!("{}\n", pin.as_str()));
         stdin
             .write_all(line.as_bytes())
@@ -142,15 +147,6 @@ pub fn serve(env: &Env, timeout: &str, pin_stdin: bool) -> Result<(), Failure> {
             println!("error\t{code}\t{message}");
         }
     };
-    let pin = if pin_stdin {
-        let mut line = Zeroizing::new(String::new());
-        std::io::stdin()
-            .read_line(&mut line)
-            .map_err(|e| Failure::usage(format!("cannot read the PIN: {e}")))?;
-        Zeroizing::new(line.trim_end_matches(['\n', '\r']).to_owned())
-    } else {
-        input::pin()?
-    };
     let mut vault = match Vault::open(&env.vault) {
         Ok(vault) => vault,
         Err(error) => {
@@ -158,11 +154,31 @@ pub fn serve(env: &Env, timeout: &str, pin_stdin: bool) -> Result<(), Failure> {
             return Err(error.into());
         }
     };
-    if let Err(error) = vault.unlock(&env.tcti, &pin) {
+    let unattended = match crate::in_process::unattended(&vault) {
+        Ok(unattended) => unattended,
+        Err(failure) => {
+            report("unlock_policy", &failure.message);
+            return Err(failure);
+        }
+    };
+    let unlocked = if unattended {
+        vault.unlock_unattended(&env.tcti)
+    } else {
+        let pin = if pin_stdin {
+            let mut line = Zeroizing::new(String::new());
+            std::io::stdin()
+                .read_line(&mut line)
+                .map_err(|e| Failure::usage(format!("cannot read the PIN: {e}")))?;
+            Zeroizing::new(line.trim_end_matches(['\n', '\r']).to_owned())
+        } else {
+            input::pin()?
+        };
+        vault.unlock(&env.tcti, &pin)
+    };
+    if let Err(error) = unlocked {
         report(error.code(), &error.to_string());
         return Err(error.into());
     }
-    drop(pin);
     let shared = Arc::new(Mutex::new(Some(vault)));
     let server = match AgentServer::bind(&env.vault, shared) {
         Ok(server) => server,

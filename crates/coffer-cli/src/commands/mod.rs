@@ -176,7 +176,7 @@ pub fn run(
         | Command::Unlock { .. }
         | Command::Agent { .. }
         | Command::Daemon { .. }) => (local.tpm_command)(&env, command),
-        Command::ChangePin => vault::change_pin(&env),
+        Command::ChangePin { to_unattended } => vault::change_pin(&env, to_unattended),
         Command::Lock => agent::lock(&env),
         Command::Run { env_file, command } => workflow::run(&env, &env_file, command),
         Command::Env { env_file, shell } => workflow::env(&env, &env_file, shell),

@@ -6,6 +6,7 @@ use coffer_core::agent::AgentClient;
 use coffer_core::service::{Request, Response, WireValue};
 use coffer_core::tpm::PcrBinding;
 use coffer_core::vault::read_audit::{ReadAudit, READ_SYNC_DELAY};
+use coffer_core::vault::UnlockPolicy;
 use coffer_core::{SecretValue, Vault};
 use serde_json::json;
 use zeroize::Zeroizing;
@@ -31,7 +32,20 @@ fn parse_pcrs(text: &str) -> Result<PcrBinding, Failure> {
     Ok(pcrs)
 }
 
-pub fn init(env: &Env, pcrs: Option<String>, region: Option<String>) -> Result<(), Failure> {
+pub fn init(
+    env: &Env,
+    pcrs: Option<String>,
+    region: Option<String>,
+    unattended: bool,
+) -> Result<(), Failure> {
+    // A PIN file with --unattended is a contradiction: refused before anything is made,
+    // rather than one of the two silently winning.
+    if unattended && std::env::var_os("COFFER_PIN_FILE").is_some() {
+        return Err(Failure::usage(
+            "--unattended makes a vault that unlocks with no PIN, but COFFER_PIN_FILE gives one: \
+             unset COFFER_PIN_FILE for an unattended vault, or drop --unattended for a PIN vault",
+        ));
+    }
     let pcrs = pcrs
         .as_deref()
         .map(parse_pcrs)
@@ -43,12 +57,19 @@ pub fn init(env: &Env, pcrs: Option<String>, region: Option<String>) -> Result<(
         .map(coffer_core::region::RegionName::parse)
         .transpose()
         .map_err(coffer_core::Error::from)?;
-    let pin = input::new_pin("COFFER_PIN_FILE")?;
-    let mut created = Vault::init(&env.vault, &env.tcti, &pin, pcrs)?;
+    let mut created = if unattended {
+        warn_unattended(&pcrs);
+        Vault::init_unattended(&env.vault, &env.tcti, pcrs)?
+    } else {
+        let pin = input::new_pin("COFFER_PIN_FILE")?;
+        Vault::init(&env.vault, &env.tcti, &pin, pcrs)?
+    };
     if let Some(region) = region {
         created.vault.set_region_name(region.as_str())?;
     }
-    warn_weak_lockout(env);
+    if !unattended {
+        warn_weak_lockout(env);
+    }
     let code = created.recovery_code.display();
     match env.output {
         Output::Json => {
@@ -97,9 +118,50 @@ pub fn recover(
     Ok(())
 }
 
-pub fn change_pin(env: &Env) -> Result<(), Failure> {
+/// What `init --unattended` must say before it seals anything: who can unlock from now on.
+fn warn_unattended(pcrs: &PcrBinding) {
+    eprintln!(
+        "coffer: WARNING: unattended vault: its keys are sealed in this machine's TPM with no \
+         PIN, so anyone with root on this machine (or access to the TPM device) can unlock it. \
+         The vault file copied elsewhere stays useless: the keys come out of this TPM only."
+    );
+    if pcrs.is_empty() {
+        eprintln!(
+            "coffer: consider --pcrs 7 (or e.g. 0,2,7) to also bind the keys to this machine's \
+             boot state, as `systemd-creds --tpm2-pcrs` does: a changed boot chain then cannot \
+             unlock it either (and `coffer recover` is needed after a firmware update)."
+        );
+    }
+}
+
+pub fn change_pin(env: &Env, to_unattended: bool) -> Result<(), Failure> {
     let mut backend = env.backend()?;
+    // Asked before any prompt: an unattended vault has no current PIN to type.
+    let unattended = match backend.call(Request::UnlockPolicy)? {
+        Response::UnlockPolicy { policy, .. } => policy == UnlockPolicy::Unattended,
+        other => return Err(super::unexpected(other)),
+    };
+    if unattended {
+        let error = if to_unattended {
+            coffer_core::Error::AlreadyUnattended
+        } else {
+            coffer_core::Error::NoPinToChange
+        };
+        return Err(error.into());
+    }
     let current_pin = input::current_pin()?;
+    if to_unattended {
+        let request = Request::MakeUnattended {
+            current_pin: WireValue::from_value(&SecretValue::Text(current_pin)),
+        };
+        return super::done(
+            env,
+            &mut backend,
+            request,
+            "Every key was re-sealed with no PIN: this vault now unlocks unattended, by anyone \
+             with root on this machine. `coffer recover` gives it a PIN again.",
+        );
+    }
     let new_pin = input::new_pin("COFFER_NEW_PIN_FILE")?;
     let request = Request::ChangePin {
         current_pin: WireValue::from_value(&SecretValue::Text(current_pin)),
@@ -130,6 +192,7 @@ fn warn_weak_lockout(env: &Env) {
 pub fn status(env: &Env) -> Result<(), Failure> {
     let vault = Vault::open(&env.vault)?;
     let pcrs = vault.pcr_binding()?;
+    let unlock = vault.unlock_policy()?;
     let audit_reads = vault.read_audit_as_stored()?;
     drop(vault);
     let socket = coffer_core::agent::socket_path(&env.vault).ok();
@@ -149,6 +212,7 @@ pub fn status(env: &Env) -> Result<(), Failure> {
     let value = json!({
         "vault": env.vault.display().to_string(),
         "pcr_binding": pcrs.to_string(),
+        "unlock_policy": unlock,
         "agent": agent,
         "agent_pid": agent_pid,
         "agent_socket": socket.as_ref().map(|p| p.display().to_string()),
@@ -174,6 +238,7 @@ pub fn status(env: &Env) -> Result<(), Failure> {
                     pcrs.to_string()
                 },
             ),
+            ("unlock", unlock.describe().to_owned()),
             ("agent", agent.to_owned()),
             (
                 "key memory",

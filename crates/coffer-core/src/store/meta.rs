@@ -23,6 +23,8 @@ pub const REGION_MAC: &str = "region_mac";
 /// This vault's peer identity: public certificates and keys, private halves sealed under
 /// a key derived from the audit key (see `region::identity`).
 pub const IDENTITY: &str = "region_identity";
+/// Who may unlock: `pin` or `unattended`, MACed as a setting (see `vault::unlock_policy`).
+pub const UNLOCK_POLICY: &str = "unlock_policy";
 
 pub fn get(conn: &Connection, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
     Ok(conn

@@ -125,6 +125,18 @@ pub enum Error {
     AccessKeyTampered { id: String },
     #[error("the vault setting {name} failed its integrity check: it was altered outside Coffer; set it again with `coffer config set`")]
     SettingTampered { name: &'static str },
+    #[error("the vault's unlock policy failed its integrity check: it was altered outside Coffer (or does not match how the keys are sealed), so it is not trusted; run `coffer recover` with your recovery code to set a PIN again, or restore a backup")]
+    UnlockPolicyTampered,
+    #[error("this vault unlocks without a PIN (unlock policy: unattended), so a PIN given to it is refused rather than tried: unset COFFER_PIN_FILE and unlock again")]
+    PinGivenToUnattended,
+    #[error("this vault unlocks with a PIN (unlock policy: pin), not unattended: give the PIN (prompt or COFFER_PIN_FILE)")]
+    NotUnattended,
+    #[error("this vault has no PIN to change (unlock policy: unattended); giving it one changes who can unlock and needs proof: run `coffer recover` with the recovery code and choose the new PIN there")]
+    NoPinToChange,
+    #[error(
+        "this vault already unlocks without a PIN (unlock policy: unattended); nothing was changed"
+    )]
+    AlreadyUnattended,
     #[error("no access key {reference:?}; `coffer access-key list` shows them")]
     AccessKeyNotFound { reference: String },
     #[error("{what} {value:?} is already used by another access key; choose another")]
@@ -224,7 +236,13 @@ impl Error {
             Error::NotReplicated { .. } => "region_not_found",
             Error::ReplicaRowTampered { .. } => "tampered",
             Error::ReplicationRefused { .. } => "peer_untrusted",
-            Error::AccessKeyTampered { .. } | Error::SettingTampered { .. } => "tampered",
+            Error::AccessKeyTampered { .. }
+            | Error::SettingTampered { .. }
+            | Error::UnlockPolicyTampered => "tampered",
+            Error::PinGivenToUnattended
+            | Error::NotUnattended
+            | Error::NoPinToChange
+            | Error::AlreadyUnattended => "unlock_policy",
             Error::AccessKeyNotFound { .. } => "access_key_not_found",
             Error::AccessKeyExists { .. } => "access_key_exists",
         }

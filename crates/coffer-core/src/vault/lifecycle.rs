@@ -9,6 +9,7 @@ use super::context;
 use super::error::{Error, Result};
 use super::integrity::{Integrity, RowKey};
 use super::keyring::{open_audit_key, AuditKey, Keyring};
+use super::unlock_policy::{self, UnlockPolicy};
 use super::Vault;
 use super::{failed_unlocks, rollback};
 use crate::crypto::recovery::{self, RecoveryCode, RecoveryError, RecoveryParams, RecoverySecret};
@@ -97,10 +98,28 @@ impl Vault {
     /// it unlocked together with the recovery code (shown once, never stored).
     pub fn init(path: &Path, tcti: &str, pin: &str, pcrs: PcrBinding) -> Result<Initialized> {
         check_pin(pin)?;
+        Self::create(path, tcti, UnlockPolicy::Pin, pin, pcrs)
+    }
+
+    /// Creates a vault whose keys the TPM at `tcti` releases with no PIN (see
+    /// [`unlock_policy`]): for a headless member that nobody is there to unlock. Anyone
+    /// with root on this machine can unlock it; the file elsewhere stays useless. `pcrs`
+    /// also ties the keys to this machine's boot state.
+    pub fn init_unattended(path: &Path, tcti: &str, pcrs: PcrBinding) -> Result<Initialized> {
+        Self::create(path, tcti, UnlockPolicy::Unattended, "", pcrs)
+    }
+
+    fn create(
+        path: &Path,
+        tcti: &str,
+        policy: UnlockPolicy,
+        pin: &str,
+        pcrs: PcrBinding,
+    ) -> Result<Initialized> {
         // Reach the TPM before creating anything, so a wrong TCTI leaves no empty vault.
         let tpm = Tpm::connect(tcti)?;
         let store = Store::create(path)?;
-        match Self::populate(store, tpm, tcti, pin, pcrs) {
+        match Self::populate(store, tpm, tcti, policy, pin, pcrs) {
             Ok(done) => Ok(done),
             Err(error) => {
                 for suffix in ["", "-wal", "-shm"] {
@@ -117,12 +136,16 @@ impl Vault {
         mut store: Store,
         mut tpm: Tpm,
         tcti: &str,
+        policy: UnlockPolicy,
         pin: &str,
         pcrs: PcrBinding,
     ) -> Result<Initialized> {
-        check_pin_for_tpm(pin, &mut tpm)?;
+        // An unattended vault has no PIN to be guessed: the TPM's lockout protects nothing.
+        if policy == UnlockPolicy::Pin {
+            check_pin_for_tpm(pin, &mut tpm)?;
+        }
         let vault_id = Uuid::new_v4();
-        let pin = PinAuth::derive(vault_id.as_bytes(), pin);
+        let pin = policy.auth(vault_id, pin);
         let recovery_code = RecoveryCode::generate();
         let params = RecoveryParams::generate();
         let recovery_public = RecoverySecret::derive(&recovery_code, &params)?.public_key();
@@ -172,9 +195,10 @@ impl Vault {
             let integrity = Integrity::new(RowKey::derive(&audit_key.0), vault_id);
             integrity.seal_key(&tx, key_id)?;
             integrity.seal_settings(&tx)?;
+            unlock_policy::write(&tx, &integrity, policy)?;
             let event = AuditEvent::new("init")
                 .key(key_id)
-                .detail(format!("pcrs={pcrs}"));
+                .detail(format!("pcrs={pcrs} unlock={}", policy.as_str()));
             audit::append(&tx, &audit_key, &actor, &[event])?;
             tx.commit().map_err(StoreError::from)?;
         }
@@ -200,17 +224,59 @@ impl Vault {
 
     /// Unlocks with the PIN: unseals the default key in the TPM (which checks the PIN
     /// and the PCR policy) and purges secrets whose recovery window has ended.
+    ///
+    /// An unattended vault refuses a PIN without trying it (see
+    /// [`unlock_unattended`](Self::unlock_unattended)).
     pub fn unlock(&mut self, tcti: &str, pin: &str) -> Result<()> {
         if self.keyring.is_some() {
             return Ok(());
         }
-        let pin = PinAuth::derive(self.vault_id.as_bytes(), pin);
+        if unlock_policy::stored(self.store.conn())? == UnlockPolicy::Unattended {
+            return Err(Error::PinGivenToUnattended);
+        }
+        self.unlock_as(tcti, UnlockPolicy::Pin, pin)
+    }
+
+    /// Unlocks a vault whose unlock policy is unattended: no PIN, the TPM alone (and its
+    /// PCR policy, if any) decides. Refuses a PIN vault without touching the TPM.
+    pub fn unlock_unattended(&mut self, tcti: &str) -> Result<()> {
+        if self.keyring.is_some() {
+            return Ok(());
+        }
+        if unlock_policy::stored(self.store.conn())? != UnlockPolicy::Unattended {
+            return Err(Error::NotUnattended);
+        }
+        match self.unlock_as(tcti, UnlockPolicy::Unattended, "") {
+            // The keys are not sealed without a PIN, so the row that says they are was
+            // edited (the attempt was counted and audited like any wrong PIN).
+            Err(Error::Tpm(TpmError::WrongPin { .. })) => Err(Error::UnlockPolicyTampered),
+            other => other,
+        }
+    }
+
+    /// How this vault unlocks. Checked against its MAC when the vault is unlocked; a
+    /// locked vault can only report it as stored (the TPM refuses an unlock that does not
+    /// match how the keys are sealed, and the unlock then checks the MAC).
+    pub fn unlock_policy(&self) -> Result<UnlockPolicy> {
+        match &self.keyring {
+            Some(keyring) => unlock_policy::verified(self.store.conn(), &keyring.integrity()),
+            None => unlock_policy::stored(self.store.conn()),
+        }
+    }
+
+    fn unlock_as(&mut self, tcti: &str, policy: UnlockPolicy, pin: &str) -> Result<()> {
+        let pin = policy.auth(self.vault_id, pin);
         let first = self.unlocking_version()?;
         let primary_name = meta::get(self.store.conn(), meta::PRIMARY_NAME)?;
         let recorded = primary_name.is_some();
         let unlocked = Keyring::unlock(tcti, pin, self.vault_id, &first, primary_name);
         match unlocked {
             Ok(keyring) => {
+                // The policy must be Coffer's, and say how the keys really came out: a
+                // keyring that fails this check is dropped and nothing unlocks.
+                if unlock_policy::verified(self.store.conn(), &keyring.integrity())? != policy {
+                    return Err(Error::UnlockPolicyTampered);
+                }
                 // A keyring that fails this check is dropped: nothing unlocks.
                 let verdict = rollback::check(
                     &mut self.store,
@@ -379,8 +445,11 @@ impl Vault {
             }
             meta::set(&tx, meta::PRIMARY_NAME, &primary_name)?;
             // The recovery code proved who owns the vault and matched the stored public
-            // key, so the settings it leaves are the ones to trust from now on.
+            // key, so the settings it leaves are the ones to trust from now on. The keys
+            // are sealed under the new PIN, whatever the policy was (this is how an
+            // unattended vault gets a PIN).
             integrity.seal_settings(&tx)?;
+            unlock_policy::write(&tx, &integrity, UnlockPolicy::Pin)?;
             let event =
                 AuditEvent::new("recover").detail(format!("keys={} pcrs={pcrs}", recovered.len()));
             audit::append(&tx, &audit_key, &vault.actor, &[event])?;
@@ -407,9 +476,15 @@ impl Vault {
     /// process of the same user, and a PIN change decides who can unlock from now on.
     /// A wrong current PIN counts against the TPM's dictionary-attack lockout, like any
     /// other wrong PIN, and is audited.
+    ///
+    /// An unattended vault has no PIN to prove: it gets one only through
+    /// [`recover`](Self::recover), with the recovery code.
     pub fn change_pin(&mut self, current_pin: &str, new_pin: &str) -> Result<()> {
-        check_pin(new_pin)?;
         self.require_unlocked()?;
+        if self.unlock_policy()? == UnlockPolicy::Unattended {
+            return Err(Error::NoPinToChange);
+        }
+        check_pin(new_pin)?;
         check_pin_for_tpm(
             new_pin,
             &mut self.keyring.as_ref().ok_or(Error::Locked)?.connect()?,
@@ -426,6 +501,33 @@ impl Vault {
                 key_rows::reseal_key_version(tx, row.key_id, row.version, &sealed.to_bytes())?;
             }
             Ok(())
+        })?;
+        if let Some(keyring) = self.keyring.as_mut() {
+            keyring.set_pin(new_pin);
+        }
+        Ok(())
+    }
+
+    /// Re-seals every key version with no PIN (unlock policy unattended), in one
+    /// transaction with the policy row, after proving the current PIN with a TPM unseal in
+    /// this process: like a PIN change, this decides who can unlock from now on.
+    pub fn make_unattended(&mut self, current_pin: &str) -> Result<()> {
+        self.require_unlocked()?;
+        if self.unlock_policy()? == UnlockPolicy::Unattended {
+            return Err(Error::AlreadyUnattended);
+        }
+        self.prove_pin("make_unattended", current_pin)?;
+        let new_pin = UnlockPolicy::Unattended.auth(self.vault_id, "");
+        let settings = self.integrity()?.settings(self.store.conn())?;
+        let pcrs = String::from_utf8_lossy(&settings.pcr_binding).parse::<PcrBinding>()?;
+        let rows = key_rows::all_key_versions(self.store.conn())?;
+        let event = AuditEvent::new("make_unattended").detail(format!("keys={}", rows.len()));
+        self.write(event, |tx, keyring, _| {
+            for row in &rows {
+                let sealed = keyring.reseal(tx, row.key_id, row.version, &new_pin, &pcrs)?;
+                key_rows::reseal_key_version(tx, row.key_id, row.version, &sealed.to_bytes())?;
+            }
+            unlock_policy::write(tx, &keyring.integrity(), UnlockPolicy::Unattended)
         })?;
         if let Some(keyring) = self.keyring.as_mut() {
             keyring.set_pin(new_pin);

@@ -22,6 +22,7 @@ mod secrets;
 pub mod team;
 #[cfg(test)]
 mod tests;
+pub mod unlock_policy;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -32,6 +33,7 @@ use uuid::Uuid;
 pub use audit::{Actor, AuditEntry, AuditEvent, AuditFinding, AuditVerification};
 pub use error::{Error, Result};
 pub use secrets::{CreateSecret, PutValue};
+pub use unlock_policy::UnlockPolicy;
 
 use crate::store::{meta, Store, StoreError};
 use integrity::Integrity;
