@@ -49,10 +49,7 @@ struct Hosts {
 
 /// alice's address towards `member` (index 1 or 2), and the member's.
 fn addresses(member: u8) -> (String, String) {
-    (
-        format!("10.214.{member}.1"),
-        format!("10.214.{member}.2"),
-    )
+    (format!("10.214.{member}.1"), format!("10.214.{member}.2"))
 }
 
 impl Hosts {
@@ -261,11 +258,16 @@ impl Member {
     }
 
     fn log(&self) -> String {
-        self.daemon.as_ref().map(Spawned::stderr).unwrap_or_default()
+        self.daemon
+            .as_ref()
+            .map(Spawned::stderr)
+            .unwrap_or_default()
     }
 
     fn fingerprint(&self) -> String {
-        self.coffer(&["region", "identity", "-o", "json"]).ok().json()["fingerprint"]
+        self.coffer(&["region", "identity", "-o", "json"])
+            .ok()
+            .json()["fingerprint"]
             .as_str()
             .unwrap()
             .to_owned()
@@ -371,14 +373,23 @@ fn a_writers_update_reaches_members_on_other_hosts() {
             .ok();
     }
     alice.env.sensitive("netns-team-value-01");
-    alice.run(
-        &["secret", "create", "team/payments/db", "--value-file", "-"],
-        b"netns-team-value-01",
-    )
-    .ok();
+    alice
+        .run(
+            &["secret", "create", "team/payments/db", "--value-file", "-"],
+            b"netns-team-value-01",
+        )
+        .ok();
     for (member, role) in [(&bob, "reader"), (&carol, "writer")] {
         alice
-            .coffer(&["team", "share", FOLDER, "--member", member.region, "--role", role])
+            .coffer(&[
+                "team",
+                "share",
+                FOLDER,
+                "--member",
+                member.region,
+                "--role",
+                role,
+            ])
             .ok();
     }
     let logs = |a: &Member, b: &Member, c: &Member| {
@@ -394,8 +405,14 @@ fn a_writers_update_reaches_members_on_other_hosts() {
             &format!("{} to see its role and the secret", member.region),
             Duration::from_secs(60),
             || {
-                let info = member.coffer(&["team", "members", "-o", "json"]).ok().json();
-                match (role_of(&info, member.region), member.value("team/payments/db")) {
+                let info = member
+                    .coffer(&["team", "members", "-o", "json"])
+                    .ok()
+                    .json();
+                match (
+                    role_of(&info, member.region),
+                    member.value("team/payments/db"),
+                ) {
                     (Some(r), Ok(v)) if r == role && v == "netns-team-value-01" => Ok(()),
                     other => Err(format!("{other:?}\n{}", logs(&alice, &bob, &carol))),
                 }
