@@ -11,7 +11,7 @@ vi.mock('@tauri-apps/api/event', () => ({ listen: vi.fn(async () => () => {}) })
 import Team from '../src/screens/Team.svelte';
 import Secrets from '../src/screens/Secrets.svelte';
 import SecretDetail from '../src/screens/SecretDetail.svelte';
-import type { Exposure, SecretDescription, TeamInfo, TeamRemoval } from '../src/lib/api';
+import type { Exposure, SecretDescription, TeamInfo, TeamMember, TeamRemoval } from '../src/lib/api';
 import { fingerprintError, prefixError, regionNameError, teamPlaceOf, urlError } from '../src/lib/team';
 import { setTeam } from '../src/lib/team.svelte';
 import { app } from '../src/lib/state.svelte';
@@ -20,29 +20,28 @@ const OWN_FP = 'WPIO-EADJ-PJJY-JI6Z-BIYB-WCBX-Z2KM-KX2F-L4I5-GGXE-W5HF-33ZP-WTEA
 const THEIR_FP = '2QXA-AAAA-AAAA-AAAA-AAAA-AAAA-AAAA-AAAA-AAAA-AAAA-AAAA-AAAA-AAAA';
 const identity = { region: 'eu-office-1', fingerprint: OWN_FP, vault_id: 'v' };
 
+const ana: TeamMember = {
+  region: 'eu-laptop-ana',
+  added_at: '2026-12-01T10:00:00Z',
+  roles: { 'team/payments/': 'reader', 'team/ops/': 'writer' },
+  last_contact: '2026-12-05T10:00:00Z',
+  backlog: 3,
+  last_error: null,
+};
+const bo: TeamMember = {
+  region: 'us-laptop-bo',
+  added_at: '2026-12-01T10:00:00Z',
+  roles: {},
+  last_contact: null,
+  backlog: 0,
+  last_error: 'cannot reach region "us-laptop-bo" at https://10.0.0.7:7443',
+};
 const owned: TeamInfo = {
   name: 'payments',
   owner_region: 'eu-office-1',
   own_region: 'eu-office-1',
   is_owner: true,
-  members: [
-    {
-      region: 'eu-laptop-ana',
-      added_at: '2026-12-01T10:00:00Z',
-      roles: { 'team/payments/': 'reader', 'team/ops/': 'writer' },
-      last_contact: '2026-12-05T10:00:00Z',
-      backlog: 3,
-      last_error: null,
-    },
-    {
-      region: 'us-laptop-bo',
-      added_at: '2026-12-01T10:00:00Z',
-      roles: {},
-      last_contact: null,
-      backlog: 0,
-      last_error: 'cannot reach region "us-laptop-bo" at https://10.0.0.7:7443',
-    },
-  ],
+  members: [ana, bo],
   folders: [
     { prefix: 'team/payments/', primary_region: 'eu-office-1' },
     { prefix: 'team/ops/', primary_region: 'eu-office-1' },
@@ -104,7 +103,7 @@ describe('form checks, as the engine parses', () => {
       is_owner: false,
       own_region: 'eu-laptop-ana',
       folders: [...owned.folders, { prefix: 'team/payments/keys/', primary_region: 'eu-office-1' }],
-      members: [{ ...owned.members[0], roles: { 'team/payments/': 'reader', 'team/payments/keys/': 'writer' } }],
+      members: [{ ...ana, roles: { 'team/payments/': 'reader', 'team/payments/keys/': 'writer' } }],
     };
     expect(teamPlaceOf(member, 'prod/db')).toBeNull();
     expect(teamPlaceOf(member, 'team/payments/stripe')?.readOnlyWhy).toMatch(/You are a reader of team\/payments\/; ask an admin/);
@@ -250,7 +249,7 @@ describe('Team: the owner', () => {
   it('changes a role in the members table, and shows a refusal with the role as it was', async () => {
     const promoted: TeamInfo = {
       ...owned,
-      members: [{ ...owned.members[0], roles: { ...owned.members[0].roles, 'team/payments/': 'writer' } }, owned.members[1]],
+      members: [{ ...ana, roles: { ...ana.roles, 'team/payments/': 'writer' } }, bo],
     };
     let refuse = false;
     owner({
@@ -300,7 +299,7 @@ describe('Team: the owner', () => {
         removed = true;
         return removal;
       },
-      team_show: () => (removed ? { ...owned, members: [owned.members[1]] } : owned),
+      team_show: () => (removed ? { ...owned, members: [bo] } : owned),
       rotate_secret: () => {
         rotated = true;
         return { rotated: true };
@@ -353,7 +352,7 @@ describe('Secrets under a shared folder', () => {
     ...owned,
     is_owner: false,
     own_region: 'eu-laptop-ana',
-    members: [owned.members[0]],
+    members: [ana],
   };
   const secret = (name: string) => ({
     id: `id-${name}`,
