@@ -12,7 +12,7 @@ import Team from '../src/screens/Team.svelte';
 import Secrets from '../src/screens/Secrets.svelte';
 import SecretDetail from '../src/screens/SecretDetail.svelte';
 import type { Exposure, SecretDescription, TeamInfo, TeamMember, TeamRemoval } from '../src/lib/api';
-import { fingerprintError, prefixError, regionNameError, teamPlaceOf, urlError } from '../src/lib/team';
+import { fingerprintError, prefixError, regionNameError, teamNameError, teamPlaceOf, urlError } from '../src/lib/team';
 import { setTeam } from '../src/lib/team.svelte';
 import { app } from '../src/lib/state.svelte';
 
@@ -41,6 +41,7 @@ const owned: TeamInfo = {
   owner_region: 'eu-office-1',
   own_region: 'eu-office-1',
   is_owner: true,
+  revision: 4,
   members: [ana, bo],
   folders: [
     { prefix: 'team/payments/', primary_region: 'eu-office-1' },
@@ -78,6 +79,9 @@ globalThis.ResizeObserver ??= class {
 
 describe('form checks, as the engine parses', () => {
   it('region names, addresses, fingerprints and folders', () => {
+    expect(teamNameError('payments-2026.eu')).toBeNull();
+    expect(teamNameError('pay ments')).toMatch(/letters, digits/);
+    expect(teamNameError('x'.repeat(65))).toMatch(/64/);
     expect(regionNameError('eu-laptop-ana')).toBeNull();
     expect(regionNameError('EU')).toMatch(/lowercase/);
     expect(regionNameError('eu-')).toMatch(/dash/);
@@ -178,6 +182,7 @@ describe('Team: a vault in no team', () => {
         owner_region: String(args.owner),
         own_region: 'eu-office-1',
         is_owner: false,
+        revision: 0,
         members: [],
         folders: [],
       }),
@@ -204,7 +209,25 @@ describe('Team: a vault in no team', () => {
       { team: 'payments', owner: 'eu-hq-1', url: 'https://192.0.2.10:7443', fingerprint: THEIR_FP },
     ]);
     expect(await screen.findByTestId('team-owner')).toHaveTextContent('eu-hq-1');
+    expect(screen.getByTestId('team-waiting')).toHaveTextContent('arrive from eu-hq-1');
     expect(screen.queryByTestId('team-invite')).toBeNull();
+  });
+});
+
+describe('Team: a member', () => {
+  it('shows roles without the owner\'s controls, and no link status it cannot know', async () => {
+    const member: TeamInfo = { ...owned, is_owner: false, own_region: 'eu-laptop-ana' };
+    route({ region_identity: () => ({ ...identity, region: 'eu-laptop-ana' }), team_show: () => member, watch_team: () => member });
+    render(Team);
+    const row = await screen.findByTestId('member-eu-laptop-ana');
+    expect(row).toHaveTextContent('this vault');
+    expect(row).toHaveTextContent('team/payments/');
+    expect(within(row).queryByRole('combobox')).toBeNull();
+    expect(within(row).getByTestId('member-backlog')).toHaveTextContent('—');
+    expect(screen.queryByTestId('remove-us-laptop-bo')).toBeNull();
+    expect(screen.queryByTestId('team-share')).toBeNull();
+    expect(screen.queryByTestId('team-invite')).toBeNull();
+    expect(screen.getByTestId('team-summary')).toHaveTextContent('Only the owner, eu-office-1');
   });
 });
 

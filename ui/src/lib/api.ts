@@ -308,7 +308,7 @@ export interface PeerContact {
 /** A role in a shared folder (mirrors coffer_core::vault::team::TeamRole): each includes the one before. */
 export type TeamRole = 'reader' | 'writer' | 'admin';
 
-/** A member vault of the team and what the last contact with it found. */
+/** A member vault of the team; last contact, backlog and last error are known on the owner only. */
 export interface TeamMember {
   region: string;
   added_at: string;
@@ -332,6 +332,8 @@ export interface TeamInfo {
   owner_region: string;
   own_region: string;
   is_owner: boolean;
+  /** The owner's change count this copy reflects (0: nothing received from it yet). */
+  revision: number;
   members: TeamMember[];
   folders: TeamFolder[];
 }

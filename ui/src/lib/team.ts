@@ -57,10 +57,11 @@ export function fingerprintError(text: string, own: string | null = null): strin
   return null;
 }
 
+/** As the engine's `check_team_name`: 1–64 letters, digits, '.', '_' or '-'. */
 export function teamNameError(name: string): string | null {
   if (!name) return 'Enter a name for the team.';
   if (name.length > 64) return 'A team name has at most 64 characters.';
-  if ([...name].some((c) => c < ' ' || c === '\u007f')) return 'A team name cannot hold control characters.';
+  if (!/^[A-Za-z0-9._-]+$/.test(name)) return "A team name has letters, digits, '.', '_' and '-' only.";
   return null;
 }
 
@@ -73,7 +74,8 @@ export function prefixError(prefix: string): string | null {
 }
 
 /** Where a secret stands in the team: its folder, this vault's role there (null on the
- * owner, who holds every folder), and why this vault may not change it (null if it may). */
+ * folder's primary, which may do anything), and why this vault may not change it (null if
+ * it may: a writer's new versions are sent to the primary). As `Vault::team_folder_of`. */
 export interface TeamPlace {
   team: string;
   prefix: string;
@@ -89,10 +91,11 @@ export function teamPlaceOf(info: TeamInfo | null, name: string): TeamPlace | nu
     .filter((f) => name.startsWith(f.prefix))
     .sort((a, b) => b.prefix.length - a.prefix.length)[0];
   if (!folder) return null;
+  const primary = folder.primary_region === info.own_region;
   const own = info.members.find((m) => m.region === info.own_region);
-  const role = info.is_owner ? null : (own?.roles[folder.prefix] ?? null);
+  const role = primary ? null : (own?.roles[folder.prefix] ?? null);
   let readOnlyWhy: string | null = null;
-  if (!info.is_owner && role !== 'writer' && role !== 'admin') {
+  if (!primary && role !== 'writer' && role !== 'admin') {
     readOnlyWhy = role
       ? `You are a ${role} of ${folder.prefix}; ask an admin for the writer role to change it.`
       : `This vault has no role in ${folder.prefix} any more; ask an admin.`;
