@@ -152,6 +152,10 @@ pub enum Command {
     /// This vault's region and the peers (replica regions) it is paired with.
     #[command(subcommand)]
     Region(RegionCommand),
+    /// A small team: folders (name prefixes) shared with members' vaults, a role per
+    /// member per folder, and removal that lists what the member could read.
+    #[command(subcommand)]
+    Team(TeamCommand),
     /// Access keys for the AWS-compatible API (`coffer daemon --aws-listen`).
     #[command(subcommand)]
     AccessKey(AccessKeyCommand),
@@ -305,6 +309,68 @@ pub enum RegionCommand {
         #[arg(long, value_name = "FILE")]
         out: PathBuf,
     },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TeamCommand {
+    /// Create a team owned by this vault.
+    Create { name: String },
+    /// Add a member: its vault's region name, where its daemon listens, and its
+    /// fingerprint as `coffer region identity` prints it there. Pairs it.
+    Invite {
+        member: String,
+        /// https://HOST:PORT of the member's `coffer daemon --listen`.
+        #[arg(long)]
+        url: String,
+        #[arg(long)]
+        fingerprint: String,
+    },
+    /// Join a team (on a member's vault): pairs its owner, whose folders then arrive.
+    Join {
+        team: String,
+        /// The owner vault's region name.
+        #[arg(long)]
+        owner: String,
+        /// https://HOST:PORT of the owner's `coffer daemon --listen`.
+        #[arg(long)]
+        url: String,
+        #[arg(long)]
+        fingerprint: String,
+    },
+    /// Share a folder (a name prefix ending in '/') with a member, or change its role
+    /// there. Every secret under the folder is replicated to it.
+    Share {
+        prefix: String,
+        #[arg(long)]
+        member: String,
+        #[arg(long, value_enum)]
+        role: RoleArg,
+    },
+    /// Take a member's role in a folder away; its copies are deleted when it is reached.
+    Unshare {
+        prefix: String,
+        #[arg(long)]
+        member: String,
+    },
+    /// The team: members, their roles per folder, and their last contact.
+    Members,
+    /// Remove a member. Lists every secret it could read: those with a rotator are
+    /// "rotate now", the others exposed until a new value is put.
+    Remove {
+        member: String,
+        /// Rotate the secrets that have a rotator now.
+        #[arg(long)]
+        rotate: bool,
+    },
+    /// Secrets removed members could read, and what is left to do about each.
+    Exposures,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RoleArg {
+    Reader,
+    Writer,
+    Admin,
 }
 
 #[derive(Subcommand, Debug)]

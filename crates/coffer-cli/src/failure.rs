@@ -46,10 +46,10 @@ fn exit_code(code: &str) -> u8 {
         | "recovery_code" | "forbidden" => exit::AUTH,
         "vault_busy" | "tpm_busy" => exit::BUSY,
         "vault_not_found" | "secret_not_found" | "version_not_found" | "label_not_found"
-        | "key_not_found" | "region_not_found" => exit::NOT_FOUND,
+        | "key_not_found" | "region_not_found" | "team_not_found" => exit::NOT_FOUND,
         "vault_exists" | "secret_exists" | "secret_deleted" | "secret_not_deleted"
         | "label_conflict" | "token_reused" | "key_unavailable" | "key_conflict"
-        | "region_conflict" | "replica_read_only" => exit::CONFLICT,
+        | "region_conflict" | "replica_read_only" | "team_conflict" => exit::CONFLICT,
         "tampered" | "audit_tampered" | "ciphertext_invalid" | "vault_corrupt" | "rollback"
         | "peer_untrusted" => exit::TAMPERED,
         "invalid_argument" | "value_too_large" | "empty_value" => exit::USAGE,

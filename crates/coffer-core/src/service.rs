@@ -27,6 +27,7 @@ use crate::vault::replication::SecretReplication;
 use crate::vault::replication::{AckImport, BundleExport, BundleImport};
 use crate::vault::rewrap::RewrapProgress;
 use crate::vault::rotation::{DueReport, KeyRotationInfo};
+use crate::vault::team::{Exposure, TeamInfo, TeamRemoval, TeamRole};
 use crate::vault::{AuditEntry, AuditVerification, CreateSecret, Error, PutValue, Result, Vault};
 
 /// A secret value on the wire: text as is, binary as base64. Wiped when dropped.
@@ -281,6 +282,36 @@ pub enum Request {
     KeyRotationStatus {
         key: String,
     },
+    /// The team this vault is in (`Response::Team(None)`: none).
+    TeamShow,
+    TeamCreate {
+        name: String,
+    },
+    TeamInvite {
+        member: String,
+        url: String,
+        fingerprint: String,
+    },
+    TeamJoin {
+        team: String,
+        owner: String,
+        url: String,
+        fingerprint: String,
+    },
+    TeamShare {
+        prefix: String,
+        member: String,
+        role: TeamRole,
+    },
+    TeamUnshare {
+        prefix: String,
+        member: String,
+    },
+    TeamRemove {
+        member: String,
+        rotate: bool,
+    },
+    TeamExposures,
     /// This vault's region name and fingerprint (made at first use).
     RegionIdentity,
     RegionRename {
@@ -462,6 +493,9 @@ pub enum Response {
     Due(DueReport),
     Rewrap(RewrapProgress),
     KeyRotation(KeyRotationInfo),
+    Team(Option<Box<TeamInfo>>),
+    TeamRemoved(TeamRemoval),
+    Exposures(Vec<Exposure>),
     Region(RegionIdentity),
     Peer(PeerInfo),
     Peers(Vec<PeerInfo>),
@@ -539,6 +573,40 @@ pub fn execute(vault: &mut Vault, request: Request) -> Result<Response> {
             vault_id: vault.id(),
             pid: std::process::id(),
         },
+        Request::TeamShow => Response::Team(vault.team()?.map(Box::new)),
+        Request::TeamCreate { name } => Response::Team(Some(Box::new(vault.team_create(&name)?))),
+        Request::TeamInvite {
+            member,
+            url,
+            fingerprint,
+        } => Response::Team(Some(Box::new(vault.team_invite(
+            &member,
+            &url,
+            &fingerprint,
+        )?))),
+        Request::TeamJoin {
+            team,
+            owner,
+            url,
+            fingerprint,
+        } => Response::Team(Some(Box::new(vault.team_join(
+            &team,
+            &owner,
+            &url,
+            &fingerprint,
+        )?))),
+        Request::TeamShare {
+            prefix,
+            member,
+            role,
+        } => Response::Team(Some(Box::new(vault.team_share(&prefix, &member, role)?))),
+        Request::TeamUnshare { prefix, member } => {
+            Response::Team(Some(Box::new(vault.team_unshare(&prefix, &member)?)))
+        }
+        Request::TeamRemove { member, rotate } => {
+            Response::TeamRemoved(vault.team_remove(&member, rotate)?)
+        }
+        Request::TeamExposures => Response::Exposures(vault.team_exposures()?),
         Request::RegionIdentity => Response::Region(vault.region_identity()?),
         Request::RegionRename { name } => Response::Region(vault.set_region_name(&name)?),
         Request::RegionAdd {

@@ -9,6 +9,7 @@ mod kms;
 mod region;
 pub(crate) mod rotation;
 mod secret;
+mod team;
 pub(crate) mod vault;
 mod workflow;
 
@@ -203,6 +204,7 @@ pub fn run(
         Command::Audit(command) => audit::run(&env, command),
         Command::Rotation(command) => rotation::run_list(&env, command),
         Command::Region(command) => region::run(&env, command),
+        Command::Team(command) => team::run(&env, command),
         Command::AccessKey(command) => access_key::run(&env, command),
         Command::Config(command) => access_key::config(&env, command),
     }

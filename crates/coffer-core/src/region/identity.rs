@@ -300,6 +300,15 @@ pub struct Hello {
 }
 
 impl Hello {
+    /// The X25519 key data keys are sealed to for this vault, if the hello carries one.
+    pub fn hpke_key(&self) -> Option<[u8; 32]> {
+        use base64::Engine as _;
+        base64::engine::general_purpose::STANDARD
+            .decode(&self.hpke_public)
+            .ok()
+            .and_then(|bytes| bytes.try_into().ok())
+    }
+
     fn signed_part(&self) -> Vec<u8> {
         let mut bytes = Vec::new();
         bytes.extend_from_slice(&(self.region.len() as u32).to_be_bytes());

@@ -22,9 +22,21 @@ use crate::crypto::{Aad, DataKey, KEY_LEN};
 type Recipient = <X25519HkdfSha256 as Kem>::PublicKey;
 type RecipientKey = <X25519HkdfSha256 as Kem>::PrivateKey;
 
+/// Why a data key travels, bound into its seal: a key a member sealed for a forwarded
+/// write cannot pass as one a primary sealed for its replica, nor the other way round.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SealPurpose {
+    /// A primary's version, sent to a replica (`primary_*` is the sender).
+    Replica,
+    /// A team member's new version, sent to the folder's primary to apply
+    /// (`primary_*` is the writing member, `replica_*` the folder's primary).
+    ForwardedWrite,
+}
+
 /// Everything a sealed data key is bound to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReplicaContext {
+    pub purpose: SealPurpose,
     pub primary_vault: Uuid,
     pub primary_region: String,
     pub replica_vault: Uuid,
@@ -35,7 +47,11 @@ pub struct ReplicaContext {
 
 impl ReplicaContext {
     fn bytes(&self) -> Aad {
-        Aad::new("coffer.replica-data-key.v1")
+        let domain = match self.purpose {
+            SealPurpose::Replica => "coffer.replica-data-key.v1",
+            SealPurpose::ForwardedWrite => "coffer.team-write-data-key.v1",
+        };
+        Aad::new(domain)
             .with(self.primary_vault.as_bytes())
             .with(self.primary_region.as_bytes())
             .with(self.replica_vault.as_bytes())
@@ -162,6 +178,7 @@ mod tests {
 
     fn context() -> ReplicaContext {
         ReplicaContext {
+            purpose: SealPurpose::Replica,
             primary_vault: Uuid::new_v4(),
             primary_region: "eu-home-1".into(),
             replica_vault: Uuid::new_v4(),
@@ -188,7 +205,8 @@ mod tests {
         let other = Identity::generate().unwrap();
         assert!(other.open_data_key(&sealed, &ctx).is_err());
         // Nor can it be moved to another version, secret, vault or region.
-        let moves: [fn(&mut ReplicaContext); 6] = [
+        let moves: [fn(&mut ReplicaContext); 7] = [
+            |c| c.purpose = SealPurpose::ForwardedWrite,
             |c| c.version_id = Uuid::new_v4(),
             |c| c.secret_id = Uuid::new_v4(),
             |c| c.primary_vault = Uuid::new_v4(),

@@ -98,6 +98,22 @@ impl Link {
     /// POSTs `body` to `path` on the peer and returns its answer, refusing anything but
     /// a success (the peer's reason is in the error).
     pub fn post(&mut self, path: &str, body: Vec<u8>) -> Result<Vec<u8>, RegionError> {
+        let (status, bytes) = self.exchange(path, body)?;
+        if !(200..300).contains(&status) {
+            return Err(RegionError::Protocol {
+                name: self.name.clone(),
+                reason: format!(
+                    "HTTP {status}: {}",
+                    String::from_utf8_lossy(&bytes[..bytes.len().min(500)])
+                ),
+            });
+        }
+        Ok(bytes)
+    }
+
+    /// POSTs `body` to `path` on the peer and returns the status and answer as they
+    /// are, for callers that read the peer's refusals.
+    pub fn exchange(&mut self, path: &str, body: Vec<u8>) -> Result<(u16, Vec<u8>), RegionError> {
         let (name, address) = (self.name.clone(), self.address.clone());
         let unreachable = |cause: String| RegionError::Unreachable {
             name: name.clone(),
@@ -128,16 +144,7 @@ impl Link {
             .runtime
             .block_on(async { tokio::time::timeout(EXCHANGE_TIMEOUT, exchange).await })
             .map_err(|_| unreachable("the peer did not answer within 15 seconds".into()))??;
-        if !status.is_success() {
-            return Err(RegionError::Protocol {
-                name: self.name.clone(),
-                reason: format!(
-                    "HTTP {status}: {}",
-                    String::from_utf8_lossy(&bytes[..bytes.len().min(500)])
-                ),
-            });
-        }
-        Ok(bytes.to_vec())
+        Ok((status.as_u16(), bytes.to_vec()))
     }
 }
 

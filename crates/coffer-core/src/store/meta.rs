@@ -44,3 +44,9 @@ pub fn set(conn: &Connection, name: &str, value: &[u8]) -> Result<(), StoreError
     .execute(rusqlite::params![name, value])?;
     Ok(())
 }
+
+pub fn delete(conn: &Connection, name: &str) -> Result<(), StoreError> {
+    conn.prepare_cached("DELETE FROM vault_meta WHERE name = ?1")?
+        .execute([name])?;
+    Ok(())
+}

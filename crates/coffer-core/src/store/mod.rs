@@ -15,6 +15,7 @@ pub mod replication;
 pub mod rotation;
 pub mod schema;
 pub mod secrets;
+pub mod teams;
 
 use std::fs::{self, DirBuilder, OpenOptions};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};

@@ -102,21 +102,44 @@ pub fn set_replica_error(
 /// Queues change `seq` of a secret for every region it is replicated to; called in the
 /// transaction that makes the change.
 pub fn fan_out(tx: &Transaction<'_>, seq: i64, secret_id: &[u8]) -> Result<(), StoreError> {
+    let author = AUTHOR.with(|author| author.borrow().clone());
     tx.prepare_cached(
-        "INSERT INTO replication_outbox (region, seq, secret_id, kind)
-         SELECT region, ?1, ?2, 'state' FROM secret_replicas WHERE secret_id = ?2",
+        "INSERT INTO replication_outbox (region, seq, secret_id, kind, author)
+         SELECT region, ?1, ?2, 'state', ?3 FROM secret_replicas WHERE secret_id = ?2",
     )?
-    .execute(params![seq, secret_id])?;
+    .execute(params![seq, secret_id, author])?;
     Ok(())
 }
 
+thread_local! {
+    static AUTHOR: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Runs `write` with every change it fans out attributed to `author` (a team member whose
+/// forwarded write this vault applies as the folder's primary), so that each member's
+/// copy names who made the change. The write runs on this thread, inside `write`.
+pub fn as_author<T>(author: &str, write: impl FnOnce() -> T) -> T {
+    struct Reset;
+    impl Drop for Reset {
+        fn drop(&mut self) {
+            AUTHOR.with(|slot| slot.borrow_mut().take());
+        }
+    }
+    AUTHOR.with(|slot| *slot.borrow_mut() = Some(author.to_owned()));
+    let _reset = Reset;
+    write()
+}
+
 /// What an outbox entry asks the replica to do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum OutboxKind {
     /// Take the secret's state as it is when sent (plus the version this change made).
+    #[default]
     State,
     /// Delete the copy: the region was removed from the secret.
     Remove,
+    /// Take the team's state as it is when sent (`secret_id` is the team's id).
+    Team,
 }
 
 impl OutboxKind {
@@ -124,30 +147,45 @@ impl OutboxKind {
         match self {
             OutboxKind::State => "state",
             OutboxKind::Remove => "remove",
+            OutboxKind::Team => "team",
+        }
+    }
+
+    fn parse(text: &str) -> OutboxKind {
+        match text {
+            "remove" => OutboxKind::Remove,
+            "team" => OutboxKind::Team,
+            _ => OutboxKind::State,
         }
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct OutboxRow {
     pub seq: i64,
     pub secret_id: Uuid,
     pub kind: OutboxKind,
     /// The version the change inserted, whose ciphertext the entry carries.
     pub version_id: Option<Uuid>,
+    /// The team member who made the change (`None`: this vault).
+    pub author: Option<String>,
+    /// What changed, for team entries (shown in every member's audit log).
+    pub note: Option<String>,
 }
 
 pub fn push_outbox(tx: &Transaction<'_>, region: &str, row: &OutboxRow) -> Result<(), StoreError> {
     tx.prepare_cached(
-        "INSERT INTO replication_outbox (region, seq, secret_id, kind, version_id)
-         VALUES (?1, ?2, ?3, ?4, ?5)",
+        "INSERT INTO replication_outbox (region, seq, secret_id, kind, version_id, author, note)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
     )?
     .execute(params![
         region,
         row.seq,
         row.secret_id,
         row.kind.as_str(),
-        row.version_id
+        row.version_id,
+        row.author,
+        row.note
     ])?;
     Ok(())
 }
@@ -162,7 +200,7 @@ pub fn drop_pending(tx: &Transaction<'_>, region: &str, secret_id: Uuid) -> Resu
 /// The entries a region has not acknowledged, in order.
 pub fn backlog(conn: &Connection, region: &str, after: i64) -> Result<Vec<OutboxRow>, StoreError> {
     let mut stmt = conn.prepare_cached(
-        "SELECT seq, secret_id, kind, version_id FROM replication_outbox
+        "SELECT seq, secret_id, kind, version_id, author, note FROM replication_outbox
          WHERE region = ?1 AND seq > ?2 ORDER BY seq",
     )?;
     let rows = stmt.query_map(params![region, after], |row| {
@@ -170,12 +208,10 @@ pub fn backlog(conn: &Connection, region: &str, after: i64) -> Result<Vec<Outbox
         Ok(OutboxRow {
             seq: row.get(0)?,
             secret_id: row.get(1)?,
-            kind: if kind == "remove" {
-                OutboxKind::Remove
-            } else {
-                OutboxKind::State
-            },
+            kind: OutboxKind::parse(&kind),
             version_id: row.get(3)?,
+            author: row.get(4)?,
+            note: row.get(5)?,
         })
     })?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)

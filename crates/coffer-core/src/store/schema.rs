@@ -347,6 +347,42 @@ const MIGRATIONS: &[&str] = &[
         hello   TEXT NOT NULL
     ) STRICT;
     "#,
+    // 10: teams. The outbox also carries a team's state to its members (kind `team`, the
+    // team's id in `secret_id`), and each entry names its author: the member whose
+    // forwarded write the primary applied (NULL: this vault) and, for team entries, what
+    // changed. The team's state itself is a MACed setting (`team.state`). Exposures: which
+    // secrets a removed member could read, and since when; a secret stops being exposed
+    // once its current version is newer than that.
+    r#"
+    DROP TRIGGER replication_outbox_version;
+    CREATE TABLE replication_outbox_v10 (
+        region      TEXT NOT NULL,
+        seq         INTEGER NOT NULL,
+        secret_id   BLOB NOT NULL,
+        kind        TEXT NOT NULL CHECK (kind IN ('state', 'remove', 'team')),
+        version_id  BLOB,
+        author      TEXT,
+        note        TEXT,
+        PRIMARY KEY (region, seq)
+    ) STRICT;
+    INSERT INTO replication_outbox_v10 (region, seq, secret_id, kind, version_id)
+        SELECT region, seq, secret_id, kind, version_id FROM replication_outbox;
+    DROP TABLE replication_outbox;
+    ALTER TABLE replication_outbox_v10 RENAME TO replication_outbox;
+    CREATE INDEX replication_outbox_by_seq ON replication_outbox(seq);
+    CREATE INDEX replication_outbox_by_secret ON replication_outbox(secret_id, region);
+    CREATE TRIGGER replication_outbox_version AFTER INSERT ON secret_versions BEGIN
+        UPDATE replication_outbox SET version_id = new.id
+        WHERE seq = new.change_seq AND secret_id = new.secret_id;
+    END;
+    CREATE TABLE secret_exposures (
+        secret_id  BLOB NOT NULL REFERENCES secrets(id) ON DELETE CASCADE,
+        member     TEXT NOT NULL,
+        since      INTEGER NOT NULL,
+        rotate     INTEGER NOT NULL,
+        PRIMARY KEY (secret_id, member)
+    ) STRICT;
+    "#,
 ];
 
 /// The schema version this build writes.

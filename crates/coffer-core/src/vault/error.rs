@@ -23,6 +23,9 @@ pub enum Error {
     /// engine would otherwise grow by them.
     #[error(transparent)]
     Region(Box<crate::region::RegionError>),
+    /// Boxed like `Region`: its messages carry names and the primary's refusal.
+    #[error(transparent)]
+    Team(Box<crate::vault::team::TeamError>),
     #[error("the vault is locked; unlock it with your PIN first")]
     Locked,
     #[error("{what} is not valid: {reason}")]
@@ -181,6 +184,7 @@ impl Error {
             Error::Store(_) => "storage",
             Error::Recovery(_) => "recovery_code",
             Error::Region(error) => error.code(),
+            Error::Team(error) => error.code(),
             Error::InvalidName(_)
             | Error::InvalidArgument { .. }
             | Error::PinLength { .. }

@@ -19,6 +19,7 @@ pub mod rewrap;
 mod rollback;
 pub mod rotation;
 mod secrets;
+pub mod team;
 #[cfg(test)]
 mod tests;
 

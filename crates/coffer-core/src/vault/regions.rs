@@ -225,7 +225,7 @@ impl Vault {
         self.peer_row(name).map(peer_info)
     }
 
-    fn peer_row(&mut self, name: &str) -> Result<peer_rows::PeerRow> {
+    pub(crate) fn peer_row(&mut self, name: &str) -> Result<peer_rows::PeerRow> {
         self.checked_peers()?
             .into_iter()
             .find(|row| row.name == name)

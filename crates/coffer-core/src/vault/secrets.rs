@@ -54,7 +54,7 @@ impl PutValue {
     }
 }
 
-fn check_value(value: &SecretValue) -> Result<()> {
+pub(crate) fn check_value(value: &SecretValue) -> Result<()> {
     if value.is_empty() {
         return Err(Error::EmptyValue);
     }
@@ -167,6 +167,7 @@ fn insert_new_secret(
     for (tag, value) in &request.tags {
         rows::set_tag(tx, secret.id, tag, value)?;
     }
+    super::team::secret_created(tx, &integrity, &secret, seq)?;
     let mut written = VersionWritten {
         name: name.clone(),
         secret_id: secret.id,
@@ -488,10 +489,163 @@ fn describe_row(conn: &Connection, row: SecretRow) -> Result<SecretDescription> 
     })
 }
 
+/// A team member's write, opened and checked by [`super::team::forward`].
+pub(crate) struct Forwarded<'a> {
+    pub author_vault: Uuid,
+    pub name: &'a SecretName,
+    pub secret_id: Uuid,
+    pub create: Option<&'a super::team::forward::NewSecret>,
+    pub version_id: Uuid,
+    pub labels: &'a [StagingLabel],
+    /// As the member encrypted it, bound to the member's vault id: stored as it came.
+    pub ciphertext: Vec<u8>,
+    pub dek: &'a DataKey,
+}
+
+/// Applies a team member's write on the folder's primary, in its write transaction: the
+/// member's ciphertext becomes a version here (its data key wrapped under this vault's
+/// key), created with the secret if asked, and labelled as a put is.
+pub(crate) fn apply_forwarded(
+    tx: &Transaction<'_>,
+    keyring: &mut Keyring,
+    vault_id: Uuid,
+    write: &Forwarded<'_>,
+    event: &mut AuditEvent,
+) -> Result<VersionWritten> {
+    let integrity = keyring.integrity();
+    let now = Timestamp::now().millis();
+    let existing = rows::find_by_name(tx, write.name.as_str())?;
+    let (mut secret, seq, created) = match (existing, write.create) {
+        (Some(_), None) => {
+            let row = live_secret(tx, &integrity, write.name)?;
+            if row.id != write.secret_id {
+                return Err(Error::invalid(
+                    "team write",
+                    format!(
+                        "the member's copy of {:?} is another secret than the one here (it was deleted and created again); wait for the member's copy to catch up, then write again",
+                        write.name.as_str()
+                    ),
+                ));
+            }
+            let seq = record_change(tx, now, "secret", row.id.as_bytes(), "put_value")?;
+            (row, seq, false)
+        }
+        (Some(row), Some(_)) => {
+            return Err(Error::SecretExists { name: row.name });
+        }
+        (None, None) => {
+            return Err(Error::SecretNotFound {
+                name: write.name.to_string(),
+            })
+        }
+        (None, Some(new)) => {
+            if rows::secret_by_id(tx, write.secret_id)?.is_some() {
+                return Err(Error::invalid(
+                    "team write",
+                    "its new secret id is already used here; write again to get a new one",
+                ));
+            }
+            check_description(&new.description)?;
+            for (key, value) in &new.tags {
+                check_tag(key, value)?;
+            }
+            let key = default_key(tx, &integrity)?;
+            usable(&key)?;
+            let row = SecretRow {
+                id: write.secret_id,
+                name: write.name.to_string(),
+                description: new.description.clone(),
+                key_id: key.id,
+                created_at: now,
+                changed_at: now,
+                accessed_day: None,
+                deleted_at: None,
+                purge_at: None,
+                mac: Vec::new(),
+            };
+            let seq = record_change(tx, now, "secret", row.id.as_bytes(), "create")?;
+            rows::insert_secret(tx, &row, seq)?;
+            for (tag, value) in &new.tags {
+                rows::set_tag(tx, row.id, tag, value)?;
+            }
+            super::team::secret_created(tx, &integrity, &row, seq)?;
+            (row, seq, true)
+        }
+    };
+    event.secret_id = Some(secret.id);
+    if rows::version_id_taken(tx, write.version_id)? {
+        return Err(Error::invalid(
+            "team write",
+            "its version id is already used here; write again to get a new one",
+        ));
+    }
+    let key = key_by_id(tx, &integrity, secret.key_id)?;
+    usable(&key)?;
+    let key_version = key_rows::newest_key_version(tx, key.id)?
+        .ok_or(crate::store::StoreError::Missing {
+            what: "key version",
+        })?
+        .version;
+    let kek = keyring.kek(tx, key.id, key_version)?;
+    let wrapped_dek = write.dek.wrap(
+        kek,
+        context::data_key(vault_id, key.id, key_version, secret.id, write.version_id).as_bytes(),
+    );
+    let version = VersionRow {
+        id: write.version_id,
+        secret_id: secret.id,
+        created_at: now,
+        key_id: key.id,
+        key_version,
+        wrapped_dek,
+        ciphertext: write.ciphertext.clone(),
+        client_token: None,
+        origin_vault: (write.author_vault != vault_id).then_some(write.author_vault),
+    };
+    event.version_id = Some(version.id);
+    event.key_id = Some(key.id);
+    let labels = attach_version(tx, &secret, &version, write.labels, seq)?;
+    if !created {
+        secret.changed_at = now;
+        rows::update_secret(tx, &secret, seq)?;
+    }
+    Ok(VersionWritten {
+        name: write.name.clone(),
+        secret_id: secret.id,
+        version_id: version.id,
+        labels,
+        created: true,
+    })
+}
+
 impl Vault {
     /// Creates a secret, optionally with its first value (labelled CURRENT).
     pub fn create_secret(&mut self, request: CreateSecret) -> Result<VersionWritten> {
         let name = check_create(&request)?;
+        self.require_unlocked()?;
+        if let Some(folder) = self.team_route(name.as_str())? {
+            let Some(value) = &request.value else {
+                return Err(Error::invalid(
+                    "create",
+                    format!("{name} is in team folder {}, where a secret is created with its first value; give one", folder.prefix),
+                ));
+            };
+            if request.key.is_some() || request.client_token.is_some() {
+                return Err(Error::invalid(
+                    "create",
+                    format!("{name} is in team folder {}, whose primary (region {}) chooses the key; leave out the key and the idempotency token", folder.prefix, folder.primary_region),
+                ));
+            }
+            let new = super::team::forward::NewSecret {
+                description: request.description.clone(),
+                tags: request.tags.clone(),
+            };
+            return self.forward_write(
+                &folder,
+                &name,
+                super::team::forward::Intent::Create { value, new },
+            );
+        }
         let vault_id = self.vault_id;
         let event = AuditEvent::new("create_secret").secret(None, name.as_str());
         self.write(event, |tx, keyring, event| {
@@ -506,6 +660,17 @@ impl Vault {
             .iter()
             .map(check_create)
             .collect::<Result<Vec<_>>>()?;
+        self.require_unlocked()?;
+        for name in &names {
+            if let Some(folder) = self.team_route(name.as_str())? {
+                return Err(super::team::TeamError::MemberCopy {
+                    name: name.to_string(),
+                    prefix: folder.prefix,
+                    primary: folder.primary_region,
+                }
+                .into());
+            }
+        }
         let vault_id = self.vault_id;
         let Vault {
             store,
@@ -537,6 +702,23 @@ impl Vault {
         let name = SecretName::parse(name)?;
         check_value(&put.value)?;
         check_token(&put.client_token)?;
+        self.require_unlocked()?;
+        if let Some(folder) = self.team_route(name.as_str())? {
+            if put.client_token.is_some() {
+                return Err(Error::invalid(
+                    "put",
+                    format!("{name} is in team folder {}, whose writes go to region {}; leave out the idempotency token", folder.prefix, folder.primary_region),
+                ));
+            }
+            return self.forward_write(
+                &folder,
+                &name,
+                super::team::forward::Intent::Put {
+                    value: &put.value,
+                    labels: &put.labels,
+                },
+            );
+        }
         let vault_id = self.vault_id;
         let event = AuditEvent::new("put_secret_value").secret(None, name.as_str());
         self.write(event, |tx, keyring, event| {

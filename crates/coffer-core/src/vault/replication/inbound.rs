@@ -141,6 +141,15 @@ impl Inbound {
                 }
                 text(500, "the receiver did not acknowledge")
             }
+            crate::vault::team::forward::WRITE_PATH => {
+                if !vault.is_unlocked() {
+                    return text(
+                        503,
+                        format!("region {own_region}, the folder's primary, is locked; unlock it and write again"),
+                    );
+                }
+                vault.answer_team_write(&region, &request.body)
+            }
             _ => text(404, "no such replication endpoint"),
         }
     }
@@ -191,33 +200,52 @@ impl Vault {
             };
             let mut updated = Vec::new();
             let mut refused = Vec::new();
+            // Team changes are logged in every member's vault, with what changed and who.
+            let mut team_events = Vec::new();
             let mut keys = payload::BatchKeys::default();
             for entry in &entries {
                 match payload::apply(tx, keyring, &from, &to, &mut keys, entry)? {
-                    Applied::Updated { secret_id, name } => updated.push((secret_id, name)),
+                    Applied::Updated {
+                        secret_id,
+                        name,
+                        author,
+                    } => updated.push((secret_id, name, author)),
                     Applied::Refused { secret_id, reason } => {
                         refused.push(NotApplied { secret_id, reason })
                     }
+                    Applied::Team { note } => team_events.push(
+                        AuditEvent::new("team_changed").detail(format!("from={region} {note}")),
+                    ),
                 }
             }
             rows::set_applied_upto(tx, region, applied_upto as i64)?;
             rows::clear_inbox(tx, region, applied_upto as i64)?;
-            if let [(id, name)] = &updated[..] {
+            let by = |author: &Option<String>| {
+                author
+                    .as_ref()
+                    .map(|a| format!(" author={a}"))
+                    .unwrap_or_default()
+            };
+            if let [(id, name, author)] = &updated[..] {
                 event.secret_id = Some(*id);
                 event.secret_name = Some(name.clone());
+                event.detail.push_str(&by(author));
             } else if updated.len() > 1 {
                 // One entry per secret as well, so `coffer audit --secret NAME` shows its
                 // updates: in this transaction, not queued as reads (each flush of which
                 // would cost a transaction and an fsync of its own).
                 let per_secret: Vec<AuditEvent> = updated
                     .iter()
-                    .map(|(id, name)| {
+                    .map(|(id, name, author)| {
                         AuditEvent::new("replica_updated")
                             .secret(Some(*id), name)
-                            .detail(format!("from={region}"))
+                            .detail(format!("from={region}{}", by(author)))
                     })
                     .collect();
                 crate::vault::audit::append(tx, keyring.audit_key(), &actor, &per_secret)?;
+            }
+            if !team_events.is_empty() {
+                crate::vault::audit::append(tx, keyring.audit_key(), &actor, &team_events)?;
             }
             Ok(refused)
         })?;

@@ -9,7 +9,7 @@
 
 pub mod bundle;
 pub mod inbound;
-mod payload;
+pub(crate) mod payload;
 pub mod push;
 #[cfg(test)]
 mod tests;
@@ -241,7 +241,7 @@ impl Vault {
                     seq,
                     secret_id: secret.id,
                     kind: OutboxKind::Remove,
-                    version_id: None,
+                    ..OutboxRow::default()
                 },
             )?;
             Ok(())
@@ -283,7 +283,12 @@ impl Vault {
 /// (each carries one ciphertext, so no entry outgrows a payload). Every entry also
 /// carries the secret's whole state as of sending, so the last one completes the copy;
 /// a secret without versions gets one entry with its state alone.
-fn queue_full_copy(tx: &Transaction<'_>, region: &str, secret_id: Uuid, now: i64) -> Result<()> {
+pub(crate) fn queue_full_copy(
+    tx: &Transaction<'_>,
+    region: &str,
+    secret_id: Uuid,
+    now: i64,
+) -> Result<()> {
     let mut versions = secret_rows::versions(tx, secret_id)?;
     versions.sort_by_key(|v| v.created_at);
     let mut ids: Vec<Option<Uuid>> = versions.into_iter().map(|v| Some(v.id)).collect();
@@ -300,6 +305,7 @@ fn queue_full_copy(tx: &Transaction<'_>, region: &str, secret_id: Uuid, now: i64
                 secret_id,
                 kind: OutboxKind::State,
                 version_id,
+                ..OutboxRow::default()
             },
         )?;
     }

@@ -17,7 +17,9 @@ use super::super::integrity::Integrity;
 use super::super::keyring::Keyring;
 use super::super::secrets::{default_key, resolve_key, usable};
 use crate::crypto::DataKey;
-use crate::region::sealed::{b64, seal_data_key, ReplicaContext, SealedDataKey, SignedPayload};
+use crate::region::sealed::{
+    b64, seal_data_key, ReplicaContext, SealPurpose, SealedDataKey, SignedPayload,
+};
 use crate::region::Identity;
 use crate::store::keys::{self as key_rows, KeyRow};
 use crate::store::replication::{self as rows, OutboxKind, OutboxRow, ReplicaOf};
@@ -35,6 +37,9 @@ pub struct ChangeBody {
     pub seq: u64,
     pub secret_id: Uuid,
     pub change: Change,
+    /// The team member whose write the primary applied (absent: the primary's own).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub author: Option<String>,
 }
 
 #[derive(Serialize, Deserialize, Debug, Clone)]
@@ -43,6 +48,15 @@ pub enum Change {
     State(Box<SecretState>),
     /// Delete the copy (the region was removed from the secret, or it was purged).
     Remove,
+    /// The team's state as its owner holds it (`secret_id` is the team's id), and what
+    /// changed. `None`: the team is gone.
+    Team(Box<TeamChange>),
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone)]
+pub struct TeamChange {
+    pub state: Option<crate::vault::team::TeamState>,
+    pub note: String,
 }
 
 #[derive(Serialize, Deserialize, Debug, Clone)]
@@ -93,10 +107,14 @@ pub fn build(
 ) -> Result<Vec<u8>> {
     let integrity = keyring.integrity();
     let secret = match entry.kind {
-        OutboxKind::Remove => None,
+        OutboxKind::Remove | OutboxKind::Team => None,
         OutboxKind::State => secret_rows::secret_by_id(conn, entry.secret_id)?,
     };
     let change = match secret {
+        None if entry.kind == OutboxKind::Team => Change::Team(Box::new(TeamChange {
+            state: crate::vault::team::state::load(conn, &integrity)?,
+            note: entry.note.clone().unwrap_or_default(),
+        })),
         // Purged since, or removed from the region: the copy goes.
         None => Change::Remove,
         Some(secret) => {
@@ -143,6 +161,7 @@ pub fn build(
         seq: entry.seq as u64,
         secret_id: entry.secret_id,
         change,
+        author: entry.author.clone(),
     };
     let body = serde_json::to_vec(&body).map_err(|e| StoreError::Missing {
         what: if e.is_io() { "memory" } else { "payload" },
@@ -181,6 +200,7 @@ fn seal_version(
         &dek,
         &ends.peer_hpke,
         &ReplicaContext {
+            purpose: SealPurpose::Replica,
             primary_vault: ends.own_vault,
             primary_region: ends.own_region.to_owned(),
             replica_vault: ends.peer_vault,
@@ -252,8 +272,15 @@ impl BatchKeys {
 
 /// What applying one entry did.
 pub enum Applied {
-    /// The copy of this secret (named) now matches the primary, or is gone.
-    Updated { secret_id: Uuid, name: String },
+    /// The copy of this secret (named) now matches the primary, or is gone; `author`
+    /// names the team member whose write it was.
+    Updated {
+        secret_id: Uuid,
+        name: String,
+        author: Option<String>,
+    },
+    /// The team's state changed (what changed, as the owner described it).
+    Team { note: String },
     /// Nothing happened, for a reason the primary should show.
     Refused { secret_id: Uuid, reason: String },
 }
@@ -312,6 +339,19 @@ pub fn apply(
         &entry.payload,
     )?;
     let secret_id = body.secret_id;
+    let author = body.author.clone();
+    let change = match body.change {
+        Change::Team(change) => {
+            return crate::vault::team::apply_state(
+                tx,
+                &keyring.integrity(),
+                from.region,
+                to.region,
+                *change,
+            )
+        }
+        change => change,
+    };
     let existing = secret_rows::secret_by_id(tx, secret_id)?;
     let follows = rows::replica_of(tx, secret_id)?;
     if let Some(row) = &existing {
@@ -330,7 +370,7 @@ pub fn apply(
         }
     }
     let now = crate::model::Timestamp::now().millis();
-    let state = match body.change {
+    let state = match change {
         Change::Remove => {
             if let Some(row) = existing {
                 record_local_change(tx, now, "secret", secret_id.as_bytes(), "replica_remove")?;
@@ -338,6 +378,7 @@ pub fn apply(
                 return Ok(Applied::Updated {
                     secret_id,
                     name: row.name,
+                    author,
                 });
             }
             return Ok(Applied::Refused {
@@ -346,7 +387,28 @@ pub fn apply(
             });
         }
         Change::State(state) => *state,
+        // Taken above; a body cannot be both.
+        Change::Team(_) => {
+            return Ok(Applied::Refused {
+                secret_id,
+                reason: "a team change arrived where a secret's was expected".into(),
+            })
+        }
     };
+    // A team folder's secrets come from the folder's primary and from no other region.
+    if let Some(primary) =
+        crate::vault::team::folder_primary(tx, &keyring.integrity(), &state.name)?
+    {
+        if primary != from.region {
+            return Ok(Applied::Refused {
+                secret_id,
+                reason: format!(
+                    "{:?} is in a team folder whose primary is region {primary}, not {}",
+                    state.name, from.region
+                ),
+            });
+        }
+    }
     if let Some(other) = secret_rows::find_by_name(tx, &state.name)? {
         if other.id != secret_id {
             return Ok(Applied::Refused {
@@ -408,6 +470,7 @@ pub fn apply(
             let dek = to.identity.open_data_key(
                 &version.sealed_key,
                 &ReplicaContext {
+                    purpose: SealPurpose::Replica,
                     primary_vault: body.primary_vault,
                     primary_region: from.region.to_owned(),
                     replica_vault: to.vault_id,
@@ -460,5 +523,6 @@ pub fn apply(
     Ok(Applied::Updated {
         secret_id,
         name: state.name,
+        author,
     })
 }

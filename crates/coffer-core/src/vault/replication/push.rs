@@ -274,7 +274,7 @@ impl Vault {
 
     /// The entries `region` has not acknowledged, each signed and with its data key
     /// sealed to the region's key as its hello announced it.
-    pub(super) fn outgoing(
+    pub(crate) fn outgoing(
         &mut self,
         region: &str,
         hello: &Hello,
@@ -319,7 +319,7 @@ impl Vault {
         Ok((acked as u64, entries))
     }
 
-    pub(super) fn record_acked(
+    pub(crate) fn record_acked(
         &mut self,
         region: &str,
         upto: u64,

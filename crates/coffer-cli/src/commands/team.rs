@@ -1,0 +1,169 @@
+//! `coffer team …`: a small team's members, folders and roles.
+
+use coffer_core::service::{Request, Response};
+use coffer_core::vault::team::{Exposure, ExposureState, TeamInfo, TeamRole};
+
+use super::{unexpected, Env};
+use crate::cli::{RoleArg, TeamCommand};
+use crate::failure::Failure;
+use crate::output::{render, table};
+
+fn role(arg: RoleArg) -> TeamRole {
+    match arg {
+        RoleArg::Reader => TeamRole::Reader,
+        RoleArg::Writer => TeamRole::Writer,
+        RoleArg::Admin => TeamRole::Admin,
+    }
+}
+
+fn show_team(out: &mut dyn std::io::Write, team: &TeamInfo) -> std::io::Result<()> {
+    let owner = if team.is_owner {
+        format!("{} (this vault)", team.owner_region)
+    } else {
+        team.owner_region.clone()
+    };
+    writeln!(out, "Team:    {}", team.name)?;
+    writeln!(out, "Owner:   {owner}")?;
+    writeln!(out, "Region:  {}", team.own_region)?;
+    if !team.is_owner && team.revision == 0 {
+        writeln!(
+            out,
+            "Nothing has arrived from {} yet: its daemon sends the team's folders once it has paired this vault (`coffer team invite`) and reaches it.",
+            team.owner_region
+        )?;
+    }
+    if !team.folders.is_empty() {
+        writeln!(out)?;
+        let rows: Vec<Vec<String>> = team
+            .folders
+            .iter()
+            .map(|f| vec![f.prefix.clone(), f.primary_region.clone()])
+            .collect();
+        table(out, &["FOLDER", "PRIMARY"], &rows)?;
+    }
+    writeln!(out)?;
+    if team.members.is_empty() {
+        return writeln!(
+            out,
+            "No members yet. Add one with `coffer team invite REGION --url https://HOST:PORT --fingerprint FP`."
+        );
+    }
+    let rows: Vec<Vec<String>> = team
+        .members
+        .iter()
+        .map(|m| {
+            let roles = if m.roles.is_empty() {
+                "-".to_owned()
+            } else {
+                m.roles
+                    .iter()
+                    .map(|(prefix, role)| format!("{prefix}={}", role.as_str()))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            let contact = match (&m.last_contact, &m.last_error) {
+                (_, Some(error)) => format!("failed: {error}"),
+                (Some(at), None) => at.rfc3339(),
+                (None, None) if team.is_owner => "never".into(),
+                (None, None) => "-".into(),
+            };
+            vec![m.region.clone(), roles, contact, m.backlog.to_string()]
+        })
+        .collect();
+    table(out, &["MEMBER", "ROLES", "LAST CONTACT", "BACKLOG"], &rows)
+}
+
+fn show_exposures(out: &mut dyn std::io::Write, exposures: &[Exposure]) -> std::io::Result<()> {
+    if exposures.is_empty() {
+        return writeln!(out, "No secret is exposed to a removed member.");
+    }
+    let rows: Vec<Vec<String>> = exposures
+        .iter()
+        .map(|e| {
+            let state = match e.state {
+                ExposureState::RotateNow => {
+                    format!("rotate now: `coffer secret rotate {}`", e.secret)
+                }
+                ExposureState::Exposed => {
+                    format!(
+                        "exposed until a new value: `coffer secret put {}`",
+                        e.secret
+                    )
+                }
+                ExposureState::Rotated => "new value since: done".to_owned(),
+            };
+            vec![e.secret.clone(), e.member.clone(), e.since.rfc3339(), state]
+        })
+        .collect();
+    table(out, &["SECRET", "READ BY", "REMOVED", "TO DO"], &rows)
+}
+
+pub fn run(env: &Env, command: TeamCommand) -> Result<(), Failure> {
+    let mut backend = env.backend()?;
+    let request = match command {
+        TeamCommand::Create { name } => Request::TeamCreate { name },
+        TeamCommand::Invite {
+            member,
+            url,
+            fingerprint,
+        } => Request::TeamInvite {
+            member,
+            url,
+            fingerprint,
+        },
+        TeamCommand::Join {
+            team,
+            owner,
+            url,
+            fingerprint,
+        } => Request::TeamJoin {
+            team,
+            owner,
+            url,
+            fingerprint,
+        },
+        TeamCommand::Share {
+            prefix,
+            member,
+            role: arg,
+        } => Request::TeamShare {
+            prefix,
+            member,
+            role: role(arg),
+        },
+        TeamCommand::Unshare { prefix, member } => Request::TeamUnshare { prefix, member },
+        TeamCommand::Members => Request::TeamShow,
+        TeamCommand::Remove { member, rotate } => Request::TeamRemove { member, rotate },
+        TeamCommand::Exposures => Request::TeamExposures,
+    };
+    match backend.call(request)? {
+        Response::Team(team) => render(env.output, &team, |team, out| {
+            match team {
+            Some(team) => show_team(out, team),
+            None => writeln!(
+                out,
+                "This vault is in no team. Create one with `coffer team create NAME`, or join one with `coffer team join TEAM --owner REGION --url URL --fingerprint FP`."
+            ),
+        }
+        }),
+        Response::TeamRemoved(removal) => render(env.output, &removal, |r, out| {
+            writeln!(
+                out,
+                "{} is no longer a member: nothing more is sent to it, and its copies are deleted when its vault is next reached. It may have read these secrets:",
+                r.member
+            )?;
+            show_exposures(out, &r.exposures)?;
+            for name in &r.rotated {
+                writeln!(out, "Rotated {name}.")?;
+            }
+            for (name, error) in &r.rotation_failures {
+                writeln!(out, "Rotating {name} failed: {error}")?;
+            }
+            Ok(())
+        }),
+        Response::Exposures(exposures) => {
+            render(env.output, &exposures, |e, out| show_exposures(out, e))
+        }
+        other => Err(unexpected(other)),
+    }
+}

@@ -1,0 +1,690 @@
+//! Small teams: folders (name prefixes) shared between members' vaults, a role per
+//! member per folder, writes ordered by each folder's primary, and removal that says
+//! what the removed member could read.
+//!
+//! A member's copy of a folder is the replica-region mechanism: the folder's primary
+//! replicates every secret under the prefix to each member with a role there, so members
+//! read locally and offline, and every change a member accepts is signed by the
+//! primary. What a team adds:
+//! - its state (members, roles, folders), kept by the owner and sent to every member
+//!   through the same stream ([`state`]);
+//! - writes by members, sealed on the writer's vault and applied by the primary after it
+//!   checked the writer's role ([`forward`]);
+//! - removal, which lists what the member could read and marks it for rotation.
+
+mod error;
+pub mod forward;
+pub mod state;
+#[cfg(test)]
+mod tests;
+
+use std::collections::BTreeMap;
+
+use rusqlite::Transaction;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+pub use error::TeamError;
+pub use state::{FolderState, MemberState, TeamRole, TeamState};
+
+use super::error::{Error, Result};
+use super::integrity::Integrity;
+use super::{AuditEvent, Vault};
+use crate::model::Timestamp;
+use crate::region::{Fingerprint, RegionName};
+use crate::store::replication::{self as replication_rows, OutboxKind, OutboxRow};
+use crate::store::secrets::SecretRow;
+use crate::store::{peers as peer_rows, record_local_change, teams as team_rows};
+
+/// A team as `coffer team members` and the app show it.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct TeamInfo {
+    pub name: String,
+    pub owner_region: String,
+    pub own_region: String,
+    pub is_owner: bool,
+    /// The owner's change count this copy reflects (0: nothing received from it yet).
+    pub revision: u64,
+    pub members: Vec<TeamMember>,
+    pub folders: Vec<TeamFolder>,
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct TeamMember {
+    pub region: String,
+    pub added_at: Timestamp,
+    /// Role per folder prefix.
+    pub roles: BTreeMap<String, TeamRole>,
+    /// Known on the owner only: the last successful contact, changes not yet
+    /// acknowledged, and why the last attempt failed.
+    pub last_contact: Option<Timestamp>,
+    pub backlog: u64,
+    pub last_error: Option<String>,
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct TeamFolder {
+    pub prefix: String,
+    pub primary_region: String,
+}
+
+/// What a removed member's access means for a secret.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum ExposureState {
+    /// It has a rotator: rotate it now (`coffer secret rotate`, or `team remove --rotate`).
+    RotateNow,
+    /// No rotator: exposed until someone puts a new value.
+    Exposed,
+    /// Its current value is newer than the removal: nothing to do.
+    Rotated,
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct Exposure {
+    pub secret: String,
+    pub member: String,
+    pub since: Timestamp,
+    pub state: ExposureState,
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct TeamRemoval {
+    pub member: String,
+    /// Every secret the member could read.
+    pub exposures: Vec<Exposure>,
+    /// Secrets rotated because `--rotate` was given.
+    pub rotated: Vec<String>,
+    /// Secrets whose rotation failed, and why (they stay "rotate now").
+    pub rotation_failures: Vec<(String, String)>,
+}
+
+impl From<TeamError> for Error {
+    fn from(error: TeamError) -> Self {
+        Error::Team(Box::new(error))
+    }
+}
+
+fn exposure(row: team_rows::ExposureRow) -> Exposure {
+    let state = match row.current_created_at {
+        Some(created) if created > row.since => ExposureState::Rotated,
+        _ if row.rotate => ExposureState::RotateNow,
+        _ => ExposureState::Exposed,
+    };
+    Exposure {
+        secret: row.secret_name,
+        member: row.member,
+        since: Timestamp(row.since),
+        state,
+    }
+}
+
+/// Queues the team's state for `regions` (each member, and a removed one for its last
+/// word), in the transaction of the change it describes.
+fn queue_state(
+    tx: &Transaction<'_>,
+    state: &TeamState,
+    regions: &[String],
+    note: &str,
+) -> Result<()> {
+    let now = Timestamp::now().millis();
+    for region in regions {
+        let seq = record_local_change(tx, now, "team", state.id.as_bytes(), "team_state")?;
+        replication_rows::push_outbox(
+            tx,
+            region,
+            &OutboxRow {
+                seq,
+                secret_id: state.id,
+                kind: OutboxKind::Team,
+                note: Some(note.to_owned()),
+                ..OutboxRow::default()
+            },
+        )?;
+    }
+    Ok(())
+}
+
+fn member_regions(state: &TeamState) -> Vec<String> {
+    state.members.iter().map(|m| m.region.clone()).collect()
+}
+
+/// Starts replicating a secret to a member (a whole copy), unless it already is.
+fn share_secret(
+    tx: &Transaction<'_>,
+    integrity: &Integrity,
+    secret_id: Uuid,
+    member: &str,
+) -> Result<()> {
+    if replication_rows::replica(tx, secret_id, member)?.is_some() {
+        return Ok(());
+    }
+    replication_rows::insert_replica(
+        tx,
+        &replication_rows::ReplicaRow {
+            secret_id,
+            region: member.to_owned(),
+            replica_key: None,
+            added_at: Timestamp::now().millis(),
+            synced_at: None,
+            last_error: None,
+            mac: integrity.replica_tag(secret_id, member, None).to_vec(),
+        },
+    )?;
+    super::replication::queue_full_copy(tx, member, secret_id, Timestamp::now().millis())
+}
+
+/// Stops replicating a secret to a member; its copy there is deleted when it is reached.
+fn unshare_secret(tx: &Transaction<'_>, secret_id: Uuid, member: &str) -> Result<()> {
+    if !replication_rows::delete_replica(tx, secret_id, member)? {
+        return Ok(());
+    }
+    replication_rows::drop_pending(tx, member, secret_id)?;
+    let now = Timestamp::now().millis();
+    let seq = record_local_change(tx, now, "secret", secret_id.as_bytes(), "team_unshare")?;
+    replication_rows::push_outbox(
+        tx,
+        member,
+        &OutboxRow {
+            seq,
+            secret_id,
+            kind: OutboxKind::Remove,
+            ..OutboxRow::default()
+        },
+    )?;
+    Ok(())
+}
+
+/// Called in the transaction that creates a secret (change `seq`): a secret created in a
+/// shared folder on its primary goes to every member with a role there, from its first
+/// version on (the version inserted with `seq` fills in the entries' version).
+pub(super) fn secret_created(
+    tx: &Transaction<'_>,
+    integrity: &Integrity,
+    secret: &SecretRow,
+    seq: i64,
+) -> Result<()> {
+    let Some(state) = state::load(tx, integrity)? else {
+        return Ok(());
+    };
+    let Some(folder) = state.folder_of(&secret.name) else {
+        return Ok(());
+    };
+    if integrity.region_name(tx)?.as_deref() != Some(folder.primary_region.as_str()) {
+        return Ok(());
+    }
+    for member in state.members_of(&folder.prefix) {
+        replication_rows::insert_replica(
+            tx,
+            &replication_rows::ReplicaRow {
+                secret_id: secret.id,
+                region: member.region.clone(),
+                replica_key: None,
+                added_at: Timestamp::now().millis(),
+                synced_at: None,
+                last_error: None,
+                mac: integrity
+                    .replica_tag(secret.id, &member.region, None)
+                    .to_vec(),
+            },
+        )?;
+        replication_rows::push_outbox(
+            tx,
+            &member.region,
+            &OutboxRow {
+                seq,
+                secret_id: secret.id,
+                kind: OutboxKind::State,
+                ..OutboxRow::default()
+            },
+        )?;
+    }
+    Ok(())
+}
+
+impl Vault {
+    /// The team state, checked against its MAC (`None`: in no team).
+    fn team_state(&mut self) -> Result<Option<TeamState>> {
+        self.require_unlocked()?;
+        let integrity = self.integrity()?;
+        state::load(self.store.conn(), &integrity)
+    }
+
+    /// The state, for an operation only the owner may run.
+    fn owned_team(&mut self) -> Result<(TeamState, String)> {
+        let state = self.team_state()?.ok_or(TeamError::NoTeam)?;
+        let (own_region, _) = self.identity()?;
+        if state.owner_region != own_region.as_str() {
+            return Err(TeamError::NotOwner {
+                team: state.name,
+                owner: state.owner_region,
+            }
+            .into());
+        }
+        Ok((state, own_region.to_string()))
+    }
+
+    /// The team this vault is in, with each member's link status (on the owner).
+    pub fn team(&mut self) -> Result<Option<TeamInfo>> {
+        let Some(state) = self.team_state()? else {
+            return Ok(None);
+        };
+        let (own_region, _) = self.identity()?;
+        let peers = self.peers()?;
+        let members = state
+            .members
+            .iter()
+            .map(|m| {
+                let peer = peers.iter().find(|p| p.name == m.region);
+                TeamMember {
+                    region: m.region.clone(),
+                    added_at: Timestamp(m.added_at),
+                    roles: m.roles.clone(),
+                    last_contact: peer.and_then(|p| p.last_contact),
+                    backlog: peer.map_or(0, |p| p.backlog),
+                    last_error: peer.and_then(|p| p.last_error.clone()),
+                }
+            })
+            .collect();
+        Ok(Some(TeamInfo {
+            is_owner: state.owner_region == own_region.as_str(),
+            own_region: own_region.to_string(),
+            name: state.name,
+            owner_region: state.owner_region,
+            revision: state.revision,
+            members,
+            folders: state
+                .folders
+                .into_iter()
+                .map(|f| TeamFolder {
+                    prefix: f.prefix,
+                    primary_region: f.primary_region,
+                })
+                .collect(),
+        }))
+    }
+
+    fn team_info(&mut self) -> Result<TeamInfo> {
+        self.team()?.ok_or_else(|| TeamError::NoTeam.into())
+    }
+
+    /// Creates a team owned by this vault.
+    pub fn team_create(&mut self, name: &str) -> Result<TeamInfo> {
+        state::check_team_name(name)?;
+        if let Some(existing) = self.team_state()? {
+            return Err(TeamError::AlreadyInTeam {
+                name: existing.name,
+                owner: existing.owner_region,
+            }
+            .into());
+        }
+        let (own_region, _) = self.identity()?;
+        let state = TeamState {
+            id: Uuid::new_v4(),
+            name: name.to_owned(),
+            owner_region: own_region.to_string(),
+            revision: 1,
+            members: Vec::new(),
+            folders: Vec::new(),
+        };
+        self.write(
+            AuditEvent::new("team_create").detail(format!("team={name}")),
+            |tx, keyring, _| state::save(tx, &keyring.integrity(), &state),
+        )?;
+        self.team_info()
+    }
+
+    /// Pairs `region` if it is not yet (as `coffer region add` does), checking a pairing
+    /// that exists against the fingerprint given.
+    fn ensure_paired(&mut self, region: &str, url: &str, fingerprint: &str) -> Result<()> {
+        let name = RegionName::parse(region)?;
+        let pinned = Fingerprint::parse(fingerprint)?;
+        crate::region::PeerUrl::parse(url)?;
+        let existing = peer_rows::by_name(self.store.conn(), name.as_str())?;
+        match existing {
+            Some(row) => {
+                self.integrity()?.check_peer(&row)?;
+                if row.fingerprint != pinned.as_bytes() {
+                    return Err(crate::region::RegionError::PeerExists {
+                        name: name.to_string(),
+                    }
+                    .into());
+                }
+                Ok(())
+            }
+            None => self.add_peer(name.as_str(), url, fingerprint).map(|_| ()),
+        }
+    }
+
+    /// Adds a member (its vault's region name, address and fingerprint), pairing it.
+    pub fn team_invite(&mut self, member: &str, url: &str, fingerprint: &str) -> Result<TeamInfo> {
+        let (mut state, own_region) = self.owned_team()?;
+        let member = RegionName::parse(member)?.to_string();
+        if member == own_region {
+            return Err(TeamError::OwnRegion { member }.into());
+        }
+        if state.member(&member).is_some() {
+            return Err(TeamError::AlreadyMember {
+                team: state.name,
+                member,
+            }
+            .into());
+        }
+        Fingerprint::parse(fingerprint)?;
+        crate::region::PeerUrl::parse(url)?;
+        self.ensure_paired(&member, url, fingerprint)?;
+        state.members.push(MemberState {
+            region: member.clone(),
+            added_at: Timestamp::now().millis(),
+            roles: BTreeMap::new(),
+        });
+        state.revision += 1;
+        let note = format!(
+            "{member} joined team {} (invited by {own_region})",
+            state.name
+        );
+        self.write(
+            AuditEvent::new("team_invite").detail(format!("team={} member={member}", state.name)),
+            |tx, keyring, _| {
+                state::save(tx, &keyring.integrity(), &state)?;
+                queue_state(tx, &state, &member_regions(&state), &note)
+            },
+        )?;
+        self.team_info()
+    }
+
+    /// Joins a team on a member's vault: pairs its owner, whose state then arrives
+    /// through replication.
+    pub fn team_join(
+        &mut self,
+        team: &str,
+        owner: &str,
+        url: &str,
+        fingerprint: &str,
+    ) -> Result<TeamInfo> {
+        state::check_team_name(team)?;
+        let owner = RegionName::parse(owner)?.to_string();
+        if let Some(existing) = self.team_state()? {
+            return Err(TeamError::AlreadyInTeam {
+                name: existing.name,
+                owner: existing.owner_region,
+            }
+            .into());
+        }
+        let (own_region, _) = self.identity()?;
+        if owner == own_region.as_str() {
+            return Err(TeamError::OwnRegion { member: owner }.into());
+        }
+        Fingerprint::parse(fingerprint)?;
+        crate::region::PeerUrl::parse(url)?;
+        self.ensure_paired(&owner, url, fingerprint)?;
+        let state = TeamState {
+            id: Uuid::nil(),
+            name: team.to_owned(),
+            owner_region: owner.clone(),
+            revision: 0,
+            members: Vec::new(),
+            folders: Vec::new(),
+        };
+        self.write(
+            AuditEvent::new("team_join").detail(format!("team={team} owner={owner}")),
+            |tx, keyring, _| state::save(tx, &keyring.integrity(), &state),
+        )?;
+        self.team_info()
+    }
+
+    /// Gives a member a role in a folder (or changes it), and replicates every secret
+    /// under the folder to it.
+    pub fn team_share(&mut self, prefix: &str, member: &str, role: TeamRole) -> Result<TeamInfo> {
+        state::check_prefix(prefix)?;
+        let (mut state, own_region) = self.owned_team()?;
+        if state.member(member).is_none() {
+            return Err(TeamError::UnknownMember {
+                team: state.name,
+                member: member.to_owned(),
+            }
+            .into());
+        }
+        if let Some(other) = state.folders.iter().find(|f| {
+            f.prefix != prefix && (f.prefix.starts_with(prefix) || prefix.starts_with(&f.prefix))
+        }) {
+            return Err(TeamError::OverlappingFolder {
+                prefix: prefix.to_owned(),
+                other: other.prefix.clone(),
+            }
+            .into());
+        }
+        if !state.folders.iter().any(|f| f.prefix == prefix) {
+            state.folders.push(FolderState {
+                prefix: prefix.to_owned(),
+                primary_region: own_region.clone(),
+            });
+        }
+        let before = state.role_of(member, prefix);
+        if let Some(entry) = state.member_mut(member) {
+            entry.roles.insert(prefix.to_owned(), role);
+        }
+        state.revision += 1;
+        let note = match before {
+            Some(old) => format!(
+                "{member}'s role in {prefix} changed from {} to {} by {own_region}",
+                old.as_str(),
+                role.as_str()
+            ),
+            None => format!(
+                "{prefix} shared with {member} as {} by {own_region}",
+                role.as_str()
+            ),
+        };
+        let member = member.to_owned();
+        self.write(
+            AuditEvent::new("team_share").detail(format!(
+                "folder={prefix} member={member} role={}",
+                role.as_str()
+            )),
+            |tx, keyring, _| {
+                let integrity = keyring.integrity();
+                state::save(tx, &integrity, &state)?;
+                queue_state(tx, &state, &member_regions(&state), &note)?;
+                for (secret_id, _) in team_rows::secrets_under(tx, prefix)? {
+                    if replication_rows::replica_of(tx, secret_id)?.is_none() {
+                        share_secret(tx, &integrity, secret_id, &member)?;
+                    }
+                }
+                Ok(())
+            },
+        )?;
+        self.team_info()
+    }
+
+    /// Takes a member's role in a folder away; its copies there are deleted when it is
+    /// next reached.
+    pub fn team_unshare(&mut self, prefix: &str, member: &str) -> Result<TeamInfo> {
+        state::check_prefix(prefix)?;
+        let (mut state, own_region) = self.owned_team()?;
+        let removed = state
+            .member_mut(member)
+            .and_then(|m| m.roles.remove(prefix));
+        if removed.is_none() {
+            return Err(TeamError::NotShared {
+                prefix: prefix.to_owned(),
+                member: member.to_owned(),
+            }
+            .into());
+        }
+        state.drop_unshared_folders();
+        state.revision += 1;
+        let note = format!("{prefix} no longer shared with {member} (by {own_region})");
+        let member = member.to_owned();
+        self.write(
+            AuditEvent::new("team_unshare").detail(format!("folder={prefix} member={member}")),
+            |tx, keyring, _| {
+                state::save(tx, &keyring.integrity(), &state)?;
+                queue_state(tx, &state, &member_regions(&state), &note)?;
+                for (secret_id, _) in team_rows::secrets_under(tx, prefix)? {
+                    unshare_secret(tx, secret_id, &member)?;
+                }
+                Ok(())
+            },
+        )?;
+        self.team_info()
+    }
+
+    /// Removes a member: nothing more goes to it, its copies are deleted when its vault
+    /// is next reached, and every secret it could read is listed, those with a rotator
+    /// as "rotate now" (rotated here when `rotate`), the others as exposed until a new
+    /// value is put.
+    pub fn team_remove(&mut self, member: &str, rotate: bool) -> Result<TeamRemoval> {
+        let (mut state, own_region) = self.owned_team()?;
+        let Some(position) = state.members.iter().position(|m| m.region == member) else {
+            return Err(TeamError::UnknownMember {
+                team: state.name,
+                member: member.to_owned(),
+            }
+            .into());
+        };
+        let removed = state.members.remove(position);
+        state.drop_unshared_folders();
+        state.revision += 1;
+        let note = format!("{member} removed from team {} by {own_region}", state.name);
+        let member = member.to_owned();
+        let now = Timestamp::now().millis();
+        let mut exposed = Vec::new();
+        self.write(
+            AuditEvent::new("team_remove").detail(format!("team={} member={member}", state.name)),
+            |tx, keyring, _| {
+                state::save(tx, &keyring.integrity(), &state)?;
+                let mut told = member_regions(&state);
+                // Its last word: the state without it, so it forgets the team.
+                told.push(member.clone());
+                queue_state(tx, &state, &told, &note)?;
+                for prefix in removed.roles.keys() {
+                    for (secret_id, name) in team_rows::secrets_under(tx, prefix)? {
+                        unshare_secret(tx, secret_id, &member)?;
+                        let rotates = crate::store::rotation::get(tx, secret_id)?.is_some();
+                        team_rows::record_exposure(tx, secret_id, &member, now, rotates)?;
+                        exposed.push((name, rotates));
+                    }
+                }
+                Ok(())
+            },
+        )?;
+        let mut rotated = Vec::new();
+        let mut rotation_failures = Vec::new();
+        if rotate {
+            for (name, _) in exposed.iter().filter(|(_, rotates)| *rotates) {
+                match self.rotate_secret(name) {
+                    Ok(_) => rotated.push(name.clone()),
+                    Err(error) => rotation_failures.push((name.clone(), error.to_string())),
+                }
+            }
+        }
+        let exposures = self
+            .team_exposures()?
+            .into_iter()
+            .filter(|e| e.member == member && exposed.iter().any(|(n, _)| *n == e.secret))
+            .collect();
+        Ok(TeamRemoval {
+            member,
+            exposures,
+            rotated,
+            rotation_failures,
+        })
+    }
+
+    /// Every secret a removed member could read, and what is left to do about it.
+    pub fn team_exposures(&mut self) -> Result<Vec<Exposure>> {
+        self.require_unlocked()?;
+        Ok(team_rows::exposures(self.store.conn())?
+            .into_iter()
+            .map(exposure)
+            .collect())
+    }
+
+    /// The team folder a secret name lies in and this vault's role there (`None` for
+    /// the folder's primary, which may do anything, and for names outside any folder).
+    pub fn team_folder_of(&mut self, name: &str) -> Result<Option<(TeamFolder, Option<TeamRole>)>> {
+        let Some(state) = self.team_state()? else {
+            return Ok(None);
+        };
+        let (own_region, _) = self.identity()?;
+        Ok(state.folder_of(name).map(|folder| {
+            let role = (folder.primary_region != own_region.as_str())
+                .then(|| state.role_of(own_region.as_str(), &folder.prefix))
+                .flatten();
+            (
+                TeamFolder {
+                    prefix: folder.prefix.clone(),
+                    primary_region: folder.primary_region.clone(),
+                },
+                role,
+            )
+        }))
+    }
+}
+
+/// The primary of the team folder `name` lies in, as this vault knows the team.
+pub(crate) fn folder_primary(
+    conn: &rusqlite::Connection,
+    integrity: &Integrity,
+    name: &str,
+) -> Result<Option<String>> {
+    Ok(state::load(conn, integrity)?
+        .and_then(|state| state.folder_of(name).map(|f| f.primary_region.clone())))
+}
+
+/// Takes the team state the owner sent (in the replica's apply transaction): only from
+/// the owner this vault joined, only for that team; a state that no longer lists this
+/// vault means it was removed, and it forgets the team.
+pub(crate) fn apply_state(
+    tx: &Transaction<'_>,
+    integrity: &Integrity,
+    from: &str,
+    own_region: &str,
+    change: super::replication::payload::TeamChange,
+) -> Result<super::replication::payload::Applied> {
+    use super::replication::payload::Applied;
+    let team_id = change.state.as_ref().map_or(Uuid::nil(), |s| s.id);
+    let refused = |reason: String| {
+        Ok(Applied::Refused {
+            secret_id: team_id,
+            reason,
+        })
+    };
+    let Some(local) = state::load(tx, integrity)? else {
+        return refused(format!(
+            "region {own_region} is in no team; join it there with `coffer team join`"
+        ));
+    };
+    if local.owner_region != from {
+        return refused(format!(
+            "region {own_region} is in team {:?} owned by region {}, not {from}",
+            local.name, local.owner_region
+        ));
+    }
+    let Some(new) = change.state else {
+        state::clear(tx)?;
+        return Ok(Applied::Team { note: change.note });
+    };
+    if new.name != local.name
+        || new.owner_region != from
+        || !(local.id.is_nil() || local.id == new.id)
+    {
+        return refused(format!(
+            "the state is for team {:?} ({}) owned by {}, but region {own_region} joined team {:?} owned by {}",
+            new.name, new.id, new.owner_region, local.name, local.owner_region
+        ));
+    }
+    if new.revision < local.revision {
+        return refused(format!(
+            "the state is revision {}, older than the {} held here",
+            new.revision, local.revision
+        ));
+    }
+    if new.member(own_region).is_none() {
+        state::clear(tx)?;
+    } else {
+        state::save(tx, integrity, &new)?;
+    }
+    Ok(Applied::Team { note: change.note })
+}
