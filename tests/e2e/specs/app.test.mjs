@@ -877,9 +877,9 @@ test('team: created in the app, a headless vault invited with the fingerprint ch
 
     // Marked in the secrets list.
     await goTo('secrets');
-    const row = await browser.$('[data-testid="secret-row"][data-name="team/payments/stripe"]');
-    await row.waitForDisplayed({ timeout: 10_000 });
-    assert.match(await row.getText(), /team/);
+    const badge = await browser.$('[data-testid="secret-row"][data-name="team/payments/stripe"] [data-testid="team-badge"]');
+    await badge.waitForExist({ timeout: 10_000 });
+    assert.match(await badge.getAttribute('title'), /Shared in team payments \(team\/payments\/\)/);
 
     // Removed: what it could read is listed, exposed (no rotator) until a new version.
     await goTo('team');
