@@ -11,6 +11,7 @@ pub mod replication;
 pub mod rotation;
 pub mod secrets;
 pub mod settings;
+pub mod team;
 pub mod updates;
 pub mod values;
 

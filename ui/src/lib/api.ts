@@ -307,6 +307,59 @@ export interface PeerContact {
   key_exchange: string;
 }
 
+/** A role in a shared folder (mirrors coffer_core::vault::team::TeamRole): each includes the one before. */
+export type TeamRole = 'reader' | 'writer' | 'admin';
+
+/** A member vault of the team; last contact, backlog and last error are known on the owner only. */
+export interface TeamMember {
+  region: string;
+  added_at: string;
+  /** Its role per shared folder, by prefix (ending in '/'). */
+  roles: Record<string, TeamRole>;
+  last_contact: string | null;
+  /** Replicated changes it has not acknowledged yet. */
+  backlog: number;
+  last_error: string | null;
+}
+
+/** A shared folder: a name prefix, and the region that orders writes to it. */
+export interface TeamFolder {
+  prefix: string;
+  primary_region: string;
+}
+
+/** The team this vault belongs to (`coffer team members`). */
+export interface TeamInfo {
+  name: string;
+  owner_region: string;
+  own_region: string;
+  is_owner: boolean;
+  /** The owner's change count this copy reflects (0: nothing received from it yet). */
+  revision: number;
+  members: TeamMember[];
+  folders: TeamFolder[];
+}
+
+/** rotate_now: it has a rotator and was not rotated since; exposed: no rotator, until a new version is put. */
+export type ExposureState = 'rotate_now' | 'exposed' | 'rotated';
+
+/** A secret a removed member could read. */
+export interface Exposure {
+  secret: string;
+  member: string;
+  since: string;
+  state: ExposureState;
+}
+
+/** What removing a member did (`coffer team remove`). */
+export interface TeamRemoval {
+  member: string;
+  exposures: Exposure[];
+  rotated: string[];
+  /** Secret, and why its rotation failed. */
+  rotation_failures: [string, string][];
+}
+
 export interface AuditFinding {
   seq: number;
   at: string;
@@ -563,6 +616,25 @@ export const api = {
   /** Not counted as user activity: for a tab that watches replication settle. */
   watchSecretReplication: (name: string) =>
     call<SecretReplication | null>('watch_secret_replication', { name }),
+
+  /** The team this vault is in; null when it is in none. */
+  teamShow: () => call<TeamInfo | null>('team_show'),
+  teamCreate: (name: string) => call<TeamInfo>('team_create', { name }),
+  /** Pairs the member's vault (pinned by `fingerprint`) and adds it to the team. */
+  teamInvite: (member: string, url: string, fingerprint: string) =>
+    call<TeamInfo>('team_invite', { member, url, fingerprint }),
+  /** Pairs this vault with the team's owner (pinned by `fingerprint`). */
+  teamJoin: (team: string, owner: string, url: string, fingerprint: string) =>
+    call<TeamInfo>('team_join', { team, owner, url, fingerprint }),
+  /** Shares a folder with a member, or changes its role there. */
+  teamShare: (prefix: string, member: string, role: TeamRole) =>
+    call<TeamInfo>('team_share', { prefix, member, role }),
+  teamUnshare: (prefix: string, member: string) => call<TeamInfo>('team_unshare', { prefix, member }),
+  /** `rotate`: rotate now every exposed secret that has a rotator. */
+  teamRemove: (member: string, rotate: boolean) => call<TeamRemoval>('team_remove', { member, rotate }),
+  teamExposures: () => call<Exposure[]>('team_exposures'),
+  /** Not counted as user activity: for a screen that watches last contact and backlog move. */
+  watchTeam: () => call<TeamInfo | null>('watch_team'),
 
   listAccessKeys: () => call<AccessKeyInfo[]>('list_access_keys'),
   /** The policy is checked by the engine; errors name what is wrong in it. */

@@ -7,6 +7,7 @@ export type View =
   | 'rotation'
   | 'keys'
   | 'regions'
+  | 'team'
   | 'access-keys'
   | 'audit'
   | 'settings';
