@@ -257,10 +257,11 @@ fn opening_a_vault_from_an_older_release_copies_it_first_then_upgrades_it() {
     env.create("app/token", b"token-before-upgrade");
     // The file as the release before replica regions left it: schema 5, no peers table,
     // nothing of replication (migration 7), no access keys or policies (migration 8), no
-    // replication inbox or peer cards (migration 9).
+    // replication inbox or peer cards (migration 9), no team exposures (migration 10).
     env.db()
         .execute_batch(
-            "DROP TABLE replication_inbox; DROP TABLE replication_peer_cards;
+            "DROP TABLE secret_exposures;
+             DROP TABLE replication_inbox; DROP TABLE replication_peer_cards;
              DROP TABLE access_keys; DROP TABLE secret_policies;
              DROP TABLE key_policies; DROP TABLE key_tags;
              DROP TRIGGER replication_outbox_version;
