@@ -1243,3 +1243,106 @@ fn a_member_offline_for_a_while_converges_when_back() {
         }
     });
 }
+
+/// `team move-primary`: the owner hands the folder to bob, and with the owner's daemon
+/// down, writes keep working through bob and reach every member; the owner catches up
+/// when it is back.
+#[test]
+fn a_moved_primary_keeps_the_team_writing_while_the_owner_is_away() {
+    let mut team = team_with("writer", "writer");
+    team.carol.env.sensitive("written-through-bob-1");
+    team.carol.env.sensitive("created-through-bob-1");
+    refused(
+        team.alice
+            .env
+            .coffer(&["team", "move-primary", FOLDER, "--to", "nobody"]),
+        &["nobody", "not a member"],
+    );
+    team.alice
+        .env
+        .coffer(&["team", "move-primary", FOLDER, "--to", "bob"])
+        .ok();
+    // The move is done when every member's copy of the state names bob with no
+    // handover pending (alice → bob handover, bob → alice "taken over", alice → all).
+    for member in team.all() {
+        eventually(
+            &format!("{} to see bob as the settled primary", member.region),
+            ARRIVES,
+            || {
+                let folders = member.team()["folders"].clone();
+                let folder = &folders[0];
+                if folder["primary_region"] == "bob" && folder["handover_from"].is_null() {
+                    Ok(())
+                } else {
+                    Err(format!("{folders}\n{}", team.logs()))
+                }
+            },
+        );
+    }
+    let on_alice = team.alice.env.describe("team/payments/db");
+    assert_eq!(
+        on_alice["replication"]["primary_region"], "bob",
+        "{on_alice:#}"
+    );
+
+    // The owner goes away; carol's writes go to bob and reach everyone still up.
+    team.alice.stop();
+    team.carol
+        .try_put("team/payments/db", "written-through-bob-1")
+        .ok();
+    team.carol
+        .try_create("team/payments/new", "created-through-bob-1")
+        .ok();
+    for member in [&team.bob, &team.carol] {
+        wait_value(
+            member,
+            "team/payments/db",
+            "written-through-bob-1",
+            ARRIVES,
+            &team,
+        );
+        wait_value(
+            member,
+            "team/payments/new",
+            "created-through-bob-1",
+            ARRIVES,
+            &team,
+        );
+    }
+    let copy = team.carol.env.describe("team/payments/new");
+    assert_eq!(copy["replication"]["primary_region"], "bob", "{copy:#}");
+    // Bob's audit names carol as the author.
+    assert!(
+        team.bob
+            .env
+            .audit()
+            .iter()
+            .any(|e| e["secret_name"] == "team/payments/db"
+                && e.to_string().contains("author=carol")),
+        "{:#?}",
+        team.bob.env.audit()
+    );
+
+    // Back, the owner catches up from bob.
+    team.alice.restart();
+    wait_value(
+        &team.alice,
+        "team/payments/db",
+        "written-through-bob-1",
+        RECONNECTS,
+        &team,
+    );
+    wait_value(
+        &team.alice,
+        "team/payments/new",
+        "created-through-bob-1",
+        RECONNECTS,
+        &team,
+    );
+    // The old primary's own writes now go to bob too.
+    team.alice.env.sensitive("alice-writes-via-bob-1");
+    team.alice
+        .try_put("team/payments/db", "alice-writes-via-bob-1")
+        .ok();
+    team.wait_everywhere("team/payments/db", "alice-writes-via-bob-1");
+}

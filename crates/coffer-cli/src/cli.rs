@@ -374,6 +374,16 @@ pub enum TeamCommand {
     },
     /// Secrets removed members could read, and what is left to do about each.
     Exposures,
+    /// Make another member (one that may write there) or the owner the folder's
+    /// primary, which orders its writes: how a team keeps writing when its primary
+    /// leaves or sleeps. The old primary hands the folder over when both are reached;
+    /// writes to it wait until then.
+    MovePrimary {
+        prefix: String,
+        /// The region that becomes the primary.
+        #[arg(long)]
+        to: String,
+    },
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]

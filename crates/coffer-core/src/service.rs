@@ -318,6 +318,10 @@ pub enum Request {
         member: String,
         rotate: bool,
     },
+    TeamMovePrimary {
+        prefix: String,
+        to: String,
+    },
     TeamExposures,
     /// This vault's region name and fingerprint (made at first use).
     RegionIdentity,
@@ -617,6 +621,9 @@ pub fn execute(vault: &mut Vault, request: Request) -> Result<Response> {
         }
         Request::TeamRemove { member, rotate } => {
             Response::TeamRemoved(vault.team_remove(&member, rotate)?)
+        }
+        Request::TeamMovePrimary { prefix, to } => {
+            Response::Team(Some(Box::new(vault.team_move_primary(&prefix, &to)?)))
         }
         Request::TeamExposures => Response::Exposures(vault.team_exposures()?),
         Request::RegionIdentity => Response::Region(vault.region_identity()?),

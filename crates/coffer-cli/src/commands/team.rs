@@ -37,7 +37,13 @@ fn show_team(out: &mut dyn std::io::Write, team: &TeamInfo) -> std::io::Result<(
         let rows: Vec<Vec<String>> = team
             .folders
             .iter()
-            .map(|f| vec![f.prefix.clone(), f.primary_region.clone()])
+            .map(|f| {
+                let primary = match &f.handover_from {
+                    Some(from) => format!("{} (moving from {from})", f.primary_region),
+                    None => f.primary_region.clone(),
+                };
+                vec![f.prefix.clone(), primary]
+            })
             .collect();
         table(out, &["FOLDER", "PRIMARY"], &rows)?;
     }
@@ -138,6 +144,7 @@ pub fn run(env: &Env, command: TeamCommand) -> Result<(), Failure> {
         TeamCommand::Members => Request::TeamShow,
         TeamCommand::Remove { member, rotate } => Request::TeamRemove { member, rotate },
         TeamCommand::Exposures => Request::TeamExposures,
+        TeamCommand::MovePrimary { prefix, to } => Request::TeamMovePrimary { prefix, to },
     };
     match backend.call(request)? {
         Response::Team(team) => render(env.output, &team, |team, out| {

@@ -123,7 +123,13 @@ impl Inbound {
                                     .map(|()| Vec::new())
                             };
                             match done {
-                                Ok(refused) => not_applied = refused,
+                                Ok(refused) => {
+                                    not_applied = refused;
+                                    // What waited for a newer team state may apply now.
+                                    if vault.is_unlocked() {
+                                        let _ = vault.apply_inbox();
+                                    }
+                                }
                                 Err(error) => {
                                     // Nothing was applied: start again from what is stored.
                                     self.receivers.remove(&region);
@@ -350,6 +356,8 @@ impl Vault {
                         self.discard_inbox(&region, &reason)?;
                         break;
                     }
+                    // A new primary's changes, kept until the owner's state names it.
+                    Err(error) if error.awaits_team_state() => break,
                     Err(error) => return Err(error),
                 }
             }

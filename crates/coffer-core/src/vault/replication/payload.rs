@@ -40,6 +40,11 @@ pub struct ChangeBody {
     /// The team member whose write the primary applied (absent: the primary's own).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub author: Option<String>,
+    /// The revision of the team state the sender held (absent: in no team). A member
+    /// whose state is older waits for the owner's instead of refusing a folder's new
+    /// primary it has not heard of yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub team_revision: Option<u64>,
 }
 
 #[derive(Serialize, Deserialize, Debug, Clone)]
@@ -162,6 +167,7 @@ pub fn build(
         secret_id: entry.secret_id,
         change,
         author: entry.author.clone(),
+        team_revision: crate::vault::team::state::load(conn, &integrity)?.map(|s| s.revision),
     };
     let body = serde_json::to_vec(&body).map_err(|e| StoreError::Missing {
         what: if e.is_io() { "memory" } else { "payload" },
@@ -354,10 +360,35 @@ pub fn apply(
     };
     let existing = secret_rows::secret_by_id(tx, secret_id)?;
     let follows = rows::replica_of(tx, secret_id)?;
+    // A team folder's secrets come from the folder's primary and from no other region.
+    let team_name = match (&change, &existing) {
+        (Change::State(state), _) => Some(state.name.clone()),
+        (_, Some(row)) => Some(row.name.clone()),
+        _ => None,
+    };
+    let mut from_folder_primary = false;
+    if let Some(name) = &team_name {
+        match crate::vault::team::check_sender(
+            tx,
+            &keyring.integrity(),
+            name,
+            from.region,
+            to.region,
+            body.team_revision,
+        )? {
+            Some(reason) => return Ok(Applied::Refused { secret_id, reason }),
+            None => {
+                from_folder_primary =
+                    crate::vault::team::folder_primary(tx, &keyring.integrity(), name)?.is_some()
+            }
+        }
+    }
     if let Some(row) = &existing {
         keyring.integrity().check_secret(tx, row)?;
         match &follows {
             Some(f) if f.primary_region == from.region => {}
+            // A copy of a team folder whose primary moved: it follows the new one now.
+            Some(_) if from_folder_primary => {}
             _ => {
                 return Ok(Applied::Refused {
                     secret_id,
@@ -395,20 +426,6 @@ pub fn apply(
             })
         }
     };
-    // A team folder's secrets come from the folder's primary and from no other region.
-    if let Some(primary) =
-        crate::vault::team::folder_primary(tx, &keyring.integrity(), &state.name)?
-    {
-        if primary != from.region {
-            return Ok(Applied::Refused {
-                secret_id,
-                reason: format!(
-                    "{:?} is in a team folder whose primary is region {primary}, not {}",
-                    state.name, from.region
-                ),
-            });
-        }
-    }
     if let Some(other) = secret_rows::find_by_name(tx, &state.name)? {
         if other.id != secret_id {
             return Ok(Applied::Refused {

@@ -40,6 +40,10 @@ pub enum TeamOp {
         member: String,
         rotate: bool,
     },
+    MovePrimary {
+        prefix: String,
+        to: String,
+    },
 }
 
 impl TeamOp {
@@ -49,6 +53,7 @@ impl TeamOp {
             TeamOp::Share { prefix, member, .. } => format!("share {prefix} with {member}"),
             TeamOp::Unshare { prefix, member } => format!("unshare {prefix} from {member}"),
             TeamOp::Remove { member, .. } => format!("remove {member}"),
+            TeamOp::MovePrimary { prefix, to } => format!("move the primary of {prefix} to {to}"),
         }
     }
 }
@@ -170,7 +175,9 @@ impl Vault {
             .is_some_and(|m| m.roles.values().any(|r| *r == TeamRole::Admin));
         let allowed = match &op {
             TeamOp::Invite { .. } => admin_anywhere,
-            TeamOp::Share { prefix, .. } | TeamOp::Unshare { prefix, .. } => is_admin_of(prefix),
+            TeamOp::Share { prefix, .. }
+            | TeamOp::Unshare { prefix, .. }
+            | TeamOp::MovePrimary { prefix, .. } => is_admin_of(prefix),
             TeamOp::Remove { member, .. } => {
                 admin_anywhere
                     && state
@@ -212,6 +219,9 @@ impl Vault {
             TeamOp::Remove { member, rotate } => {
                 AdminAnswer::Removed(self.team_remove_by(&member, rotate, Some(caller))?)
             }
+            TeamOp::MovePrimary { prefix, to } => AdminAnswer::Team(Box::new(
+                self.team_move_primary_by(&prefix, &to, Some(caller))?,
+            )),
         })
     }
 }

@@ -71,6 +71,30 @@ pub enum TeamError {
         prefix: String,
         primary: String,
     },
+    #[error("folder {prefix:?} is not shared with anyone, so it has no primary to move; share it first with `coffer team share`")]
+    NoSuchFolder { prefix: String },
+    #[error("folder {prefix:?} is moving from region {from} to region {to}: writes resume once {from} has handed it over to {to} (both must be reachable); `coffer team members` shows when it is done")]
+    Moving {
+        prefix: String,
+        from: String,
+        to: String,
+    },
+    #[error("region {region} is already the primary of folder {prefix:?}")]
+    AlreadyPrimary { prefix: String, region: String },
+    #[error("region {region} cannot be the primary of folder {prefix:?}: it is {} there, and a primary writes; make it a writer first with `coffer team share {prefix} --member {region} --role writer`", role_phrase(role))]
+    PrimaryNeedsWriter {
+        prefix: String,
+        region: String,
+        role: Option<TeamRole>,
+    },
+    #[error("region {region} is the primary of folder {prefix:?} (or hands it over); move the folder first with `coffer team move-primary {prefix} --to REGION`")]
+    IsPrimary { prefix: String, region: String },
+    #[error("region {from} sent changes made under team revision {revision}, and this vault holds revision {held}: it waits for the owner's newer state, then takes them")]
+    AwaitingState {
+        from: String,
+        revision: u64,
+        held: u64,
+    },
 }
 
 fn role_phrase(role: &Option<TeamRole>) -> String {
@@ -89,7 +113,13 @@ impl TeamError {
             TeamError::AlreadyInTeam { .. }
             | TeamError::AlreadyMember { .. }
             | TeamError::OverlappingFolder { .. }
-            | TeamError::MemberCopy { .. } => "team_conflict",
+            | TeamError::MemberCopy { .. }
+            | TeamError::Moving { .. }
+            | TeamError::AlreadyPrimary { .. }
+            | TeamError::PrimaryNeedsWriter { .. }
+            | TeamError::IsPrimary { .. } => "team_conflict",
+            TeamError::NoSuchFolder { .. } => "team_not_found",
+            TeamError::AwaitingState { .. } => "vault_busy",
             TeamError::NotOwner { .. }
             | TeamError::RoleRefused { .. }
             | TeamError::NotAdmin { .. } => "forbidden",

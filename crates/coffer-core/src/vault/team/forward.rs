@@ -162,6 +162,23 @@ impl Vault {
         };
         let own = integrity.region_name(self.store.conn())?;
         if own.as_deref() == Some(folder.primary_region.as_str()) {
+            if let Some(from) = &folder.handover_from {
+                let own = own.unwrap_or_default();
+                if !super::primary::holds(
+                    self.store.conn(),
+                    &integrity,
+                    &state,
+                    &folder.prefix,
+                    &own,
+                )? {
+                    return Err(TeamError::Moving {
+                        prefix: folder.prefix.clone(),
+                        from: from.clone(),
+                        to: own,
+                    }
+                    .into());
+                }
+            }
             return Ok(None);
         }
         Ok(Some(folder.clone()))
@@ -345,7 +362,24 @@ impl Vault {
         let folder = state
             .folder_of(name.as_str())
             .filter(|f| f.primary_region == own_region.as_str());
-        let role = folder.and_then(|f| state.role_of(caller, &f.prefix));
+        if let Some(moving) = folder {
+            let held = super::primary::holds(
+                self.store.conn(),
+                &self.integrity()?,
+                &state,
+                &moving.prefix,
+                own_region.as_str(),
+            )?;
+            if !held {
+                return Err(TeamError::Moving {
+                    prefix: moving.prefix.clone(),
+                    from: moving.handover_from.clone().unwrap_or_default(),
+                    to: own_region.to_string(),
+                }
+                .into());
+            }
+        }
+        let role = folder.and_then(|f| state.effective_role(caller, &f.prefix));
         let Some(folder) = folder.filter(|_| role.is_some_and(TeamRole::may_write)) else {
             let prefix = folder.map_or_else(String::new, |f| f.prefix.clone());
             let fix = match (role, folder) {

@@ -15,6 +15,7 @@
 pub mod admin;
 mod error;
 pub mod forward;
+mod primary;
 pub mod state;
 #[cfg(test)]
 mod tests;
@@ -26,6 +27,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 pub use error::TeamError;
+pub(crate) use primary::check_sender;
 pub use state::{FolderState, MemberState, TeamRole, TeamState};
 
 use super::error::{Error, Result};
@@ -67,6 +69,10 @@ pub struct TeamMember {
 pub struct TeamFolder {
     pub prefix: String,
     pub primary_region: String,
+    /// While the folder moves: the primary it moves from (writes wait until it has
+    /// handed the folder over).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub handover_from: Option<String>,
 }
 
 /// What a removed member's access means for a secret.
@@ -98,6 +104,13 @@ pub struct TeamRemoval {
     pub rotated: Vec<String>,
     /// Secrets whose rotation failed, and why (they stay "rotate now").
     pub rotation_failures: Vec<(String, String)>,
+}
+
+impl Error {
+    /// A batch that waits for the owner's newer team state: kept, not discarded.
+    pub(crate) fn awaits_team_state(&self) -> bool {
+        matches!(self, Error::Team(error) if matches!(**error, TeamError::AwaitingState { .. }))
+    }
 }
 
 impl From<TeamError> for Error {
@@ -142,6 +155,24 @@ fn queue_state(
                 ..OutboxRow::default()
             },
         )?;
+    }
+    Ok(())
+}
+
+/// A folder's primary (or one handing a folder over) cannot lose its role there: the
+/// folder would have nobody to order its writes. (`prefix`: only that folder.)
+fn refuse_if_primary(state: &TeamState, member: &str, prefix: Option<&str>) -> Result<()> {
+    for folder in &state.folders {
+        if prefix.is_some_and(|p| p != folder.prefix) {
+            continue;
+        }
+        if folder.primary_region == member || folder.handover_from.as_deref() == Some(member) {
+            return Err(TeamError::IsPrimary {
+                prefix: folder.prefix.clone(),
+                region: member.to_owned(),
+            }
+            .into());
+        }
     }
     Ok(())
 }
@@ -211,27 +242,31 @@ pub(super) fn secret_created(
     let Some(folder) = state.folder_of(&secret.name) else {
         return Ok(());
     };
-    if integrity.region_name(tx)?.as_deref() != Some(folder.primary_region.as_str()) {
+    let Some(own_region) = integrity.region_name(tx)? else {
+        return Ok(());
+    };
+    if !primary::holds(tx, integrity, &state, &folder.prefix, &own_region)? {
         return Ok(());
     }
-    for member in state.members_of(&folder.prefix) {
+    for holder in state.holders(&folder.prefix) {
+        if peer_rows::by_name(tx, &holder)?.is_none() {
+            continue;
+        }
         replication_rows::insert_replica(
             tx,
             &replication_rows::ReplicaRow {
                 secret_id: secret.id,
-                region: member.region.clone(),
+                region: holder.clone(),
                 replica_key: None,
                 added_at: Timestamp::now().millis(),
                 synced_at: None,
                 last_error: None,
-                mac: integrity
-                    .replica_tag(secret.id, &member.region, None)
-                    .to_vec(),
+                mac: integrity.replica_tag(secret.id, &holder, None).to_vec(),
             },
         )?;
         replication_rows::push_outbox(
             tx,
-            &member.region,
+            &holder,
             &OutboxRow {
                 seq,
                 secret_id: secret.id,
@@ -310,6 +345,7 @@ impl Vault {
                 .map(|f| TeamFolder {
                     prefix: f.prefix,
                     primary_region: f.primary_region,
+                    handover_from: f.handover_from,
                 })
                 .collect(),
         }))
@@ -410,6 +446,8 @@ impl Vault {
             region: member.clone(),
             added_at: Timestamp::now().millis(),
             roles: BTreeMap::new(),
+            url: Some(url.to_owned()),
+            fingerprint: Some(fingerprint.to_owned()),
         });
         state.revision += 1;
         let note = format!("{member} joined team {} (invited by {by})", state.name);
@@ -510,7 +548,20 @@ impl Vault {
             state.folders.push(FolderState {
                 prefix: prefix.to_owned(),
                 primary_region: own_region.clone(),
+                handover_from: None,
             });
+        }
+        let old = state.clone();
+        let moving_to_reader = state.folder(prefix).is_some_and(|f| {
+            f.primary_region == member || f.handover_from.as_deref() == Some(member)
+        });
+        if moving_to_reader && !role.may_write() {
+            return Err(TeamError::PrimaryNeedsWriter {
+                prefix: prefix.to_owned(),
+                region: member.to_owned(),
+                role: Some(role),
+            }
+            .into());
         }
         let before = state.role_of(member, prefix);
         if let Some(entry) = state.member_mut(member) {
@@ -535,12 +586,7 @@ impl Vault {
                 let integrity = keyring.integrity();
                 state::save(tx, &integrity, &state)?;
                 queue_state(tx, &state, &member_regions(&state), &note)?;
-                for (secret_id, _) in team_rows::secrets_under(tx, prefix)? {
-                    if replication_rows::replica_of(tx, secret_id)?.is_none() {
-                        share_secret(tx, &integrity, secret_id, &member)?;
-                    }
-                }
-                Ok(())
+                primary::reconcile(tx, &integrity, Some(&old), &state, &own_region)
             },
         )?;
         self.team_info()
@@ -570,6 +616,8 @@ impl Vault {
         state::check_prefix(prefix)?;
         let (mut state, own_region) = self.owned_team()?;
         let by = by.unwrap_or(&own_region).to_owned();
+        refuse_if_primary(&state, member, Some(prefix))?;
+        let old = state.clone();
         let removed = state
             .member_mut(member)
             .and_then(|m| m.roles.remove(prefix));
@@ -588,12 +636,10 @@ impl Vault {
             AuditEvent::new("team_unshare")
                 .detail(format!("folder={prefix} member={member} author={by}")),
             |tx, keyring, _| {
-                state::save(tx, &keyring.integrity(), &state)?;
+                let integrity = keyring.integrity();
+                state::save(tx, &integrity, &state)?;
                 queue_state(tx, &state, &member_regions(&state), &note)?;
-                for (secret_id, _) in team_rows::secrets_under(tx, prefix)? {
-                    unshare_secret(tx, secret_id, &member)?;
-                }
-                Ok(())
+                primary::reconcile(tx, &integrity, Some(&old), &state, &own_region)
             },
         )?;
         self.team_info()
@@ -618,6 +664,8 @@ impl Vault {
     ) -> Result<TeamRemoval> {
         let (mut state, own_region) = self.owned_team()?;
         let by = by.unwrap_or(&own_region).to_owned();
+        refuse_if_primary(&state, member, None)?;
+        let old = state.clone();
         let Some(position) = state.members.iter().position(|m| m.region == member) else {
             return Err(TeamError::UnknownMember {
                 team: state.name,
@@ -636,14 +684,15 @@ impl Vault {
             AuditEvent::new("team_remove")
                 .detail(format!("team={} member={member} author={by}", state.name)),
             |tx, keyring, _| {
-                state::save(tx, &keyring.integrity(), &state)?;
+                let integrity = keyring.integrity();
+                state::save(tx, &integrity, &state)?;
                 let mut told = member_regions(&state);
                 // Its last word: the state without it, so it forgets the team.
                 told.push(member.clone());
                 queue_state(tx, &state, &told, &note)?;
+                primary::reconcile(tx, &integrity, Some(&old), &state, &own_region)?;
                 for prefix in removed.roles.keys() {
                     for (secret_id, name) in team_rows::secrets_under(tx, prefix)? {
-                        unshare_secret(tx, secret_id, &member)?;
                         let rotates = crate::store::rotation::get(tx, secret_id)?.is_some();
                         team_rows::record_exposure(tx, secret_id, &member, now, rotates)?;
                         exposed.push((name, rotates));
@@ -675,6 +724,106 @@ impl Vault {
         })
     }
 
+    /// Moves a folder's primary to `to` (a member that may write there, or the owner).
+    /// The old primary hands the folder over when the new state reaches it; writes wait
+    /// until then (see [`primary`]). On an admin's vault, the owner does it.
+    pub fn team_move_primary(&mut self, prefix: &str, to: &str) -> Result<TeamInfo> {
+        if let Some(owner) = self.team_owner_elsewhere()? {
+            return self.forward_admin(
+                &owner,
+                admin::TeamOp::MovePrimary {
+                    prefix: prefix.to_owned(),
+                    to: to.to_owned(),
+                },
+            );
+        }
+        self.team_move_primary_by(prefix, to, None)
+    }
+
+    pub(crate) fn team_move_primary_by(
+        &mut self,
+        prefix: &str,
+        to: &str,
+        by: Option<&str>,
+    ) -> Result<TeamInfo> {
+        state::check_prefix(prefix)?;
+        let to = RegionName::parse(to)?.to_string();
+        let (mut state, own_region) = self.owned_team()?;
+        let by = by.unwrap_or(&own_region).to_owned();
+        let Some(folder) = state.folder(prefix).cloned() else {
+            return Err(TeamError::NoSuchFolder {
+                prefix: prefix.to_owned(),
+            }
+            .into());
+        };
+        if let Some(from) = folder.handover_from {
+            return Err(TeamError::Moving {
+                prefix: prefix.to_owned(),
+                from,
+                to: folder.primary_region,
+            }
+            .into());
+        }
+        if folder.primary_region == to {
+            return Err(TeamError::AlreadyPrimary {
+                prefix: prefix.to_owned(),
+                region: to,
+            }
+            .into());
+        }
+        if to != own_region {
+            if state.member(&to).is_none() {
+                return Err(TeamError::UnknownMember {
+                    team: state.name,
+                    member: to,
+                }
+                .into());
+            }
+            let role = state.role_of(&to, prefix);
+            if !role.is_some_and(TeamRole::may_write) {
+                return Err(TeamError::PrimaryNeedsWriter {
+                    prefix: prefix.to_owned(),
+                    region: to,
+                    role,
+                }
+                .into());
+            }
+        }
+        // The new primary pairs the folder's members with what the owner checked at
+        // their invites; states from before the invite recorded it get it from the pairing.
+        for member in state.members.iter_mut() {
+            if member.url.is_none() || member.fingerprint.is_none() {
+                if let Some(row) = peer_rows::by_name(self.store.conn(), &member.region)? {
+                    if let Some(fp) = Fingerprint::from_bytes(&row.fingerprint) {
+                        member.url = Some(row.url);
+                        member.fingerprint = Some(fp.to_string());
+                    }
+                }
+            }
+        }
+        let from = folder.primary_region;
+        if let Some(entry) = state.folders.iter_mut().find(|f| f.prefix == prefix) {
+            entry.primary_region = to.clone();
+            entry.handover_from = Some(from.clone());
+        }
+        state.revision += 1;
+        let note = format!("{prefix} moves from primary {from} to {to} (by {by})");
+        self.write(
+            AuditEvent::new("team_move_primary")
+                .detail(format!("folder={prefix} from={from} to={to} author={by}")),
+            |tx, keyring, _| {
+                let integrity = keyring.integrity();
+                state::save(tx, &integrity, &state)?;
+                queue_state(tx, &state, &member_regions(&state), &note)?;
+                if from == own_region {
+                    primary::hand_over(tx, &integrity, &state, prefix, &own_region)?;
+                }
+                Ok(())
+            },
+        )?;
+        self.team_info()
+    }
+
     /// Every secret a removed member could read, and what is left to do about it.
     pub fn team_exposures(&mut self) -> Result<Vec<Exposure>> {
         self.require_unlocked()?;
@@ -699,6 +848,7 @@ impl Vault {
                 TeamFolder {
                     prefix: folder.prefix.clone(),
                     primary_region: folder.primary_region.clone(),
+                    handover_from: folder.handover_from.clone(),
                 },
                 role,
             )
@@ -734,16 +884,17 @@ pub(crate) fn apply_state(
             reason,
         })
     };
-    let Some(local) = state::load(tx, integrity)? else {
+    let Some(mut local) = state::load(tx, integrity)? else {
         return refused(format!(
             "region {own_region} is in no team; join it there with `coffer team join`"
         ));
     };
     if local.owner_region != from {
-        return refused(format!(
-            "region {own_region} is in team {:?} owned by region {}, not {from}",
-            local.name, local.owner_region
-        ));
+        let sent = change.state.as_ref();
+        return match primary::from_member(tx, integrity, &mut local, from, own_region, sent)? {
+            Ok(note) => Ok(Applied::Team { note }),
+            Err(reason) => refused(reason),
+        };
     }
     let Some(new) = change.state else {
         state::clear(tx)?;
@@ -764,10 +915,16 @@ pub(crate) fn apply_state(
             new.revision, local.revision
         ));
     }
+    let mut note = change.note;
     if new.member(own_region).is_none() {
         state::clear(tx)?;
     } else {
+        let mut new = new;
         state::save(tx, integrity, &new)?;
+        for more in primary::after_state(tx, integrity, &local, &mut new, from, own_region)? {
+            note.push_str("; ");
+            note.push_str(&more);
+        }
     }
-    Ok(Applied::Team { note: change.note })
+    Ok(Applied::Team { note })
 }

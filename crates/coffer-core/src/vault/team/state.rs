@@ -66,6 +66,13 @@ pub struct MemberState {
     /// Role per folder prefix.
     #[serde(default)]
     pub roles: BTreeMap<String, TeamRole>,
+    /// Where the member's vault answers and its pinned fingerprint, as the owner checked
+    /// them at the invite: a folder's primary other than the owner pairs the folder's
+    /// members with these (and they it), vouched for by the owner's signature.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fingerprint: Option<String>,
 }
 
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
@@ -73,6 +80,11 @@ pub struct FolderState {
     pub prefix: String,
     /// The region that orders the folder's writes.
     pub primary_region: String,
+    /// While the folder moves to `primary_region`: the primary it moves from, which
+    /// hands it over once everything it applied has reached the new one. The owner
+    /// clears it when the new primary says it has taken over.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub handover_from: Option<String>,
 }
 
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
@@ -104,6 +116,32 @@ impl TeamState {
     pub fn role_of(&self, region: &str, prefix: &str) -> Option<TeamRole> {
         self.member(region)
             .and_then(|m| m.roles.get(prefix).copied())
+    }
+
+    /// A region's role as a folder's primary checks it: the owner administers every
+    /// folder, whichever vault is its primary.
+    pub fn effective_role(&self, region: &str, prefix: &str) -> Option<TeamRole> {
+        if region == self.owner_region {
+            Some(TeamRole::Admin)
+        } else {
+            self.role_of(region, prefix)
+        }
+    }
+
+    pub fn folder(&self, prefix: &str) -> Option<&FolderState> {
+        self.folders.iter().find(|f| f.prefix == prefix)
+    }
+
+    /// The regions that keep a copy of a folder: its members and the owner, but not its
+    /// primary.
+    pub fn holders(&self, prefix: &str) -> Vec<String> {
+        let Some(folder) = self.folder(prefix) else {
+            return Vec::new();
+        };
+        std::iter::once(self.owner_region.clone())
+            .chain(self.members_of(prefix).map(|m| m.region.clone()))
+            .filter(|region| *region != folder.primary_region)
+            .collect()
     }
 
     /// The members with any role in a folder.

@@ -612,3 +612,342 @@ fn an_admin_changes_membership_through_the_owner_within_its_folders() {
         .iter()
         .any(|m| m.region == "dave"));
 }
+
+/// As [`sync`], but says when the receiver keeps the batch for later (nothing applied,
+/// nothing acknowledged) instead of panicking.
+fn try_sync(
+    from: &mut Member,
+    to: &mut Member,
+) -> Result<Vec<crate::vault::replication::NotApplied>, Error> {
+    let (region, identity) = to.vault.identity().unwrap();
+    let hello = identity.hello(&region, to.vault.id()).unwrap();
+    let (acked, entries) = from.vault.outgoing(region.as_str(), &hello).unwrap();
+    if entries.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut prev = acked;
+    let wire: Vec<WireEntry> = entries
+        .into_iter()
+        .map(|e| {
+            let w = WireEntry {
+                seq: e.seq,
+                prev_seq: prev,
+                secret: e.secret,
+                payload: e.payload,
+            };
+            prev = e.seq;
+            w
+        })
+        .collect();
+    let upto = prev;
+    let (from_region, from_identity) = from.vault.identity().unwrap();
+    let ca = from_identity.chain()[1].clone();
+    let refused = to
+        .vault
+        .apply_replicated(from_region.as_str(), &ca, wire, upto)?;
+    from.vault
+        .record_acked(region.as_str(), upto, &refused)
+        .unwrap();
+    Ok(refused)
+}
+
+fn put(vault: &mut Vault, name: &str, value: &str) {
+    vault
+        .put_secret_value(name, PutValue::new(SecretValue::text(value)))
+        .unwrap();
+}
+
+fn follows(vault: &mut Vault, name: &str) -> Option<String> {
+    vault
+        .describe_secret(name)
+        .unwrap()
+        .replication
+        .and_then(|r| r.primary_region)
+}
+
+const FOLDER: &str = "team/payments/";
+
+/// Alice owns the team; bob and carol write in the folder, which holds one secret.
+fn shared_team() -> (Member, Member, Member) {
+    let (mut alice, mut bob, mut carol) = team();
+    create(&mut alice.vault, "team/payments/db", "one");
+    for m in ["bob", "carol"] {
+        alice.vault.team_share(FOLDER, m, TeamRole::Writer).unwrap();
+    }
+    assert!(sync(&mut alice, &mut bob).is_empty());
+    assert!(sync(&mut alice, &mut carol).is_empty());
+    (alice, bob, carol)
+}
+
+#[test]
+fn moving_the_primary_hands_the_folder_over_without_losing_a_write() {
+    let (mut alice, mut bob, mut carol) = shared_team();
+    // A write the old primary applied but has not sent yet: the handover must carry it.
+    put(&mut alice.vault, "team/payments/db", "two");
+    let moved = alice.vault.team_move_primary(FOLDER, "bob").unwrap();
+    assert_eq!(moved.folders[0].primary_region, "bob");
+    assert_eq!(moved.folders[0].handover_from.as_deref(), Some("alice"));
+    let id = secret_id(&mut alice.vault, "team/payments/db");
+
+    // Alice's own copy follows bob at once; a write there goes to bob (unreachable here).
+    assert_eq!(
+        follows(&mut alice.vault, "team/payments/db").as_deref(),
+        Some("bob")
+    );
+    let error = alice
+        .vault
+        .put_secret_value("team/payments/db", PutValue::new(SecretValue::text("x")))
+        .unwrap_err();
+    assert!(error.to_string().contains("region bob"), "{error}");
+    // Before bob has heard, it takes no write for the folder: nothing forks.
+    let write = forwarded(&mut carol, &mut bob, "team/payments/db", id, false, "early");
+    assert_eq!(send(&mut bob, "carol", &write).0, 403);
+
+    // Bob gets the pending write, the state and the handover, in that order.
+    assert!(sync(&mut alice, &mut bob).is_empty());
+    assert_eq!(read(&mut bob.vault, "team/payments/db"), "two");
+    assert_eq!(
+        follows(&mut bob.vault, "team/payments/db"),
+        None,
+        "bob's own now"
+    );
+    let write = forwarded(&mut carol, &mut bob, "team/payments/db", id, false, "three");
+    let (status, body) = send(&mut bob, "carol", &write);
+    assert_eq!(status, 200, "{body}");
+    put(&mut bob.vault, "team/payments/db", "four");
+    // The old primary no longer takes writes for the folder.
+    let write = forwarded(&mut carol, &mut alice, "team/payments/db", id, false, "old");
+    assert_ne!(send(&mut alice, "carol", &write).0, 200);
+
+    // Carol hears from bob before the owner has told her: the batch waits, nothing
+    // applied, and goes through once the owner's state has arrived.
+    let waited = try_sync(&mut bob, &mut carol).unwrap_err();
+    assert!(waited.awaits_team_state(), "{waited}");
+    assert_eq!(read(&mut carol.vault, "team/payments/db"), "one");
+    assert!(sync(&mut alice, &mut carol).is_empty());
+    assert!(sync(&mut bob, &mut carol).is_empty());
+    assert_eq!(read(&mut carol.vault, "team/payments/db"), "four");
+    assert_eq!(
+        follows(&mut carol.vault, "team/payments/db").as_deref(),
+        Some("bob")
+    );
+    let versions = carol
+        .vault
+        .list_secret_versions("team/payments/db")
+        .unwrap();
+    assert_eq!(versions.len(), 4, "one, two, three and four: {versions:?}");
+
+    // Bob tells the owner after its copies: the owner records the move, and everyone
+    // learns it is done.
+    assert!(sync(&mut bob, &mut alice).is_empty());
+    assert_eq!(read(&mut alice.vault, "team/payments/db"), "four");
+    let team = alice.vault.team().unwrap().unwrap();
+    assert_eq!(team.folders[0].handover_from, None);
+    sync(&mut alice, &mut bob);
+    sync(&mut alice, &mut carol);
+    assert_eq!(
+        bob.vault.team().unwrap().unwrap().folders[0].handover_from,
+        None
+    );
+    let log = carol.vault.audit_list(None, None, 1000).unwrap();
+    assert!(
+        log.iter().any(|e| e.operation == "team_changed"
+            && e.detail.contains("moves from primary alice to bob")),
+        "{log:?}"
+    );
+
+    // And back to the owner: bob hands over what it applied, alice takes over.
+    alice.vault.team_move_primary(FOLDER, "alice").unwrap();
+    put(&mut bob.vault, "team/payments/db", "five"); // bob has not heard yet
+                                                     // Until bob has handed the folder over, alice takes no write for it either.
+    let write = forwarded(
+        &mut carol,
+        &mut alice,
+        "team/payments/db",
+        id,
+        false,
+        "early",
+    );
+    let (status, body) = send(&mut alice, "carol", &write);
+    assert_eq!(status, 409, "{body}");
+    assert!(
+        body.contains("moving from region bob to region alice"),
+        "{body}"
+    );
+    sync(&mut alice, &mut bob);
+    assert_eq!(
+        follows(&mut bob.vault, "team/payments/db").as_deref(),
+        Some("alice")
+    );
+    assert!(sync(&mut bob, &mut alice).is_empty());
+    assert_eq!(read(&mut alice.vault, "team/payments/db"), "five");
+    assert_eq!(follows(&mut alice.vault, "team/payments/db"), None);
+    assert_eq!(
+        alice.vault.team().unwrap().unwrap().folders[0].handover_from,
+        None
+    );
+    put(&mut alice.vault, "team/payments/db", "six");
+    sync(&mut alice, &mut carol);
+    sync(&mut alice, &mut bob);
+    assert_eq!(read(&mut carol.vault, "team/payments/db"), "six");
+    assert_eq!(read(&mut bob.vault, "team/payments/db"), "six");
+    assert_eq!(
+        follows(&mut carol.vault, "team/payments/db").as_deref(),
+        Some("alice")
+    );
+}
+
+#[test]
+fn the_new_primary_feeds_members_shared_and_removed_after_the_move() {
+    let (mut alice, mut bob, mut carol) = shared_team();
+    alice.vault.team_move_primary(FOLDER, "bob").unwrap();
+    sync(&mut alice, &mut bob);
+    sync(&mut bob, &mut alice);
+    sync(&mut alice, &mut carol);
+    sync(&mut bob, &mut carol);
+
+    // Dave joins and gets the folder: the owner changes the state, bob sends the copies
+    // (pairing dave with what the owner checked at the invite).
+    let mut dave = member("dave");
+    let fd = fingerprint(&mut dave);
+    let fa = fingerprint(&mut alice);
+    alice
+        .vault
+        .team_invite("dave", "https://127.0.0.1:9", &fd)
+        .unwrap();
+    dave.vault
+        .team_join("acme", "alice", "https://127.0.0.1:9", &fa)
+        .unwrap();
+    alice
+        .vault
+        .team_share(FOLDER, "dave", TeamRole::Reader)
+        .unwrap();
+    sync(&mut alice, &mut dave);
+    sync(&mut alice, &mut bob);
+    assert!(bob.vault.peers().unwrap().iter().any(|p| p.name == "dave"));
+    assert!(sync(&mut bob, &mut dave).is_empty());
+    assert_eq!(read(&mut dave.vault, "team/payments/db"), "one");
+    assert_eq!(
+        follows(&mut dave.vault, "team/payments/db").as_deref(),
+        Some("bob")
+    );
+
+    // Removing carol: bob deletes her copies.
+    alice.vault.team_remove("carol", false).unwrap();
+    sync(&mut alice, &mut bob);
+    sync(&mut alice, &mut carol);
+    sync(&mut bob, &mut carol);
+    assert!(matches!(
+        carol
+            .vault
+            .get_secret_value("team/payments/db", &VersionSelector::default()),
+        Err(Error::SecretNotFound { .. })
+    ));
+    assert!(carol.vault.team().unwrap().is_none());
+    assert_eq!(read(&mut dave.vault, "team/payments/db"), "one");
+}
+
+#[test]
+fn a_move_is_refused_when_it_would_leave_a_folder_without_a_writing_primary() {
+    let (mut alice, mut bob, mut carol) = shared_team();
+    alice
+        .vault
+        .team_share(FOLDER, "carol", TeamRole::Reader)
+        .unwrap();
+    let before = alice.vault.team().unwrap().unwrap();
+    let refused = |r: Result<crate::vault::team::TeamInfo, Error>| r.unwrap_err().to_string();
+
+    let error = refused(alice.vault.team_move_primary(FOLDER, "carol"));
+    assert!(
+        error.contains("carol cannot be the primary") && error.contains("--role writer"),
+        "{error}"
+    );
+    let error = refused(alice.vault.team_move_primary("team/other/", "bob"));
+    assert!(error.contains("not shared with anyone"), "{error}");
+    let error = refused(alice.vault.team_move_primary(FOLDER, "alice"));
+    assert!(error.contains("already the primary"), "{error}");
+    let error = refused(alice.vault.team_move_primary(FOLDER, "nobody"));
+    assert!(error.contains("not a member"), "{error}");
+    assert_eq!(
+        alice.vault.team().unwrap().unwrap(),
+        before,
+        "refusals change nothing"
+    );
+
+    alice.vault.team_move_primary(FOLDER, "bob").unwrap();
+    let error = refused(alice.vault.team_move_primary(FOLDER, "alice"));
+    assert!(
+        error.contains("is moving from region alice to region bob"),
+        "{error}"
+    );
+    // The primary (and the one handing over) keeps a writing role until the folder moves on.
+    let error = alice
+        .vault
+        .team_remove("bob", false)
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("move-primary"), "{error}");
+    let error = refused(alice.vault.team_unshare(FOLDER, "bob"));
+    assert!(error.contains("move-primary"), "{error}");
+    let error = refused(alice.vault.team_share(FOLDER, "bob", TeamRole::Reader));
+    assert!(error.contains("cannot be the primary"), "{error}");
+
+    // Only an admin of the folder may move it, when it asks through the owner.
+    sync(&mut alice, &mut bob);
+    sync(&mut bob, &mut alice);
+    let op = serde_json::to_vec(&super::admin::TeamOp::MovePrimary {
+        prefix: FOLDER.into(),
+        to: "alice".into(),
+    })
+    .unwrap();
+    let (status, body) = alice.vault.answer_team_admin("carol", &op);
+    assert_eq!(status, 403, "{}", String::from_utf8_lossy(&body));
+    alice
+        .vault
+        .team_share(FOLDER, "carol", TeamRole::Admin)
+        .unwrap();
+    let (status, body) = alice.vault.answer_team_admin("carol", &op);
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    let _ = &mut carol;
+}
+
+#[test]
+fn a_team_entry_from_a_member_that_hands_nothing_over_is_refused() {
+    let (mut alice, mut bob, mut carol) = shared_team();
+    // Carol is paired with bob (as a folder's primary would be) and sends him her team
+    // state: she is not the owner and hands bob nothing.
+    let fc = fingerprint(&mut carol);
+    let fb = fingerprint(&mut bob);
+    bob.vault
+        .add_peer("carol", "https://127.0.0.1:9", &fc)
+        .unwrap();
+    carol
+        .vault
+        .add_peer("bob", "https://127.0.0.1:9", &fb)
+        .unwrap();
+    carol.vault.team_move_primary(FOLDER, "carol").unwrap_err();
+    let before = bob.vault.team().unwrap().unwrap();
+    // Queue carol's state for bob, as a handover would.
+    {
+        let state = carol.vault.team_state().unwrap().unwrap();
+        carol
+            .vault
+            .write(super::super::AuditEvent::new("test"), |tx, _, _| {
+                super::queue_state(tx, &state, &["bob".to_owned()], "forged handover")
+            })
+            .unwrap();
+    }
+    let refused = sync(&mut carol, &mut bob);
+    assert_eq!(refused.len(), 1, "{refused:?}");
+    assert!(
+        refused[0].reason.contains("hands no folder over"),
+        "{}",
+        refused[0].reason
+    );
+    assert_eq!(bob.vault.team().unwrap().unwrap(), before);
+    assert_eq!(
+        follows(&mut bob.vault, "team/payments/db").as_deref(),
+        Some("alice")
+    );
+    let _ = &mut alice;
+}
