@@ -18,6 +18,23 @@ function run(command, args, options = {}) {
   return execFileSync(command, args, { stdio: ['ignore', 'pipe', 'pipe'], encoding: 'utf8', ...options });
 }
 
+/** A test CA (`ca.pem`) under `dir` and a certificate for 127.0.0.1 signed by it, valid for
+ * a day: the app trusts the CA through its "CA certificate" setting. Also used by
+ * tests/install/app-update.mjs for the installed app. */
+export function testCertificate(dir) {
+  mkdirSync(dir, { recursive: true });
+  const ca = join(dir, 'ca.pem');
+  run('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-days', '1',
+    '-subj', '/CN=Coffer test CA', '-keyout', join(dir, 'ca.key'), '-out', ca,
+    '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign']);
+  run('openssl', ['req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-subj', '/CN=127.0.0.1',
+    '-keyout', join(dir, 'server.key'), '-out', join(dir, 'server.csr')]);
+  writeFileSync(join(dir, 'server.ext'), 'subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n');
+  run('openssl', ['x509', '-req', '-in', join(dir, 'server.csr'), '-CA', ca, '-CAkey', join(dir, 'ca.key'),
+    '-CAcreateserial', '-days', '1', '-extfile', join(dir, 'server.ext'), '-out', join(dir, 'server.pem')]);
+  return { ca, key: join(dir, 'server.key'), cert: join(dir, 'server.pem') };
+}
+
 /** Makes keys, bundles, CA and server under `dir`; the app's key file is `keyPath`.pub. */
 export async function updateFixture(dir, keyPath) {
   mkdirSync(dir, { recursive: true });
@@ -59,16 +76,7 @@ export async function updateFixture(dir, keyPath) {
   copyFileSync(bundles.newer, bundles.otherKey);
   sign(bundles.otherKey, otherKey);
 
-  // A test CA and a certificate for 127.0.0.1 signed by it.
-  const ca = join(dir, 'ca.pem');
-  run('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-days', '1',
-    '-subj', '/CN=Coffer e2e test CA', '-keyout', join(dir, 'ca.key'), '-out', ca,
-    '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign']);
-  run('openssl', ['req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-subj', '/CN=127.0.0.1',
-    '-keyout', join(dir, 'server.key'), '-out', join(dir, 'server.csr')]);
-  writeFileSync(join(dir, 'server.ext'), 'subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n');
-  run('openssl', ['x509', '-req', '-in', join(dir, 'server.csr'), '-CA', ca, '-CAkey', join(dir, 'ca.key'),
-    '-CAcreateserial', '-days', '1', '-extfile', join(dir, 'server.ext'), '-out', join(dir, 'server.pem')]);
+  const { ca, key: serverKey, cert: serverCert } = testCertificate(dir);
 
   // One release folder per manifest, holding its signed bundle, as a release publishes it.
   const releases = {
@@ -95,7 +103,7 @@ export async function updateFixture(dir, keyPath) {
     }
   };
   const server = createServer(
-    { key: readFileSync(join(dir, 'server.key')), cert: readFileSync(join(dir, 'server.pem')) },
+    { key: readFileSync(serverKey), cert: readFileSync(serverCert) },
     (request, response) => {
       const path = new URL(request.url, 'https://127.0.0.1').pathname;
       const json = routes[path];

@@ -13,7 +13,10 @@
 #      altered and an older bundle with the running version still working, and installs
 #      N+1, after which `coffer --version` says N+1, the N+1 app starts, and every secret
 #      reads back as it was written; N is then refused as a downgrade unless forced;
-#   5. `apt-get remove` takes the programs away and leaves the user's vault as it was.
+#   5. the installed app itself updates N -> N+1, online from a local HTTPS endpoint and from a
+#      file, with "Install and restart" (pkexec), and reads every secret after the restart
+#      (tests/install/app-update.sh; a screenshot in docs/screenshots/update-installed.png);
+#   6. `apt-get remove` takes the programs away and leaves the user's vault as it was.
 # Needs root (debootstrap, chroot), as CI has. Mounts and the root are removed on any exit.
 # COFFER_DEBOOTSTRAP_CACHE=DIR keeps the debootstrap tarball there for a second run.
 set -euo pipefail
@@ -197,7 +200,9 @@ log "installing the .deb with apt-get"
 START=$SECONDS
 cp "$DEB" "$CHROOT/tmp/coffer.deb"
 in_root apt-get update -qq
-in_root apt-get install -y -qq man-db xvfb x11-utils x11-apps >"$WORK/apt-tools.log" 2>&1 \
+# webkit2gtk-driver, polkitd, pkexec and dbus-daemon: the installed app's own update (step 5).
+in_root apt-get install -y -qq man-db xvfb x11-utils x11-apps webkit2gtk-driver polkitd pkexec dbus-daemon \
+    >"$WORK/apt-tools.log" 2>&1 \
     || { tail -20 "$WORK/apt-tools.log"; fail "the test's own tools did not install"; }
 in_root apt-get install -y /tmp/coffer.deb >"$WORK/apt-coffer.log" 2>&1 \
     || { tail -30 "$WORK/apt-coffer.log"; fail "apt-get could not install the .deb"; }
@@ -348,6 +353,9 @@ in_root coffer self-update --allow-downgrade --file "/tmp/$(basename "$DEB")" >/
 grep -q '"downgrade":true' "$CHROOT/var/log/coffer/updates.log" || fail "the downgrade was not logged"
 [ "$(as_user coffer --version)" = "coffer $VERSION" ] || fail "the forced downgrade did not bring back $VERSION"
 [ "$(vault_contents)" = "$CONTENTS" ] || fail "after the downgrade the vault does not read as before"
+
+# shellcheck source=tests/install/app-update.sh
+source "$ROOT/tests/install/app-update.sh"
 
 log "apt-get remove leaves the vault alone"
 BEFORE="$(sha256sum "$VAULT" | cut -d' ' -f1)"

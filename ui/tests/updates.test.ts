@@ -14,7 +14,14 @@ vi.mock('@tauri-apps/api/core', () => ({
 vi.mock('@tauri-apps/api/event', () => ({ listen: vi.fn(async () => () => {}) }));
 
 import { ApiError } from '../src/lib/api';
-import { defaultSignaturePath, endpointProblem, formatBytes, progressPercent, updatesApi } from '../src/lib/updates';
+import {
+  defaultSignaturePath,
+  endpointProblem,
+  formatBytes,
+  progressPercent,
+  upToDateMessage,
+  updatesApi,
+} from '../src/lib/updates';
 
 describe('update endpoint rules', () => {
   it('accepts https, including loopback, and empty as off', () => {
@@ -50,6 +57,12 @@ describe('download progress', () => {
   it('puts the signature beside the bundle by default', () => {
     expect(defaultSignaturePath('/media/usb/coffer_0.2.0_amd64.deb')).toBe('/media/usb/coffer_0.2.0_amd64.deb.sig');
     expect(defaultSignaturePath(' ')).toBe('');
+  });
+
+  it('says which version is up to date when it knows it', () => {
+    expect(upToDateMessage('0.1.1')).toBe('Coffer 0.1.1 is up to date.');
+    expect(upToDateMessage(null)).toBe('Coffer is up to date.');
+    expect(upToDateMessage(undefined)).toBe('Coffer is up to date.');
   });
 });
 

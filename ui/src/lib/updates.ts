@@ -79,3 +79,9 @@ export function defaultSignaturePath(bundle: string): string {
   const value = bundle.trim();
   return value === '' ? '' : `${value}.sig`;
 }
+
+/** What a check that found nothing newer says, naming the running version when it is known
+ * (after "Install and restart" this is how the user sees which version now runs). */
+export function upToDateMessage(running: string | null | undefined): string {
+  return running ? `Coffer ${running} is up to date.` : 'Coffer is up to date.';
+}
