@@ -189,8 +189,8 @@ impl Session {
     }
 
     /// Starts or stops what runs only while the vault is unlocked (the AWS-compatible API,
-    /// the peer listener, replication) to match the lock state, which may have changed elsewhere (`coffer
-    /// lock`, an unlock by a command).
+    /// the peer listener, replication) to match the lock state, which may have changed
+    /// elsewhere (`coffer lock`, an unlock by a command).
     pub fn sync_while_unlocked(&self) {
         self.sync_aws_api();
         self.sync_peers();

@@ -571,6 +571,7 @@ describe('Secrets under a shared folder', () => {
     render(SecretDetail, { name: 'team/payments/stripe' });
     const banner = await screen.findByTestId('team-banner');
     expect(banner).toHaveTextContent('You are a reader of team/payments/; ask an admin');
+    expect(banner).toHaveTextContent('Shared in team payments from eu-office-1, read-only here.');
     expect(screen.queryByTestId('replica-banner')).toBeNull();
     for (const id of ['new-version', 'edit-secret', 'delete-secret']) {
       expect(screen.getByTestId(id)).toBeDisabled();

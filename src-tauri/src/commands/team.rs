@@ -94,9 +94,9 @@ pub async fn team_unshare(
 
 /// Removes a member and lists every secret it could read; `rotate` rotates now those
 /// that have a rotator (on an admin's vault the owner does both: it holds the secrets).
-/// The engine's own `--rotate` runs each rotator while it holds the
-/// vault; here they run as "Rotate now" runs them (`rotate_secret`), the vault taken only
-/// for each read and record, so the app stays usable while a rotator talks to its system.
+/// The engine's own `--rotate` runs each rotator while it holds the vault; here they run
+/// as "Rotate now" runs them (`rotate_secret`), the vault taken only for each read and
+/// record, so the app stays usable while a rotator talks to its system.
 #[tauri::command]
 pub async fn team_remove(
     session: Session<'_>,
