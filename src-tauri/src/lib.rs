@@ -11,6 +11,7 @@ mod desktop_signals;
 mod error;
 mod file_picker;
 mod locking;
+mod peer_listener;
 mod scheduler;
 mod session;
 mod settings;
@@ -103,6 +104,9 @@ pub fn run() {
             commands::replication::remove_secret_region,
             commands::replication::promote_secret,
             commands::replication::watch_secret_replication,
+            commands::peer_listener::peer_listener_status,
+            commands::peer_listener::configure_peer_listener,
+            commands::lifecycle::unlock_vault_unattended,
             commands::team::team_show,
             commands::team::watch_team,
             commands::team::team_create,

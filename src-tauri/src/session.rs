@@ -14,6 +14,7 @@ use crate::aws_api::AwsApi;
 use crate::clipboard::Clipboard;
 use crate::error::{AppError, AppResult};
 use crate::locking::LockEpoch;
+use crate::peer_listener::PeerService;
 use crate::settings::Settings;
 use crate::tpm_backend::TpmBackend;
 
@@ -31,6 +32,8 @@ pub struct Session {
     pub lock_epoch: LockEpoch,
     /// The AWS-compatible API, running while unlocked if turned on.
     pub aws_api: AwsApi,
+    /// Receiving from paired peers, while unlocked if turned on (see `peer_listener`).
+    pub peers: PeerService,
     /// Replication to paired regions (the engine's, as `coffer daemon` runs it), running
     /// while unlocked.
     replicator: Mutex<Option<Replicator>>,
@@ -63,6 +66,7 @@ impl Session {
             last_activity: Mutex::new(BootInstant::now()),
             lock_epoch: LockEpoch::default(),
             aws_api: AwsApi::default(),
+            peers: PeerService::default(),
             replicator: Mutex::new(None),
         }
     }
@@ -179,16 +183,40 @@ impl Session {
         };
         // After the vault's mutex is let go: stopping waits for requests in flight.
         self.aws_api.stop();
+        self.peers.stop();
         self.sync_replication(false);
         locked
     }
 
     /// Starts or stops what runs only while the vault is unlocked (the AWS-compatible API,
-    /// replication) to match the lock state, which may have changed elsewhere (`coffer
-    /// lock`, an unlock by a command).
+    /// the peer listener, replication) to match the lock state, which may have changed
+    /// elsewhere (`coffer lock`, an unlock by a command).
     pub fn sync_while_unlocked(&self) {
         self.sync_aws_api();
+        self.sync_peers();
         self.sync_replication(self.is_unlocked());
+    }
+
+    /// Starts or stops the peer listener to match the lock state and the settings.
+    pub fn sync_peers(&self) {
+        let unlocked = self.is_unlocked();
+        self.peers
+            .sync(&self.vault, &self.settings().peers, unlocked);
+    }
+
+    /// Turns listening for peers on or off, or moves it: the address is bound before the
+    /// settings are saved, so a refused one changes nothing.
+    pub fn configure_peers(
+        &self,
+        peers: crate::settings::PeerListenSettings,
+    ) -> AppResult<Settings> {
+        self.peers
+            .try_apply(&self.vault, &peers, self.is_unlocked())?;
+        let mut settings = self.settings();
+        settings.peers = peers;
+        let saved = self.save_settings_as_is(settings)?;
+        self.sync_peers();
+        Ok(saved)
     }
 
     /// Replicates while `unlocked`: started at unlock, stopped at lock. The replicator
@@ -250,10 +278,13 @@ impl Session {
         self.settings.lock().map(|s| s.clone()).unwrap_or_default()
     }
 
-    /// Saves the preferences; the AWS-compatible API's part is kept as it is (it changes
-    /// only through [`Session::configure_aws_api`], which checks the address first).
+    /// Saves the preferences; the AWS-compatible API's and the peer listener's parts are
+    /// kept as they are (they change only through [`Session::configure_aws_api`] and
+    /// [`Session::configure_peers`], which check the address first).
     pub fn save_settings(&self, mut new: Settings) -> AppResult<Settings> {
-        new.aws_api = self.settings().aws_api;
+        let current = self.settings();
+        new.aws_api = current.aws_api;
+        new.peers = current.peers;
         self.save_settings_as_is(new)
     }
 

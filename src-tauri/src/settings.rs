@@ -42,6 +42,30 @@ impl Default for AwsApiSettings {
     }
 }
 
+/// Where the app listens for paired peers unless the user says otherwise: every
+/// interface, on the port the docs give `coffer daemon --listen`, since a team's owner
+/// reaches a member from another machine. Only pinned fingerprints get through TLS.
+pub const DEFAULT_PEER_ADDRESS: &str = "0.0.0.0:7443";
+
+/// Receiving from paired peers (a team owner's state and copies, a region's replicas),
+/// served by the app while the vault is unlocked. Off until the user turns it on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct PeerListenSettings {
+    pub enabled: bool,
+    /// `IP:port`, as `coffer daemon --listen` takes it.
+    pub address: String,
+}
+
+impl Default for PeerListenSettings {
+    fn default() -> Self {
+        PeerListenSettings {
+            enabled: false,
+            address: DEFAULT_PEER_ADDRESS.to_owned(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Settings {
@@ -56,6 +80,8 @@ pub struct Settings {
     pub lock_on_screen_lock: bool,
     /// Changed only through `configure_aws_api`, which starts or stops the listener.
     pub aws_api: AwsApiSettings,
+    /// Changed only through `configure_peer_listener`, which starts or stops the listener.
+    pub peers: PeerListenSettings,
 }
 
 impl Default for Settings {
@@ -67,6 +93,7 @@ impl Default for Settings {
             lock_on_suspend: true,
             lock_on_screen_lock: true,
             aws_api: AwsApiSettings::default(),
+            peers: PeerListenSettings::default(),
         }
     }
 }
@@ -146,6 +173,10 @@ mod tests {
                 enabled: true,
                 address: "127.0.0.1:14566".to_owned(),
             },
+            peers: PeerListenSettings {
+                enabled: true,
+                address: "127.0.0.1:17443".to_owned(),
+            },
         };
         custom.save(&path).unwrap();
         assert_eq!(Settings::load(&path), custom);
@@ -166,6 +197,8 @@ mod tests {
         // The AWS-compatible API stays off until the user turns it on.
         assert_eq!(loaded.aws_api, AwsApiSettings::default());
         assert!(!loaded.aws_api.enabled);
+        // So does listening for peers.
+        assert_eq!(loaded.peers, PeerListenSettings::default());
     }
 
     #[test]

@@ -71,7 +71,7 @@ impl TpmBackend {
         }
     }
 
-    fn fixed(source: TpmSource, tcti: String) -> TpmBackend {
+    pub(crate) fn fixed(source: TpmSource, tcti: String) -> TpmBackend {
         TpmBackend {
             source,
             tcti,

@@ -1,4 +1,4 @@
-import { describe, expect, it, vi, beforeEach } from 'vitest';
+import { describe, expect, it, vi, beforeEach, afterEach } from 'vitest';
 import { render, screen, fireEvent } from '@testing-library/svelte';
 
 const invoke = vi.fn();
@@ -9,7 +9,8 @@ import TpmBadge from '../src/components/TpmBadge.svelte';
 import Unlock from '../src/screens/Unlock.svelte';
 import SecretEditor from '../src/screens/SecretEditor.svelte';
 import Audit from '../src/screens/Audit.svelte';
-import type { TpmStatus } from '../src/lib/api';
+import type { AppStatus, TpmStatus } from '../src/lib/api';
+import { app } from '../src/lib/state.svelte';
 
 const info = {
   manufacturer: 'IBM ',
@@ -75,6 +76,64 @@ describe('Unlock', () => {
     await fireEvent.click(screen.getByRole('button', { name: 'Unlock' }));
     expect(await screen.findByTestId('unlock-error')).toHaveTextContent('Enter your PIN');
     expect(invoke).not.toHaveBeenCalled();
+  });
+});
+
+describe('Unlock: a vault whose unlock policy is unattended', () => {
+  const status = (unlocked: boolean): AppStatus => ({
+    vault_path: '/srv/coffer/vault.db',
+    vault_exists: true,
+    unlocked,
+    tpm: softTpm,
+    unlock_policy: 'unattended',
+    version: '0.1.0',
+  });
+
+  beforeEach(() => {
+    invoke.mockReset();
+    app.status = status(false);
+    app.lockReason = null;
+  });
+
+  afterEach(() => {
+    app.status = null;
+    app.lockReason = null;
+  });
+
+  it('says it unlocks without a PIN by policy, asks for none, and unlocks with the TPM alone', async () => {
+    invoke.mockImplementation(async (cmd: string) => (cmd === 'app_status' ? status(true) : undefined));
+    render(Unlock);
+    expect(screen.getByTestId('unattended-policy')).toHaveTextContent('unlocks without a PIN by its policy');
+    expect(screen.queryByLabelText('PIN')).toBeNull();
+    expect(screen.queryByText(/recovery code/)).toBeNull();
+    expect(screen.queryByText(/PIN attempts available/)).toBeNull();
+    await fireEvent.click(screen.getByRole('button', { name: 'Unlock' }));
+    expect(invoke).toHaveBeenCalledWith('unlock_vault_unattended', undefined);
+    expect(invoke).not.toHaveBeenCalledWith('unlock_vault', expect.anything());
+    await vi.waitFor(() => expect(app.status?.unlocked).toBe(true));
+  });
+
+  it("shows the engine's refusal (another TPM) and stays locked", async () => {
+    invoke.mockImplementation(async (cmd: string) => {
+      if (cmd === 'unlock_vault_unattended') {
+        throw { code: 'foreign_tpm', message: 'this TPM cannot open the vault key: it was sealed by another TPM' };
+      }
+      return status(false);
+    });
+    app.lockReason = 'elsewhere';
+    render(Unlock);
+    expect(screen.getByTestId('lock-reason')).toHaveTextContent('Locked from the command line');
+    expect(screen.getByTestId('lock-reason')).not.toHaveTextContent('PIN');
+    await fireEvent.click(screen.getByRole('button', { name: 'Unlock' }));
+    expect(await screen.findByTestId('unlock-error')).toHaveTextContent('sealed by another TPM');
+    expect(app.status?.unlocked).toBe(false);
+  });
+
+  it('a vault with a PIN still asks for it', () => {
+    app.status = { ...status(false), unlock_policy: 'pin' };
+    render(Unlock);
+    expect(screen.getByLabelText('PIN')).toBeInTheDocument();
+    expect(screen.queryByTestId('unattended-policy')).toBeNull();
   });
 });
 

@@ -231,6 +231,146 @@ describe('Team: a member', () => {
   });
 });
 
+describe('Team: an admin who is not the owner', () => {
+  // eu-laptop-ana administers team/ops/ and reads team/payments/; cy has only team/ops/.
+  const cy: TeamMember = { ...bo, region: 'us-laptop-cy', roles: { 'team/ops/': 'reader' }, last_error: null };
+  const dee: TeamMember = { ...bo, region: 'eu-laptop-dee', roles: { 'team/ops/': 'writer', 'team/payments/': 'reader' }, last_error: null };
+  const admin: TeamInfo = {
+    ...owned,
+    is_owner: false,
+    own_region: 'eu-laptop-ana',
+    members: [{ ...ana, roles: { 'team/payments/': 'reader', 'team/ops/': 'admin' } }, cy, dee],
+  };
+  function asAdmin(extra: Record<string, Handler> = {}) {
+    route({
+      region_identity: () => ({ ...identity, region: 'eu-laptop-ana' }),
+      team_show: () => admin,
+      watch_team: () => admin,
+      peer_listener_status: () => ({ enabled: false, address: '0.0.0.0:7443', default_address: '0.0.0.0:7443', listening: null, problem: null }),
+      ...extra,
+    });
+  }
+
+  it('changes roles only in the folders it administers, and says the owner makes each change', async () => {
+    asAdmin({ team_share: () => ({ ...admin, members: [admin.members[0], { ...cy, roles: { 'team/ops/': 'writer' } }, dee] }) });
+    render(Team);
+    const cyRow = await screen.findByTestId('member-us-laptop-cy');
+    expect(screen.getByTestId('team-admin')).toHaveTextContent('You are admin of team/ops/');
+    expect(screen.getByTestId('team-admin')).toHaveTextContent('eu-office-1, the owner, makes each change');
+    expect(screen.queryByTestId('team-read-only')).toBeNull();
+    // dee's payments role is not its to change; its ops role is.
+    const deeRow = screen.getByTestId('member-eu-laptop-dee');
+    expect(within(deeRow).getByTestId('role-eu-laptop-dee-team/ops/')).toHaveValue('writer');
+    expect(within(deeRow).queryByTestId('role-eu-laptop-dee-team/payments/')).toBeNull();
+    expect([...deeRow.querySelectorAll('.chip')].map((c) => c.textContent?.trim())).toContain('reader');
+    // Nor its own role.
+    expect(screen.queryByTestId('role-eu-laptop-ana-team/ops/')).toBeNull();
+
+    await fireEvent.change(within(cyRow).getByTestId('role-us-laptop-cy-team/ops/'), { target: { value: 'writer' } });
+    expect(calls('team_share')).toEqual([{ prefix: 'team/ops/', member: 'us-laptop-cy', role: 'writer' }]);
+    await waitFor(() => expect(screen.getByTestId('role-us-laptop-cy-team/ops/')).toHaveValue('writer'));
+  });
+
+  it("offers removal only of members whose folders it all administers, and shows the owner's refusal", async () => {
+    asAdmin({
+      team_remove: () => {
+        throw { code: 'team_refused', message: 'eu-office-1 refused to remove us-laptop-cy: eu-laptop-ana is not admin of team/ops/' };
+      },
+    });
+    render(Team);
+    await screen.findByTestId('member-us-laptop-cy');
+    expect(screen.queryByTestId('remove-eu-laptop-dee')).toBeNull();
+    expect(screen.queryByTestId('remove-eu-laptop-ana')).toBeNull();
+    await fireEvent.click(screen.getByTestId('remove-us-laptop-cy'));
+    await fireEvent.click(screen.getByTestId('remove-confirm'));
+    expect(calls('team_remove')).toEqual([{ member: 'us-laptop-cy', rotate: false }]);
+    expect(await screen.findByTestId('remove-error')).toHaveTextContent('refused to remove us-laptop-cy');
+  });
+
+  it('removes through the owner, which rotates: no rotation is offered here', async () => {
+    const exposures: Exposure[] = [
+      { secret: 'team/ops/pager', member: 'us-laptop-cy', since: '2026-12-06T02:00:00Z', state: 'rotate_now' },
+    ];
+    asAdmin({ team_remove: () => ({ member: 'us-laptop-cy', exposures, rotated: [], rotation_failures: [] }) });
+    render(Team);
+    await fireEvent.click(await screen.findByTestId('remove-us-laptop-cy'));
+    const dialog = screen.getByRole('dialog');
+    await fireEvent.click(within(dialog).getByTestId('remove-confirm'));
+    const result = await within(dialog).findByTestId('removal-result');
+    expect(within(result).getByTestId('exposure-team/ops/pager')).toHaveTextContent('rotate now');
+    expect(within(result).queryByTestId('rotate-team/ops/pager')).toBeNull();
+    expect(within(dialog).getByTestId('removal-by-owner')).toHaveTextContent('eu-office-1, the owner');
+  });
+
+  it('shares and invites, its folders offered in the form', async () => {
+    asAdmin({ team_share: () => admin, team_invite: () => admin });
+    render(Team);
+    const form = await screen.findByTestId('team-share');
+    expect(within(form).getByTestId('share-admin-hint')).toHaveTextContent('As an admin you share team/ops/');
+    const options = [...form.querySelectorAll('datalist option')].map((o) => (o as HTMLOptionElement).value);
+    expect(options).toEqual(['team/ops/']);
+    await typeInto('Folder', 'team/ops/');
+    await fireEvent.change(screen.getByTestId('share-member'), { target: { value: 'eu-laptop-dee' } });
+    await fireEvent.change(screen.getByTestId('share-role'), { target: { value: 'admin' } });
+    await fireEvent.click(screen.getByTestId('share-submit'));
+    expect(calls('team_share')).toEqual([{ prefix: 'team/ops/', member: 'eu-laptop-dee', role: 'admin' }]);
+
+    await typeInto('Its region name', 'us-laptop-eve');
+    await typeInto('Where its daemon listens', 'https://192.0.2.12:7443');
+    await typeInto('Its fingerprint', THEIR_FP);
+    await fireEvent.click(screen.getByTestId('invite-checked'));
+    await fireEvent.click(screen.getByTestId('invite-submit'));
+    expect(calls('team_invite')).toEqual([{ member: 'us-laptop-eve', url: 'https://192.0.2.12:7443', fingerprint: THEIR_FP }]);
+    // The owner's exposures are not an admin's to list.
+    expect(screen.queryByTestId('exposures')).toBeNull();
+  });
+
+  it('a writer sees the team read-only, with who can change it', async () => {
+    const writer: TeamInfo = { ...admin, own_region: 'eu-laptop-dee' };
+    route({
+      region_identity: () => ({ ...identity, region: 'eu-laptop-dee' }),
+      team_show: () => writer,
+      watch_team: () => writer,
+      peer_listener_status: () => ({ enabled: false, address: '0.0.0.0:7443', default_address: '0.0.0.0:7443', listening: null, problem: null }),
+    });
+    render(Team);
+    const line = await screen.findByTestId('team-read-only');
+    expect(line).toHaveTextContent('Only the owner, eu-office-1, and its admin eu-laptop-ana (team/ops/), invite, share and remove members');
+    expect(screen.queryByRole('combobox', { name: /Role of/ })).toBeNull();
+    expect(screen.queryByTestId('team-share')).toBeNull();
+    expect(screen.queryByTestId('team-invite')).toBeNull();
+    expect(screen.queryByText('Remove…')).toBeNull();
+  });
+});
+
+describe('Team: receiving from peers', () => {
+  const off = { enabled: false, address: '0.0.0.0:7443', default_address: '0.0.0.0:7443', listening: null, problem: null };
+  it('turns listening on at an address, and shows a refused address at the field with the toggle back off', async () => {
+    let refuse = true;
+    route({
+      region_identity: () => identity,
+      team_show: () => null,
+      peer_listener_status: () => off,
+      configure_peer_listener: (args) => {
+        if (refuse) throw { code: 'invalid_argument', field: 'address', message: 'cannot listen on 127.0.0.1:1: permission denied' };
+        return { ...off, enabled: args.enabled, address: args.address, listening: args.address };
+      },
+    });
+    render(Team);
+    const toggle = await screen.findByTestId('peer-listener-enabled');
+    expect(screen.getByTestId('peer-listener-status')).toHaveTextContent('Off');
+    await fireEvent.input(screen.getByTestId('peer-listener-address'), { target: { value: '127.0.0.1:1' } });
+    await fireEvent.click(toggle);
+    expect(await screen.findByTestId('peer-listener-error')).toHaveTextContent('permission denied');
+    expect(toggle).not.toBeChecked();
+    refuse = false;
+    await fireEvent.input(screen.getByTestId('peer-listener-address'), { target: { value: '127.0.0.1:7443' } });
+    await fireEvent.click(toggle);
+    expect(calls('configure_peer_listener').at(-1)).toEqual({ enabled: true, address: '127.0.0.1:7443' });
+    await waitFor(() => expect(screen.getByTestId('peer-listener-status')).toHaveTextContent('https://127.0.0.1:7443'));
+  });
+});
+
 describe('Team: the owner', () => {
   function owner(extra: Record<string, Handler> = {}) {
     route({
@@ -405,6 +545,7 @@ describe('Secrets under a shared folder', () => {
     const stripe = within(byName('team/payments/stripe')).getByTestId('team-badge');
     expect(stripe).toHaveTextContent('read-only');
     expect(stripe.title).toMatch(/You are a reader of team\/payments\/; ask an admin/);
+    expect(stripe.title).toMatch(/coffer team share team\/payments\/ --member eu-laptop-ana --role writer/);
     expect(within(byName('team/ops/pager')).getByTestId('team-badge')).toHaveTextContent(/^team$/);
   });
 
@@ -430,6 +571,7 @@ describe('Secrets under a shared folder', () => {
     render(SecretDetail, { name: 'team/payments/stripe' });
     const banner = await screen.findByTestId('team-banner');
     expect(banner).toHaveTextContent('You are a reader of team/payments/; ask an admin');
+    expect(banner).toHaveTextContent('Shared in team payments from eu-office-1, read-only here.');
     expect(screen.queryByTestId('replica-banner')).toBeNull();
     for (const id of ['new-version', 'edit-secret', 'delete-secret']) {
       expect(screen.getByTestId(id)).toBeDisabled();

@@ -128,6 +128,22 @@ pub async fn unlock_vault(session: Session<'_>, pin: String) -> AppResult<()> {
     .await
 }
 
+/// Unlocks a vault whose policy is unattended (`coffer init --unattended`): the TPM
+/// releases its keys with no PIN. The engine refuses it for a vault that needs a PIN, so
+/// this cannot be used to skip one.
+#[tauri::command]
+pub async fn unlock_vault_unattended(session: Session<'_>) -> AppResult<()> {
+    blocking(&session, unlock_unattended).await
+}
+
+fn unlock_unattended(session: &crate::session::Session) -> AppResult<()> {
+    let tcti = session.tcti()?.to_owned();
+    session.with_vault(|vault| Ok(vault.unlock_unattended(&tcti)?))?;
+    session.touch();
+    session.sync_while_unlocked();
+    Ok(())
+}
+
 /// Unlocks with the recovery code and seals the keys again under a new PIN.
 #[tauri::command]
 pub async fn recover_vault(
@@ -184,4 +200,41 @@ pub async fn change_pin(
 #[tauri::command]
 pub fn note_activity(session: Session<'_>) {
     session.touch();
+}
+
+#[cfg(test)]
+mod tests {
+    use coffer_core::tpm::PcrBinding;
+
+    use super::*;
+    use crate::session::Session as AppSession;
+    use crate::tpm_backend::{TpmBackend, TpmSource};
+
+    fn session(dir: &std::path::Path, tcti: String) -> AppSession {
+        AppSession::new(
+            dir.join("v/vault.db"),
+            dir.join("app.json"),
+            TpmBackend::fixed(TpmSource::Environment, tcti),
+        )
+    }
+
+    #[test]
+    fn an_unattended_vault_unlocks_with_no_pin_and_a_pin_vault_does_not() {
+        let swtpm = coffer_testkit::Swtpm::start();
+        let unattended = tempfile::tempdir().unwrap();
+        let path = unattended.path().join("v/vault.db");
+        drop(Vault::init_unattended(&path, &swtpm.tcti(), PcrBinding::default()).unwrap());
+        let app = session(unattended.path(), swtpm.tcti());
+        assert!(!app.is_unlocked());
+        unlock_unattended(&app).unwrap();
+        assert!(app.is_unlocked());
+
+        let with_pin = tempfile::tempdir().unwrap();
+        let path = with_pin.path().join("v/vault.db");
+        drop(Vault::init(&path, &swtpm.tcti(), "app-pin-4711", PcrBinding::default()).unwrap());
+        let app = session(with_pin.path(), swtpm.tcti());
+        let refused = unlock_unattended(&app).unwrap_err();
+        assert!(!app.is_unlocked());
+        assert!(refused.message.contains("PIN"), "{}", refused.message);
+    }
 }

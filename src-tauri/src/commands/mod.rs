@@ -6,6 +6,7 @@ pub mod audit;
 pub mod aws_api;
 pub mod keys;
 pub mod lifecycle;
+pub mod peer_listener;
 pub mod regions;
 pub mod replication;
 pub mod rotation;

@@ -93,9 +93,10 @@ pub async fn team_unshare(
 }
 
 /// Removes a member and lists every secret it could read; `rotate` rotates now those
-/// that have a rotator. The engine's own `--rotate` runs each rotator while it holds the
-/// vault; here they run as "Rotate now" runs them (`rotate_secret`), the vault taken only
-/// for each read and record, so the app stays usable while a rotator talks to its system.
+/// that have a rotator (on an admin's vault the owner does both: it holds the secrets).
+/// The engine's own `--rotate` runs each rotator while it holds the vault; here they run
+/// as "Rotate now" runs them (`rotate_secret`), the vault taken only for each read and
+/// record, so the app stays usable while a rotator talks to its system.
 #[tauri::command]
 pub async fn team_remove(
     session: Session<'_>,
@@ -103,6 +104,11 @@ pub async fn team_remove(
     rotate: bool,
 ) -> AppResult<TeamRemoval> {
     blocking(&session, move |s| {
+        // On an admin's vault the owner removes, and rotates what it holds if asked.
+        let owner = s.with_unlocked(|v| Ok(v.team()?.is_none_or(|t| t.is_owner)))?;
+        if !owner {
+            return s.with_unlocked(|v| Ok(v.team_remove(member.trim(), rotate)?));
+        }
         let mut removal = s.with_unlocked(|v| Ok(v.team_remove(member.trim(), false)?))?;
         if !rotate {
             return Ok(removal);

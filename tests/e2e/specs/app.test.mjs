@@ -828,6 +828,129 @@ test('bundles: through the file choosers with a vault that is never connected, a
   }
 });
 
+test('team: this vault a reader of a folder a headless owner shares: marked, read-only and why, a write refused by the owner, nothing changed', async () => {
+  // The owner is a `coffer daemon --listen` on its own swtpm; this vault receives its
+  // copies because the app listens for peers while unlocked (turned on here, as a user
+  // would: off by default). Runs alone with E2E_PATTERN='first run|team'.
+  const owner = await startLabVault('us-hq-1');
+  let region = 'local-1';
+  try {
+    await goTo('team');
+    await waitForTestId(browser, 'peer-listener', 30_000);
+    assert.match(await text(browser, 'peer-listener-status'), /Off/);
+    const port = await freePort();
+    await type(browser, '[data-testid="peer-listener-address"]', `127.0.0.1:${port}`);
+    await click(browser, 'peer-listener-enabled');
+    await textMatching('peer-listener-status', new RegExp(`Listening.*127\\.0\\.0\\.1:${port}`));
+    const own = (await text(browser, 'own-fingerprint')).trim();
+    region = (await text(browser, 'own-region')).trim();
+
+    // The owner: a team with a folder and a secret in it.
+    owner.lab('team', 'create', 'ops');
+    const valueFile = join(owner.dir, 'pager-token');
+    writeFileSync(valueFile, 'pd_token_9c1e', { mode: 0o600 });
+    owner.lab('secret', 'create', 'team/ops/pager', '--description', 'Pager duty token', '--value-file', valueFile);
+
+    // This vault joins in the app (nothing is asked of the owner yet), then is invited
+    // and made a reader: the owner's daemon pushes the team and the copy here.
+    await type(browser, '#join-team', 'ops');
+    await type(browser, '#join-owner', 'us-hq-1');
+    await type(browser, '#join-url', `https://127.0.0.1:${owner.port}`);
+    await type(browser, '#join-fingerprint', owner.fingerprint);
+    await click(browser, 'join-checked');
+    await click(browser, 'join-submit');
+    await waitForTestId(browser, 'team-waiting', 15_000);
+    owner.lab('team', 'invite', region, '--url', `https://127.0.0.1:${port}`, '--fingerprint', own);
+    owner.lab('team', 'share', 'team/ops/', '--member', region, '--role', 'reader');
+    await waitForTestId(browser, `member-${region}`, 60_000);
+    await textMatching(`member-${region}`, /team\/ops\/\s*reader/, 60_000);
+    assert.match(await text(browser, 'team-read-only'), /Only the owner, us-hq-1, invite, share and remove members/);
+    assert.equal(await (await browser.$('[data-testid="team-share"]')).isExisting(), false);
+    assert.equal(await (await browser.$(`[data-testid="role-${region}-team/ops/"]`)).isExisting(), false);
+
+    // Marked in the secrets list, read-only, and the detail says why and what would allow it.
+    const why = new RegExp(`You are a reader of team/ops/; ask an admin .*coffer team share team/ops/ --member ${region} --role writer`);
+    await until(
+      browser,
+      async () => {
+        await goTo('settings');
+        await goTo('secrets');
+        const row = await browser.$('[data-testid="secret-row"][data-name="team/ops/pager"] [data-testid="team-badge"]');
+        return row.isExisting();
+      },
+      'the shared secret did not appear in the list',
+      30_000,
+    );
+    const badge = await browser.$('[data-testid="secret-row"][data-name="team/ops/pager"] [data-testid="team-badge"]');
+    assert.match(await badge.getAttribute('title'), /Shared in team ops \(team\/ops\/\)/);
+    assert.match(await badge.getAttribute('title'), why);
+    await selectSecret('team/ops/pager');
+    await waitForTestId(browser, 'team-banner');
+    assert.match(await text(browser, 'team-banner'), why);
+    for (const id of ['new-version', 'edit-secret', 'delete-secret']) {
+      const button = await byTestId(browser, id);
+      assert.equal(await button.isEnabled(), false, `${id} is enabled for a reader`);
+      assert.match(await button.getAttribute('title'), why);
+    }
+    await screenshot(browser, 'team-reader');
+
+    // A write the UI lets start: a new secret under the folder. The owner refuses it with
+    // the engine's one sentence, shown in the editor; nothing is written on either side.
+    await createSecret({ name: 'team/ops/escalation', description: 'Escalation policy key', value: 'esc_4471' });
+    await click(browser, 'save-secret');
+    await waitForTestId(browser, 'editor-error', 30_000);
+    const refusal = await text(browser, 'editor-error');
+    assert.match(refusal, /us-hq-1.*refused the write of "team\/ops\/escalation"/);
+    assert.match(refusal, new RegExp(`${region} is a reader of folder "team/ops/"`));
+    assert.match(refusal, new RegExp(`coffer team share team/ops/ --member ${region} --role writer`));
+    await (await browser.$('button=Cancel')).click();
+    assert.throws(() => owner.lab('secret', 'describe', 'team/ops/escalation'), /not found|no secret/i);
+    const pager = JSON.parse(owner.lab('secret', 'describe', 'team/ops/pager', '--output', 'json'));
+    assert.equal(pager.versions.length, 1);
+    assert.match(owner.lab('secret', 'get', 'team/ops/pager'), /pd_token_9c1e/);
+    assert.throws(() => coffer('secret', 'describe', 'team/ops/escalation'), /not found|no secret/i);
+
+    // The owner removes this vault: the app forgets the team and its copy (the next test
+    // makes a team of its own here).
+    owner.lab('team', 'remove', region);
+    await goTo('team');
+    await waitForTestId(browser, 'team-create', 60_000);
+    await until(
+      browser,
+      async () => {
+        try {
+          coffer('secret', 'describe', 'team/ops/pager');
+          return false;
+        } catch {
+          return true;
+        }
+      },
+      'the removed member kept its copy',
+      30_000,
+    );
+  } catch (error) {
+    await browser.saveScreenshot(join(process.env.E2E_HOME, 'failed-team-reader.png')).catch(() => {});
+    throw new Error(`${error.message}\nowner daemon log:\n${owner.log()}`);
+  } finally {
+    owner.stop();
+    for (const args of [['region', 'remove', 'us-hq-1']]) {
+      try {
+        coffer(...args);
+      } catch {
+        // Never paired (the test stopped before).
+      }
+    }
+    // The app stops listening for peers (the setting is the user's, kept across runs).
+    try {
+      await goTo('team');
+      const toggle = await byTestId(browser, 'peer-listener-enabled');
+      if (await toggle.isSelected()) await toggle.click();
+    } catch {
+      // The app is gone: the next test says so.
+    }
+  }
+});
+
 test('team: created in the app, a headless vault invited with the fingerprint check, a folder shared with it, removed with its exposures', async () => {
   // A team secret of its own: this test runs alone with E2E_PATTERN='first run|team'.
   await goTo('secrets');

@@ -136,6 +136,17 @@ export interface AwsApiStatus {
   account_id: string;
 }
 
+/** Receive from peers: whether the app listens for paired peers while unlocked. */
+export interface PeerListenerStatus {
+  enabled: boolean;
+  address: string;
+  default_address: string;
+  /** Where it listens now; null while off or locked. */
+  listening: string | null;
+  /** Why it is on but not listening. */
+  problem: string | null;
+}
+
 export interface VersionWritten {
   name: string;
   secret_id: string;
@@ -536,6 +547,8 @@ export const api = {
   initVault: (pin: string, pcrs: number[]) =>
     call<{ recovery_code: string }>('init_vault', { pin, pcrs }),
   unlock: (pin: string) => call<void>('unlock_vault', { pin }),
+  /** For a vault whose unlock policy is unattended: the TPM alone releases the keys. */
+  unlockUnattended: () => call<void>('unlock_vault_unattended'),
   recover: (recoveryCode: string, newPin: string) =>
     call<void>('recover_vault', { recoveryCode, newPin }),
   lock: () => call<void>('lock_vault'),
@@ -644,6 +657,10 @@ export const api = {
     call<AccessKeyInfo>('set_access_key_enabled', { key, enabled }),
   deleteAccessKey: (key: string) => call<void>('delete_access_key', { key }),
 
+  peerListenerStatus: () => call<PeerListenerStatus>('peer_listener_status'),
+  /** Binds the address before saving: a refused one is an error and nothing changes. */
+  configurePeerListener: (enabled: boolean, address: string) =>
+    call<PeerListenerStatus>('configure_peer_listener', { enabled, address }),
   awsApiStatus: () => call<AwsApiStatus>('aws_api_status'),
   /** Binds the address before saving: a refused one is an error and nothing changes. */
   configureAwsApi: (enabled: boolean, address: string) =>

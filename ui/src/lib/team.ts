@@ -97,7 +97,7 @@ export function teamPlaceOf(info: TeamInfo | null, name: string): TeamPlace | nu
   let readOnlyWhy: string | null = null;
   if (!primary && role !== 'writer' && role !== 'admin') {
     readOnlyWhy = role
-      ? `You are a ${role} of ${folder.prefix}; ask an admin for the writer role to change it.`
+      ? `You are a ${role} of ${folder.prefix}; ask an admin for the writer role to change it: coffer team share ${folder.prefix} --member ${info.own_region} --role writer`
       : `This vault has no role in ${folder.prefix} any more; ask an admin.`;
   }
   return { team: info.name, prefix: folder.prefix, primary: folder.primary_region, role, readOnlyWhy };
