@@ -10,7 +10,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::error::TeamError;
-use super::forward::{http_status, static_code, WriteRefusal};
+use super::forward::{static_code, WriteRefusal};
 use super::{TeamInfo, TeamRemoval, TeamRole};
 use crate::region::RegionError;
 use crate::vault::error::{Error, Result};
@@ -81,14 +81,7 @@ impl Vault {
             .exchange(ADMIN_PATH, body)
             .map_err(|e| unreachable(e.to_string()))?;
         if status != 200 {
-            let refusal: WriteRefusal =
-                serde_json::from_slice(&answer).unwrap_or_else(|_| WriteRefusal {
-                    code: "team_refused".into(),
-                    message: format!(
-                        "HTTP {status}: {}",
-                        String::from_utf8_lossy(&answer[..answer.len().min(300)])
-                    ),
-                });
+            let refusal = WriteRefusal::read(status, &answer);
             return Err(TeamError::RefusedByOwner {
                 owner: owner.to_owned(),
                 what: op.describe(),
@@ -151,20 +144,7 @@ impl Vault {
         let outcome = serde_json::from_slice::<TeamOp>(body)
             .map_err(|e| Error::invalid("team change", e.to_string()))
             .and_then(|op| self.apply_team_admin(caller, op));
-        match outcome {
-            Ok(answer) => (200, serde_json::to_vec(&answer).unwrap_or_default()),
-            Err(error) => {
-                let code = error.code();
-                let refusal = WriteRefusal {
-                    code: code.to_owned(),
-                    message: error.to_string(),
-                };
-                (
-                    http_status(code),
-                    serde_json::to_vec(&refusal).unwrap_or_default(),
-                )
-            }
-        }
+        WriteRefusal::answer(outcome)
     }
 
     fn apply_team_admin(&mut self, caller: &str, op: TeamOp) -> Result<AdminAnswer> {

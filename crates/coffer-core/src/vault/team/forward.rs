@@ -69,6 +69,39 @@ pub struct WriteRefusal {
     pub message: String,
 }
 
+impl WriteRefusal {
+    /// How a vault answers a team request: the result as JSON, or the error's code and
+    /// sentence with the HTTP status its code stands for.
+    pub(crate) fn answer<T: Serialize>(outcome: Result<T>) -> (u16, Vec<u8>) {
+        match outcome {
+            Ok(answer) => (200, serde_json::to_vec(&answer).unwrap_or_default()),
+            Err(error) => {
+                let code = error.code();
+                let refusal = WriteRefusal {
+                    code: code.to_owned(),
+                    message: error.to_string(),
+                };
+                (
+                    http_status(code),
+                    serde_json::to_vec(&refusal).unwrap_or_default(),
+                )
+            }
+        }
+    }
+
+    /// The refusal in a non-200 answer; an answer that is not one is shown as it came
+    /// (cut short), so the caller still gets a sentence.
+    pub(crate) fn read(status: u16, answer: &[u8]) -> WriteRefusal {
+        serde_json::from_slice(answer).unwrap_or_else(|_| WriteRefusal {
+            code: "team_refused".into(),
+            message: format!(
+                "HTTP {status}: {}",
+                String::from_utf8_lossy(&answer[..answer.len().min(300)])
+            ),
+        })
+    }
+}
+
 /// The engine's codes a primary may answer with, as static strings for [`Error::code`].
 const KNOWN_CODES: &[&str] = &[
     "forbidden",
@@ -275,14 +308,7 @@ impl Vault {
             "put_secret_value"
         };
         if status != 200 {
-            let refusal: WriteRefusal =
-                serde_json::from_slice(&answer).unwrap_or_else(|_| WriteRefusal {
-                    code: "team_refused".into(),
-                    message: format!(
-                        "HTTP {status}: {}",
-                        String::from_utf8_lossy(&answer[..answer.len().min(300)])
-                    ),
-                });
+            let refusal = WriteRefusal::read(status, &answer);
             let error: Error = TeamError::RefusedByPrimary {
                 name: name.to_string(),
                 prefix: folder.prefix.clone(),
@@ -328,20 +354,7 @@ impl Vault {
         let outcome = serde_json::from_slice::<ForwardedWrite>(body)
             .map_err(|e| Error::invalid("team write", e.to_string()))
             .and_then(|write| self.apply_team_write(caller, write));
-        match outcome {
-            Ok(answer) => (200, serde_json::to_vec(&answer).unwrap_or_default()),
-            Err(error) => {
-                let code = error.code();
-                let refusal = WriteRefusal {
-                    code: code.to_owned(),
-                    message: error.to_string(),
-                };
-                (
-                    http_status(code),
-                    serde_json::to_vec(&refusal).unwrap_or_default(),
-                )
-            }
-        }
+        WriteRefusal::answer(outcome)
     }
 
     fn apply_team_write(&mut self, caller: &str, write: ForwardedWrite) -> Result<WriteAnswer> {
