@@ -394,6 +394,23 @@ describe('Team: the owner', () => {
     expect(within(bo).getByTestId('member-error')).toHaveTextContent('cannot reach region "us-laptop-bo"');
   });
 
+  it("names a folder's primary when it is not the owner, and a move in progress", async () => {
+    owner({
+      team_show: () => ({
+        ...owned,
+        folders: [
+          { prefix: 'team/payments/', primary_region: 'eu-laptop-ana', handover_from: 'eu-office-1' },
+          { prefix: 'team/ops/', primary_region: 'eu-laptop-ana' },
+        ],
+      }),
+    });
+    render(Team);
+    expect(await screen.findByTestId('team-folder-primary-team/payments/')).toHaveTextContent(
+      'moving from eu-office-1 to eu-laptop-ana',
+    );
+    expect(screen.getByTestId('team-folder-primary-team/ops/')).toHaveTextContent('primary eu-laptop-ana');
+  });
+
   it('invites a member only after its fingerprint was checked', async () => {
     owner({ team_invite: () => owned });
     render(Team);

@@ -337,6 +337,8 @@ export interface TeamMember {
 export interface TeamFolder {
   prefix: string;
   primary_region: string;
+  /** While the folder moves (`coffer team move-primary`): the primary handing it over. */
+  handover_from?: string | null;
 }
 
 /** The team this vault belongs to (`coffer team members`). */
