@@ -22,6 +22,8 @@ use std::sync::{mpsc, Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
+pub mod daemon;
+
 pub use coffer_testkit::{free_port, Swtpm};
 pub use serde_json::Value;
 use tempfile::TempDir;

@@ -17,9 +17,10 @@
 //! is never asserted.
 
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use coffer_system_tests::{exit, Env, Run, Spawned};
+use coffer_system_tests::daemon::{eventually, fingerprint, Daemon};
+use coffer_system_tests::{exit, Env, Run};
 use serde_json::Value;
 
 const TEAM: &str = "ops-team";
@@ -87,56 +88,6 @@ fn faketime_library() -> PathBuf {
     path
 }
 
-/// A `coffer daemon --listen` on loopback, killed (SIGKILL) when dropped.
-struct Daemon(Spawned);
-
-impl Daemon {
-    /// A daemon at `address` (port 0: one the kernel picks); returns it and its port.
-    /// Retries while a fixed port is still held by the daemon it replaces.
-    fn start(env: &Env, port: u16) -> (Daemon, u16) {
-        let address = format!("127.0.0.1:{port}");
-        let start = Instant::now();
-        loop {
-            let daemon = Daemon(
-                env.cmd(["daemon", "--listen", &address, "--max-sleep", "1h"])
-                    .spawn(),
-            );
-            loop {
-                let stderr = daemon.0.stderr();
-                if let Some(rest) = stderr.split("listening for peers on 127.0.0.1:").nth(1) {
-                    let port = rest
-                        .split(|c: char| !c.is_ascii_digit())
-                        .next()
-                        .and_then(|digits| digits.parse().ok())
-                        .unwrap_or_else(|| panic!("no port in the daemon's log: {stderr}"));
-                    return (daemon, port);
-                }
-                if stderr.contains("in use") {
-                    break;
-                }
-                assert!(
-                    start.elapsed() < Duration::from_secs(60),
-                    "the daemon did not start listening: {stderr}"
-                );
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            drop(daemon);
-            std::thread::sleep(Duration::from_millis(200));
-        }
-    }
-
-    fn log(&self) -> String {
-        self.0.stderr()
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        self.0.sigkill();
-        self.0.wait();
-    }
-}
-
 /// One member: its vault (on the team's clock), region name, daemon and port.
 struct Member {
     env: Env,
@@ -151,7 +102,7 @@ impl Member {
         clock.apply(&env);
         env.init();
         env.coffer(&["region", "rename", region]).ok();
-        let (daemon, port) = Daemon::start(&env, 0);
+        let (daemon, port) = Daemon::start(&env);
         Member {
             env,
             region,
@@ -165,15 +116,7 @@ impl Member {
     }
 
     fn fingerprint(&self) -> String {
-        let identity = self
-            .env
-            .coffer(&["region", "identity", "-o", "json"])
-            .ok()
-            .json();
-        identity["fingerprint"]
-            .as_str()
-            .unwrap_or_else(|| panic!("no fingerprint in {identity}"))
-            .to_owned()
+        fingerprint(&self.env)
     }
 
     fn stop(&mut self) {
@@ -183,7 +126,7 @@ impl Member {
     /// Starts the daemon again at the port the others know.
     fn restart(&mut self) {
         assert!(self.daemon.is_none(), "{} is running", self.region);
-        self.daemon = Some(Daemon::start(&self.env, self.port).0);
+        self.daemon = Some(Daemon::start_on(&self.env, self.port));
     }
 
     fn log(&self) -> String {
@@ -247,21 +190,6 @@ fn logs(members: &[&Member]) -> String {
         .map(|m| format!("--- {} daemon:\n{}", m.region, m.log()))
         .collect::<Vec<_>>()
         .join("\n")
-}
-
-/// Polls `check` until it holds, failing with what was seen last after `limit`.
-#[track_caller]
-fn eventually(what: &str, limit: Duration, mut check: impl FnMut() -> Result<(), String>) {
-    let start = Instant::now();
-    loop {
-        match check() {
-            Ok(()) => return,
-            Err(seen) if start.elapsed() > limit => {
-                panic!("{what} did not happen within {limit:?}; last seen: {seen}")
-            }
-            Err(_) => std::thread::sleep(Duration::from_millis(100)),
-        }
-    }
 }
 
 fn value_on(member: &Member, name: &str) -> Result<String, Run> {
@@ -600,6 +528,16 @@ fn a_member_that_joins_wakes_the_owner_from_its_longest_backoff() {
         ARRIVES,
         &[&alice, &bob],
     );
+    // Bob reads the copy as soon as he has applied it; alice logs the round once his
+    // acknowledgement is back: her log is polled for it.
+    eventually("alice to log her round to bob", ARRIVES, || {
+        let log = alice.log();
+        lines_about(&log[before..], "bob")
+            .iter()
+            .any(|line| line.contains("replicated") && line.contains("to region bob"))
+            .then_some(())
+            .ok_or(log)
+    });
     let log = alice.log();
     let after = lines_about(&log[before..], "bob");
     let woken = after
