@@ -9,8 +9,9 @@ COFFER_TPM_PACKAGES=(swtpm swtpm-tools tpm2-tools)
 COFFER_APP_PACKAGES=(libwebkit2gtk-4.1-dev libgtk-3-dev libayatana-appindicator3-dev librsvg2-dev libsoup-3.0-dev)
 # Only for tests: a real PostgreSQL for the rotator, a display and WebDriver for the app,
 # iproute2 for the tests that put peers in network namespaces of their own; nftables to
-# lose packets on the links between them.
-COFFER_TEST_PACKAGES=(postgresql xvfb xauth webkit2gtk-driver xclip python3 util-linux dbus-daemon dbus-bin iproute2 nftables)
+# lose packets on the links between them; faketime (libfaketime) to move the coffer
+# processes' clock a week on in tests/tests/team_week.rs.
+COFFER_TEST_PACKAGES=(postgresql xvfb xauth webkit2gtk-driver xclip python3 util-linux dbus-daemon dbus-bin iproute2 nftables faketime)
 # packaging/build.sh (strip, the manifest writer) and the install test (tests/install/run.sh:
 # a clean Debian root, the package linter, a screenshot of the installed app's window).
 COFFER_PACKAGING_PACKAGES=(binutils python3)

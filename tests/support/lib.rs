@@ -22,6 +22,8 @@ use std::sync::{mpsc, Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
+pub mod daemon;
+
 pub use coffer_testkit::{free_port, Swtpm};
 pub use serde_json::Value;
 use tempfile::TempDir;
@@ -481,6 +483,9 @@ pub struct Env {
     tcti: Mutex<Option<String>>,
     /// Values that must never appear in the output of a failing command.
     secrets: Mutex<Vec<Vec<u8>>>,
+    /// Variables every later `coffer` process gets on top of the base ones (never the
+    /// swtpm): for example a fake clock.
+    extra_vars: Mutex<Vec<(OsString, OsString)>>,
 }
 
 impl Default for Env {
@@ -509,6 +514,7 @@ impl Env {
             new_pin_file,
             tcti: Mutex::new(None),
             secrets: Mutex::new(Vec::new()),
+            extra_vars: Mutex::new(Vec::new()),
         };
         env.sensitive(PIN);
         env
@@ -549,7 +555,17 @@ impl Env {
         if let Some(path) = std::env::var_os("PATH") {
             vars.push(("PATH".into(), path));
         }
+        vars.extend(self.extra_vars.lock().expect("extra vars lock").clone());
         vars
+    }
+
+    /// Gives every later `coffer` process (commands and daemons started from now on) the
+    /// variable `name`; the swtpm is not affected.
+    pub fn set_var(&self, name: impl Into<OsString>, value: impl Into<OsString>) {
+        let (name, value) = (name.into(), value.into());
+        let mut vars = self.extra_vars.lock().expect("extra vars lock");
+        vars.retain(|(n, _)| *n != name);
+        vars.push((name, value));
     }
 
     /// Registers a value that no failing command may ever print.

@@ -3,81 +3,9 @@
 
 use std::time::{Duration, Instant};
 
-use coffer_system_tests::{exit, Env, Spawned};
+use coffer_system_tests::daemon::{fingerprint, Daemon};
+use coffer_system_tests::{exit, Env};
 use serde_json::Value;
-
-/// A `coffer daemon` listening on a free loopback port, killed (SIGKILL) when dropped.
-struct Daemon(Spawned);
-
-impl Daemon {
-    fn start(env: &Env) -> (Daemon, u16) {
-        let daemon = Daemon(
-            env.cmd(["daemon", "--listen", "127.0.0.1:0", "--max-sleep", "1h"])
-                .spawn(),
-        );
-        let start = Instant::now();
-        loop {
-            let stderr = daemon.0.stderr();
-            if let Some(rest) = stderr.split("listening for peers on 127.0.0.1:").nth(1) {
-                let port = rest
-                    .split(|c: char| !c.is_ascii_digit())
-                    .next()
-                    .unwrap()
-                    .parse()
-                    .unwrap();
-                return (daemon, port);
-            }
-            assert!(
-                start.elapsed() < Duration::from_secs(30),
-                "the daemon did not start listening: {stderr}"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    /// A daemon at a fixed port (to restart one where its peer expects it).
-    fn start_on(env: &Env, port: u16) -> Daemon {
-        Daemon::start_with(env, port, &[])
-    }
-
-    /// [`Daemon::start_on`] with more options.
-    fn start_with(env: &Env, port: u16, extra: &[&str]) -> Daemon {
-        let address = format!("127.0.0.1:{port}");
-        let start = Instant::now();
-        loop {
-            let mut args = vec!["daemon", "--listen", &address, "--max-sleep", "1h"];
-            args.extend_from_slice(extra);
-            let daemon = Daemon(env.cmd(args).spawn());
-            loop {
-                let stderr = daemon.0.stderr();
-                if stderr.contains("listening for peers") {
-                    return daemon;
-                }
-                if stderr.contains("Address already in use") || stderr.contains("in use") {
-                    break;
-                }
-                assert!(
-                    start.elapsed() < Duration::from_secs(30),
-                    "the daemon did not start listening: {stderr}"
-                );
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            drop(daemon);
-            std::thread::sleep(Duration::from_millis(200));
-        }
-    }
-
-    fn log(&self) -> String {
-        self.0.stderr()
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        self.0.sigkill();
-        self.0.wait();
-    }
-}
 
 /// Locks the agent when a test ends, however it ends, so no agent outlives its test.
 struct Unlocked<'a>(&'a Env);
@@ -86,15 +14,6 @@ impl Drop for Unlocked<'_> {
     fn drop(&mut self) {
         let _ = self.0.cmd(["lock"]).run();
     }
-}
-
-fn fingerprint(env: &Env) -> String {
-    env.coffer(&["region", "identity", "-o", "json"])
-        .ok()
-        .json()["fingerprint"]
-        .as_str()
-        .unwrap()
-        .to_owned()
 }
 
 /// Two regions paired both ways: `home` (eu-home-1, the primary) and `lab` (us-lab-1)
@@ -130,17 +49,8 @@ fn pair() -> (Env, Env, Daemon, u16) {
 
 /// Polls `check` until it holds (30 s at most), with what was seen last on failure.
 #[track_caller]
-fn eventually(what: &str, mut check: impl FnMut() -> Result<(), String>) {
-    let start = Instant::now();
-    loop {
-        match check() {
-            Ok(()) => return,
-            Err(seen) if start.elapsed() > Duration::from_secs(30) => {
-                panic!("{what} never happened; last seen: {seen}")
-            }
-            Err(_) => std::thread::sleep(Duration::from_millis(100)),
-        }
-    }
+fn eventually(what: &str, check: impl FnMut() -> Result<(), String>) {
+    coffer_system_tests::daemon::eventually(what, Duration::from_secs(30), check)
 }
 
 fn value_on(env: &Env, name: &str, extra: &[&str]) -> Result<String, String> {
@@ -598,7 +508,7 @@ fn a_replica_held_locked_keeps_what_it_receives_sealed_until_unlocked() {
     let (home, lab, lab_daemon, lab_port) = pair();
     drop(lab_daemon);
     // The lab's daemon unlocks once to read its TLS identity and pins, then locks.
-    let lab_daemon = Daemon::start_with(&lab, lab_port, &["--stay-locked"]);
+    let lab_daemon = Daemon::start_at(&lab, lab_port, &["--stay-locked"]).0;
     let home_daemon = Daemon(home.cmd(["daemon", "--max-sleep", "1h"]).spawn());
     eventually("the lab daemon to lock", || {
         let log = lab_daemon.log();

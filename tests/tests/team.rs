@@ -7,9 +7,10 @@
 //! every "nothing changed" is checked after a later change has provably arrived (a
 //! barrier), so that a change still on its way cannot pass unseen.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use coffer_system_tests::{exit, Env, Run, Spawned, PIN};
+use coffer_system_tests::daemon::{eventually, fingerprint, Daemon};
+use coffer_system_tests::{exit, Env, Run, PIN};
 use serde_json::Value;
 
 const TEAM: &str = "payments-team";
@@ -20,75 +21,6 @@ const FOLDER: &str = "team/payments/";
 /// was unreachable may need that long once it is back.
 const ARRIVES: Duration = Duration::from_secs(30);
 const RECONNECTS: Duration = Duration::from_secs(150);
-
-/// A `coffer daemon --listen` on loopback, killed (SIGKILL) when dropped.
-struct Daemon(Spawned);
-
-impl Daemon {
-    /// A daemon on a free port chosen by the kernel; returns the port it listens on.
-    fn start(env: &Env) -> (Daemon, u16) {
-        let daemon = Daemon(
-            env.cmd(["daemon", "--listen", "127.0.0.1:0", "--max-sleep", "1h"])
-                .spawn(),
-        );
-        let start = Instant::now();
-        loop {
-            let stderr = daemon.0.stderr();
-            if let Some(rest) = stderr.split("listening for peers on 127.0.0.1:").nth(1) {
-                let port = rest
-                    .split(|c: char| !c.is_ascii_digit())
-                    .next()
-                    .and_then(|digits| digits.parse().ok())
-                    .unwrap_or_else(|| panic!("no port in the daemon's log: {stderr}"));
-                return (daemon, port);
-            }
-            assert!(
-                start.elapsed() < Duration::from_secs(30),
-                "the daemon did not start listening: {stderr}"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    /// A daemon at a fixed port: a member restarted where the others expect it.
-    fn start_on(env: &Env, port: u16) -> Daemon {
-        let address = format!("127.0.0.1:{port}");
-        let start = Instant::now();
-        loop {
-            let daemon = Daemon(
-                env.cmd(["daemon", "--listen", &address, "--max-sleep", "1h"])
-                    .spawn(),
-            );
-            loop {
-                let stderr = daemon.0.stderr();
-                if stderr.contains("listening for peers") {
-                    return daemon;
-                }
-                if stderr.contains("in use") {
-                    break;
-                }
-                assert!(
-                    start.elapsed() < Duration::from_secs(30),
-                    "the daemon did not start listening: {stderr}"
-                );
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            drop(daemon);
-            std::thread::sleep(Duration::from_millis(200));
-        }
-    }
-
-    fn log(&self) -> String {
-        self.0.stderr()
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        self.0.sigkill();
-        self.0.wait();
-    }
-}
 
 /// One member: a vault of its own, its region name, its daemon and where it listens.
 struct Member {
@@ -129,15 +61,7 @@ impl Member {
     }
 
     fn fingerprint(&self) -> String {
-        let identity = self
-            .env
-            .coffer(&["region", "identity", "-o", "json"])
-            .ok()
-            .json();
-        identity["fingerprint"]
-            .as_str()
-            .unwrap_or_else(|| panic!("no fingerprint in {identity}"))
-            .to_owned()
+        fingerprint(&self.env)
     }
 
     /// Stops the daemon: the member is offline (its vault file stays).
@@ -408,21 +332,6 @@ fn role_of(info: &Value, member: &str, prefix: &str) -> Option<String> {
         .find(|m| m["region"] == member)?["roles"][prefix]
         .as_str()
         .map(str::to_owned)
-}
-
-/// Polls `check` until it holds, failing with what was seen last after `limit`.
-#[track_caller]
-fn eventually(what: &str, limit: Duration, mut check: impl FnMut() -> Result<(), String>) {
-    let start = Instant::now();
-    loop {
-        match check() {
-            Ok(()) => return,
-            Err(seen) if start.elapsed() > limit => {
-                panic!("{what} did not happen within {limit:?}; last seen: {seen}")
-            }
-            Err(_) => std::thread::sleep(Duration::from_millis(100)),
-        }
-    }
 }
 
 /// `secret get NAME` on a member: the value, or the failed run.

@@ -2,9 +2,8 @@
 //! (commands, `coffer daemon`) unlocks with the TPM alone, with no PIN file and nothing on
 //! stdin, on a real swtpm.
 
-use std::time::{Duration, Instant};
-
-use coffer_system_tests::{exit, Env, Run, Spawned};
+use coffer_system_tests::daemon::Daemon;
+use coffer_system_tests::{exit, Env, Run};
 
 /// `coffer ARGS` as a service runs it: no COFFER_PIN_FILE, empty stdin.
 #[track_caller]
@@ -12,42 +11,9 @@ fn headless(env: &Env, args: &[&str]) -> Run {
     env.cmd(args).unset("COFFER_PIN_FILE").run()
 }
 
-/// A headless `coffer daemon --listen 127.0.0.1:0`, killed when dropped.
-struct Daemon(Spawned);
-
-impl Daemon {
-    fn start(env: &Env) -> (Daemon, u16) {
-        let daemon = Daemon(
-            env.cmd(["daemon", "--listen", "127.0.0.1:0", "--max-sleep", "1h"])
-                .unset("COFFER_PIN_FILE")
-                .spawn(),
-        );
-        let start = Instant::now();
-        loop {
-            let stderr = daemon.0.stderr();
-            if let Some(rest) = stderr.split("listening for peers on 127.0.0.1:").nth(1) {
-                let port = rest
-                    .split(|c: char| !c.is_ascii_digit())
-                    .next()
-                    .unwrap()
-                    .parse()
-                    .unwrap();
-                return (daemon, port);
-            }
-            assert!(
-                start.elapsed() < Duration::from_secs(30),
-                "the headless daemon did not start listening: {stderr}"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        self.0.sigkill();
-        self.0.wait();
-    }
+/// A headless `coffer daemon --listen 127.0.0.1:0` (no PIN file), killed when dropped.
+fn headless_daemon(env: &Env) -> (Daemon, u16) {
+    Daemon::start_cmd(0, |args| env.cmd(args).unset("COFFER_PIN_FILE"), &[])
 }
 
 fn identity(env: &Env, args: &[&str]) -> String {
@@ -137,7 +103,7 @@ fn an_unattended_vault_serves_commands_and_the_daemon_without_a_pin() {
         ],
     )
     .ok();
-    let (daemon, port) = Daemon::start(&lab);
+    let (daemon, port) = headless_daemon(&lab);
     home.coffer(&[
         "region",
         "add",

@@ -44,7 +44,7 @@ pub fn raw(bytes: &[u8], newline_if_terminal: bool) -> Result<(), Failure> {
 }
 
 /// A reader that went away (`coffer … | head`) is not an error worth a message.
-fn finish(written: std::io::Result<()>) -> Result<(), Failure> {
+pub(crate) fn finish(written: std::io::Result<()>) -> Result<(), Failure> {
     match written {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),

@@ -571,9 +571,11 @@ pub fn daemon(env: &Env, options: DaemonOptions<'_>) -> Result<(), Failure> {
         })
         .transpose()?;
     let vault = Arc::new(Mutex::new(crate::in_process::open_unlocked(env)?));
+    // Peers that reach the listener, for the replication thread to retry at once.
+    let contacts = coffer_core::vault::replication::Contacts::new();
     // Kept alive for the daemon's life: dropping it stops listening.
     let _listener = listen
-        .map(|address| crate::peers::listen(&vault, address))
+        .map(|address| crate::peers::listen(&vault, address, Arc::clone(&contacts)))
         .transpose()?;
     // Kept alive for the daemon's life: dropping it stops replicating.
     let mut _replicator = None;
@@ -582,7 +584,10 @@ pub fn daemon(env: &Env, options: DaemonOptions<'_>) -> Result<(), Failure> {
         crate::peers::lock(&vault).lock()?;
         eprintln!("coffer: vault locked; what peers send is kept sealed until it is next unlocked");
     } else if !once {
-        _replicator = crate::peers::replicate(&vault);
+        _replicator = crate::peers::replicate(&vault, contacts);
+        if _listener.is_some() {
+            crate::peers::announce(&vault);
+        }
     }
     let _aws = aws_listen
         .map(|address| {

@@ -3,10 +3,12 @@
 use coffer_core::service::{Request, Response};
 use coffer_core::vault::team::{Exposure, ExposureState, TeamInfo, TeamRole};
 
-use super::{unexpected, Env};
-use crate::cli::{RoleArg, TeamCommand};
+use std::io::Write as _;
+
+use super::{unexpected, Backend, Env};
+use crate::cli::{Output, RoleArg, TeamCommand};
 use crate::failure::Failure;
-use crate::output::{render, table};
+use crate::output::{finish, render, table};
 
 fn role(arg: RoleArg) -> TeamRole {
     match arg {
@@ -107,8 +109,36 @@ fn show_exposures(out: &mut dyn std::io::Write, exposures: &[Exposure]) -> std::
     table(out, &["SECRET", "READ BY", "REMOVED", "TO DO"], &rows)
 }
 
+/// After `team join`: tells the owner this vault is up, over the link just pinned, so
+/// that its daemon sends the team's folders now rather than after the backoff that this
+/// vault's refusals (before it joined) caused. The join stands either way: an owner that
+/// cannot be reached now is said so, and sends once it next reaches this vault.
+fn greet_owner(env: &Env, backend: &mut Backend, owner: &str) -> Result<(), Failure> {
+    let note = match backend.call(Request::RegionPing {
+        name: owner.to_owned(),
+    }) {
+        Ok(_) => format!(
+            "Told the owner {owner} that this vault has joined: its daemon sends the team's folders now."
+        ),
+        Err(failure) => format!(
+            "Joined, but the owner {owner} could not be reached now ({}). Its daemon sends the team's folders once it reaches this vault; `coffer region ping {owner}` tries again.",
+            failure.message
+        ),
+    };
+    // JSON output stays one document on stdout; the note goes beside it.
+    let written = match env.output {
+        Output::Json => writeln!(std::io::stderr(), "coffer: {note}"),
+        Output::Table => writeln!(std::io::stdout(), "{note}"),
+    };
+    finish(written)
+}
+
 pub fn run(env: &Env, command: TeamCommand) -> Result<(), Failure> {
     let mut backend = env.backend()?;
+    let joining = match &command {
+        TeamCommand::Join { owner, .. } => Some(owner.clone()),
+        _ => None,
+    };
     let request = match command {
         TeamCommand::Create { name } => Request::TeamCreate { name },
         TeamCommand::Invite {
@@ -146,7 +176,15 @@ pub fn run(env: &Env, command: TeamCommand) -> Result<(), Failure> {
         TeamCommand::Exposures => Request::TeamExposures,
         TeamCommand::MovePrimary { prefix, to } => Request::TeamMovePrimary { prefix, to },
     };
-    match backend.call(request)? {
+    let response = backend.call(request)?;
+    if let (Some(owner), Response::Team(team)) = (&joining, &response) {
+        render(env.output, team, |team, out| match team {
+            Some(team) => show_team(out, team),
+            None => Ok(()),
+        })?;
+        return greet_owner(env, &mut backend, owner);
+    }
+    match response {
         Response::Team(team) => render(env.output, &team, |team, out| {
             match team {
             Some(team) => show_team(out, team),

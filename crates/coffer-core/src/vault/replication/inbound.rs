@@ -11,7 +11,7 @@ use coffer_sync::{Receiver, ReceiverAction, ReceiverConfig, SecretKey, WireEntry
 use rustls_pki_types::CertificateDer;
 
 use super::payload::{self, Applied};
-use super::wire::{Answer, NotApplied, Open, Wire, BATCH_PATH, OPEN_PATH};
+use super::wire::{Answer, NotApplied, Open, Wire, BATCH_PATH, CONTACT_PATH, OPEN_PATH};
 use crate::model::Timestamp;
 use crate::region::identity::fingerprint_of;
 use crate::region::{Fingerprint, PeerRequest};
@@ -77,6 +77,8 @@ impl Inbound {
             return text(403, "this fingerprint is not paired here");
         };
         match request.path.as_str() {
+            // The daemon's listener has already woken replication to `region`.
+            CONTACT_PATH => text(200, format!("region {own_region} heard from {region}")),
             OPEN_PATH => {
                 let Ok(open) = serde_json::from_slice::<Open>(&request.body) else {
                     return text(400, "not an open request");

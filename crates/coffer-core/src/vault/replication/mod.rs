@@ -30,8 +30,8 @@ use crate::store::{peers as peer_rows, record_local_change, StoreError};
 
 pub use bundle::{AckImport, BundleExport, BundleImport};
 pub use inbound::Inbound;
-pub use push::{push, HeldVault, Pusher, Replicator};
-pub use wire::NotApplied;
+pub use push::{greet, push, Contacts, HeldVault, Pusher, Replicator};
+pub use wire::{NotApplied, CONTACT_PATH};
 
 /// A secret's place in replication, as `describe` shows it.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]

@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -15,7 +15,7 @@ use coffer_sync::{OutboxEntry, SecretKey, Sender, SenderAction, SenderConfig, Se
 use serde::{Deserialize, Serialize};
 
 use super::payload::{self, LinkEnds};
-use super::wire::{Answer, NotApplied, Open, Wire, BATCH_PATH, OPEN_PATH};
+use super::wire::{Answer, NotApplied, Open, Wire, BATCH_PATH, CONTACT_PATH, OPEN_PATH};
 use crate::model::Timestamp;
 use crate::region::transport::{self, Caller, Link, Target};
 use crate::region::{Fingerprint, Hello, PeerUrl, RegionError};
@@ -117,6 +117,29 @@ pub fn push<V: HeldVault + ?Sized>(vault: &V, region: &str) -> Result<PushReport
         let _ = on(vault, |v| v.record_peer_error(region, &error.to_string()));
     }
     result.map(|()| report)
+}
+
+/// Tells paired peer `region` that this vault is up (for example a daemon that has just
+/// started again after a week away), so that its replication tries this vault at once
+/// instead of waiting out the backoff this vault's absence caused. Like [`push`], it
+/// holds the vault only to read, never across the network.
+pub fn greet<V: HeldVault + ?Sized>(vault: &V, region: &str) -> Result<()> {
+    let parts = on(vault, |v| v.link_parts(region))??;
+    let mut link = transport::connect(
+        Caller {
+            config: parts.config,
+            verifier: parts.verifier,
+            hello: &parts.hello,
+            fingerprint: parts.fingerprint,
+        },
+        Target {
+            name: region,
+            url: &parts.url,
+            pinned: parts.pinned,
+        },
+    )?;
+    link.post(CONTACT_PATH, b"{}".to_vec())?;
+    Ok(())
 }
 
 fn stream<V: HeldVault + ?Sized>(
@@ -350,8 +373,47 @@ impl Vault {
     }
 }
 
+/// Peers that made contact with this vault's listener, for the replication thread: a
+/// peer that reaches us is up, so the backoff kept from its last failure (which may be a
+/// minute, for a member that refused us until it joined) is dropped and it is tried at
+/// once.
+///
+/// The listener only calls [`Contacts::contacted`] for a caller whose pinned TLS identity
+/// is a paired peer, so nobody else can make this vault push early.
+#[derive(Default)]
+pub struct Contacts {
+    regions: Mutex<Vec<String>>,
+    arrived: Condvar,
+}
+
+impl Contacts {
+    pub fn new() -> Arc<Contacts> {
+        Arc::new(Contacts::default())
+    }
+
+    /// Region `region` (a paired peer) has just made an authenticated request.
+    pub fn contacted(&self, region: &str) {
+        let mut regions = self.regions.lock().unwrap_or_else(|p| p.into_inner());
+        if !regions.iter().any(|r| r == region) {
+            regions.push(region.to_owned());
+        }
+        self.arrived.notify_all();
+    }
+
+    /// The regions that made contact since the last call, waiting up to `limit` for one.
+    fn wait(&self, limit: Duration) -> Vec<String> {
+        let regions = self.regions.lock().unwrap_or_else(|p| p.into_inner());
+        let (mut regions, _) = self
+            .arrived
+            .wait_timeout_while(regions, limit, |regions| regions.is_empty())
+            .unwrap_or_else(|p| p.into_inner());
+        std::mem::take(&mut *regions)
+    }
+}
+
 /// The replication loop ([`Replicator`] runs it): each tick sends every region with a
-/// backlog what it lacks, backing off (1 s doubling to a minute) from a region that fails.
+/// backlog what it lacks, backing off (1 s doubling to a minute) from a region that fails
+/// until that delay passes or the region contacts us ([`Pusher::contacted`]).
 pub struct Pusher {
     retry: HashMap<String, (Instant, u32)>,
     log: Box<dyn Fn(String) + Send>,
@@ -363,6 +425,21 @@ impl Pusher {
             retry: HashMap::new(),
             log,
         }
+    }
+
+    /// `region` reached our listener: it is up, so it is tried on the next tick whatever
+    /// its backoff said.
+    pub fn contacted(&mut self, region: &str) {
+        if let Some((_, attempts)) = self.retry.remove(region) {
+            (self.log)(format!(
+                "region {region} made contact; retrying it now (after {attempts} failed rounds)"
+            ));
+        }
+    }
+
+    /// How many rounds in a row have failed for `region` (0: it is not backed off from).
+    pub fn failed_rounds(&self, region: &str) -> u32 {
+        self.retry.get(region).map_or(0, |(_, attempts)| *attempts)
     }
 
     pub fn tick<V: HeldVault + ?Sized>(&mut self, vault: &V) {
@@ -448,6 +525,16 @@ impl Replicator {
         vault: Arc<V>,
         log: Box<dyn Fn(String) + Send>,
     ) -> std::io::Result<Replicator> {
+        Self::start_with(vault, log, Contacts::new())
+    }
+
+    /// As [`Replicator::start`], woken at once (and its backoff for that region dropped)
+    /// whenever the listener reports a paired peer's contact in `contacts`.
+    pub fn start_with<V: HeldVault + ?Sized + 'static>(
+        vault: Arc<V>,
+        log: Box<dyn Fn(String) + Send>,
+        contacts: Arc<Contacts>,
+    ) -> std::io::Result<Replicator> {
         let stop = Arc::new(AtomicBool::new(false));
         let stopped = Arc::clone(&stop);
         std::thread::Builder::new()
@@ -456,7 +543,9 @@ impl Replicator {
                 let mut pusher = Pusher::new(log);
                 while !stopped.load(Ordering::Relaxed) {
                     pusher.tick(&*vault);
-                    std::thread::sleep(TICK);
+                    for region in contacts.wait(TICK) {
+                        pusher.contacted(&region);
+                    }
                 }
             })?;
         Ok(Replicator { stop })
@@ -490,5 +579,40 @@ mod held_tests {
         let mut pusher = Pusher::new(Box::new(|line| panic!("logged {line}")));
         pusher.tick(&closed);
         assert!(pusher.retry.is_empty());
+    }
+
+    /// A region whose rounds failed is backed off from, up to a minute; its contact drops
+    /// that at once, and only for that region.
+    #[test]
+    fn a_peers_contact_clears_its_backoff() {
+        let mut pusher = Pusher::new(Box::new(|_| {}));
+        let far = Instant::now() + Duration::from_secs(60);
+        pusher.retry.insert("bob".into(), (far, 7));
+        pusher.retry.insert("carol".into(), (far, 7));
+        let contacts = Contacts::new();
+        contacts.contacted("bob");
+        contacts.contacted("bob");
+        let woken = contacts.wait(Duration::from_secs(5));
+        assert_eq!(woken, vec!["bob".to_owned()]);
+        for region in woken {
+            pusher.contacted(&region);
+        }
+        assert_eq!(pusher.failed_rounds("bob"), 0);
+        assert_eq!(pusher.failed_rounds("carol"), 7);
+        // Drained: the next wait finds nobody and times out.
+        assert!(contacts.wait(Duration::from_millis(1)).is_empty());
+        // A contact from a region never backed off from changes nothing.
+        pusher.contacted("dave");
+        assert_eq!(pusher.failed_rounds("carol"), 7);
+    }
+
+    /// A contact wakes a replication thread that is waiting out its tick.
+    #[test]
+    fn a_contact_wakes_a_waiting_thread() {
+        let contacts = Contacts::new();
+        let waiting = Arc::clone(&contacts);
+        let thread = std::thread::spawn(move || waiting.wait(Duration::from_secs(600)));
+        contacts.contacted("bob");
+        assert_eq!(thread.join().unwrap(), vec!["bob".to_owned()]);
     }
 }

@@ -11,6 +11,10 @@ use crate::region::sealed::b64;
 pub const OPEN_PATH: &str = "/coffer/v1/sync/open";
 /// Carries one `Batch`; the answer is the `Ack` (with what could not be applied).
 pub const BATCH_PATH: &str = "/coffer/v1/sync/batch";
+/// A paired peer saying it is up (for example right after `coffer team join`), so that
+/// this vault's replication tries it at once instead of waiting out its backoff. It
+/// carries nothing and changes nothing but that.
+pub const CONTACT_PATH: &str = "/coffer/v1/sync/contact";
 
 #[derive(Serialize, Deserialize, Debug)]
 pub struct Open {
