@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use coffer_core::region::tls::{server_config, PinnedSet};
 use coffer_core::region::{Handler, PeerListener};
-use coffer_core::vault::replication::Inbound;
+use coffer_core::vault::replication::{Contacts, Inbound};
 use coffer_core::Vault;
 
 use crate::error::{AppError, AppResult};
@@ -28,6 +28,10 @@ pub type SharedVault = Arc<Mutex<Option<Vault>>>;
 #[derive(Default)]
 pub struct PeerService {
     state: Mutex<Running>,
+    /// Peers that made contact, for the app's replicator: a member coming back (or a
+    /// team member that just joined) is sent its backlog at once instead of after the
+    /// replicator's backoff.
+    pub contacts: Arc<Contacts>,
 }
 
 #[derive(Default)]
@@ -65,7 +69,7 @@ impl PeerService {
             return;
         }
         drop(stopped);
-        match start(&settings.address, vault) {
+        match start(&settings.address, vault, &self.contacts) {
             Ok(listener) => {
                 state.listener = Some(listener);
                 state.problem = None;
@@ -91,7 +95,7 @@ impl PeerService {
         if state.listener.is_some() && state.address == settings.address {
             return Ok(());
         }
-        let listener = start(&settings.address, vault)?;
+        let listener = start(&settings.address, vault, &self.contacts)?;
         let old = state.listener.replace(listener);
         state.address = settings.address.clone();
         state.problem = None;
@@ -116,7 +120,7 @@ impl PeerService {
     }
 }
 
-fn start(address: &str, vault: &SharedVault) -> AppResult<PeerListener> {
+fn start(address: &str, vault: &SharedVault, contacts: &Arc<Contacts>) -> AppResult<PeerListener> {
     let address = address.trim();
     let mut inbound = Inbound::new();
     let (region, identity, vault_id) = {
@@ -148,15 +152,22 @@ fn start(address: &str, vault: &SharedVault) -> AppResult<PeerListener> {
     // lock first, then the vault's).
     let inbound = Arc::new(Mutex::new(inbound));
     let receiving = Arc::clone(vault);
+    let contacts = Arc::clone(contacts);
     let handler: Handler = Arc::new(move |request| {
         let mut inbound = inbound.lock().unwrap_or_else(|p| p.into_inner());
-        match vault_of(&receiving).as_mut() {
+        let caller = request.fingerprint;
+        let answer = match vault_of(&receiving).as_mut() {
             Some(vault) => inbound.handle(vault, request),
             None => (
                 503,
                 b"this vault is not open in the app; try again later".to_vec(),
             ),
+        };
+        // Only a paired peer's request wakes replication, as in the daemon.
+        if let Some((region, _)) = inbound.pinned().iter().find(|(_, fp)| *fp == caller) {
+            contacts.contacted(region);
         }
+        answer
     });
     // What a peer got refused (an unpinned fingerprint) goes where the user looks for
     // such lines, as the daemon's do; never a value or a key.

@@ -233,7 +233,8 @@ impl Session {
         }
         if running.is_none() {
             let log = Box::new(|line| eprintln!("coffer: {line}"));
-            match Replicator::start(Arc::clone(&self.vault), log) {
+            let contacts = Arc::clone(&self.peers.contacts);
+            match Replicator::start_with(Arc::clone(&self.vault), log, contacts) {
                 Ok(replicator) => *running = Some(replicator),
                 Err(error) => eprintln!("coffer: replication is not running: {error}"),
             }
