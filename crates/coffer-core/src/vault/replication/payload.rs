@@ -25,6 +25,7 @@ use crate::store::keys::{self as key_rows, KeyRow};
 use crate::store::replication::{self as rows, OutboxKind, OutboxRow, ReplicaOf};
 use crate::store::secrets::{self as secret_rows, SecretRow, VersionRow};
 use crate::store::{record_local_change, StoreError};
+use crate::vault::team::TeamSender;
 
 /// The signed body of one entry.
 #[derive(Serialize, Deserialize, Debug, Clone)]
@@ -101,6 +102,8 @@ pub struct LinkEnds<'a> {
     pub peer_vault: Uuid,
     pub peer_region: &'a str,
     pub peer_hpke: [u8; 32],
+    /// The revision of the team state this vault holds, read once per round.
+    pub team_revision: Option<u64>,
 }
 
 /// Builds the signed payload of one outbox entry (on the primary).
@@ -167,7 +170,7 @@ pub fn build(
         secret_id: entry.secret_id,
         change,
         author: entry.author.clone(),
-        team_revision: crate::vault::team::state::load(conn, &integrity)?.map(|s| s.revision),
+        team_revision: ends.team_revision,
     };
     let body = serde_json::to_vec(&body).map_err(|e| StoreError::Missing {
         what: if e.is_io() { "memory" } else { "payload" },
@@ -366,23 +369,21 @@ pub fn apply(
         (_, Some(row)) => Some(row.name.clone()),
         _ => None,
     };
-    let mut from_folder_primary = false;
-    if let Some(name) = &team_name {
-        match crate::vault::team::check_sender(
+    let sender = match &team_name {
+        Some(name) => crate::vault::team::check_sender(
             tx,
             &keyring.integrity(),
             name,
             from.region,
             to.region,
             body.team_revision,
-        )? {
-            Some(reason) => return Ok(Applied::Refused { secret_id, reason }),
-            None => {
-                from_folder_primary =
-                    crate::vault::team::folder_primary(tx, &keyring.integrity(), name)?.is_some()
-            }
-        }
+        )?,
+        None => TeamSender::OutsideTeam,
+    };
+    if let TeamSender::Refused(reason) = sender {
+        return Ok(Applied::Refused { secret_id, reason });
     }
+    let from_folder_primary = sender == TeamSender::FolderPrimary;
     if let Some(row) = &existing {
         keyring.integrity().check_secret(tx, row)?;
         match &follows {

@@ -316,6 +316,8 @@ impl Vault {
         let keyring = keyring.as_mut().ok_or(Error::Locked)?;
         let conn = store.conn();
         let acked = rows::acked(conn, region)?;
+        let team_revision = crate::vault::team::state::load(conn, &keyring.integrity())?
+            .map(|state| state.revision);
         let ends = LinkEnds {
             identity: &identity,
             own_vault: vault_id,
@@ -323,6 +325,7 @@ impl Vault {
             peer_vault: hello.vault_id,
             peer_region: region,
             peer_hpke: hpke,
+            team_revision,
         };
         let mut entries = Vec::new();
         let mut bytes = 0;

@@ -27,7 +27,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 pub use error::TeamError;
-pub(crate) use primary::check_sender;
+pub(crate) use primary::{check_sender, TeamSender};
 pub use state::{FolderState, MemberState, TeamRole, TeamState};
 
 use super::error::{Error, Result};
@@ -854,16 +854,6 @@ impl Vault {
             )
         }))
     }
-}
-
-/// The primary of the team folder `name` lies in, as this vault knows the team.
-pub(crate) fn folder_primary(
-    conn: &rusqlite::Connection,
-    integrity: &Integrity,
-    name: &str,
-) -> Result<Option<String>> {
-    Ok(state::load(conn, integrity)?
-        .and_then(|state| state.folder_of(name).map(|f| f.primary_region.clone())))
 }
 
 /// Takes the team state the owner sent (in the replica's apply transaction): only from

@@ -412,10 +412,20 @@ pub(super) fn from_member(
     )))
 }
 
-/// Whether a change of secret `name` may come from region `from`: `None` when it is in
-/// no team folder or `from` is the folder's primary (or the primary handing it over to
-/// this vault); otherwise why not. `Err` when the sender's state is newer than this
-/// vault's: the owner's word has not arrived yet, so the batch waits.
+/// What a change of a secret is, by where it comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum TeamSender {
+    /// The name is in no team folder: the replica rules alone apply.
+    OutsideTeam,
+    /// From the folder's primary (or the primary handing it over to this vault).
+    FolderPrimary,
+    /// From any other region, and why it is refused.
+    Refused(String),
+}
+
+/// Where a change of secret `name` from region `from` stands. `Err` when the sender's
+/// state is newer than this vault's: the owner's word has not arrived yet, so the batch
+/// waits.
 pub(crate) fn check_sender(
     conn: &Connection,
     integrity: &Integrity,
@@ -423,22 +433,22 @@ pub(crate) fn check_sender(
     from: &str,
     own_region: &str,
     claimed_revision: Option<u64>,
-) -> Result<Option<String>> {
+) -> Result<TeamSender> {
     let Some(state) = state::load(conn, integrity)? else {
-        return Ok(None);
+        return Ok(TeamSender::OutsideTeam);
     };
     let Some(folder) = state.folder_of(name) else {
-        return Ok(None);
+        return Ok(TeamSender::OutsideTeam);
     };
     if folder.primary_region == from {
-        return Ok(None);
+        return Ok(TeamSender::FolderPrimary);
     }
     if folder.primary_region == own_region
         && folder.handover_from.as_deref() == Some(from)
         && !holds(conn, integrity, &state, &folder.prefix, own_region)?
     {
         // What the old primary applied before its handover.
-        return Ok(None);
+        return Ok(TeamSender::FolderPrimary);
     }
     // Only a member's word can make this vault wait: anyone else is refused outright.
     let in_team = from == state.owner_region || state.member(from).is_some();
@@ -450,7 +460,7 @@ pub(crate) fn check_sender(
         }
         .into());
     }
-    Ok(Some(format!(
+    Ok(TeamSender::Refused(format!(
         "{name:?} is in a team folder whose primary is region {}, not {from}",
         folder.primary_region
     )))
