@@ -67,37 +67,7 @@ fn team() -> (Member, Member, Member) {
 
 /// Applies everything the owner has queued for `to`, as `to`'s daemon would.
 fn sync(from: &mut Member, to: &mut Member) -> Vec<crate::vault::replication::NotApplied> {
-    let (region, identity) = to.vault.identity().unwrap();
-    let hello = identity.hello(&region, to.vault.id()).unwrap();
-    let (acked, entries) = from.vault.outgoing(region.as_str(), &hello).unwrap();
-    if entries.is_empty() {
-        return Vec::new();
-    }
-    let mut prev = acked;
-    let wire: Vec<WireEntry> = entries
-        .into_iter()
-        .map(|e| {
-            let w = WireEntry {
-                seq: e.seq,
-                prev_seq: prev,
-                secret: e.secret,
-                payload: e.payload,
-            };
-            prev = e.seq;
-            w
-        })
-        .collect();
-    let upto = prev;
-    let (from_region, from_identity) = from.vault.identity().unwrap();
-    let ca = from_identity.chain()[1].clone();
-    let refused = to
-        .vault
-        .apply_replicated(from_region.as_str(), &ca, wire, upto)
-        .unwrap();
-    from.vault
-        .record_acked(region.as_str(), upto, &refused)
-        .unwrap();
-    refused
+    try_sync(from, to).unwrap()
 }
 
 fn read(vault: &mut Vault, name: &str) -> String {
