@@ -8,7 +8,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
 import { createHash, createHmac } from 'node:crypto';
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { dirname, join } from 'node:path';
 import {
@@ -532,6 +532,19 @@ function freePort() {
   });
 }
 
+/** Whether something listens on 127.0.0.1:`port`, read from the kernel's socket table:
+ * probing by binding the port could take it from a server that is starting up. */
+function listening(port) {
+  const hex = port.toString(16).toUpperCase().padStart(4, '0');
+  return readFileSync('/proc/net/tcp', 'utf8')
+    .split('\n')
+    .slice(1)
+    .some((line) => {
+      const [, local, , state] = line.trim().split(/\s+/);
+      return local === `0100007F:${hex}` && state === '0A';
+    });
+}
+
 function portFree(port) {
   return new Promise((resolve) => {
     const server = createServer();
@@ -552,18 +565,21 @@ async function startLabVault(region = 'us-lab-1') {
     while (!(await portFree(tpmPort + 1))) tpmPort = await freePort();
     const ctrlPort = tpmPort + 1;
     mkdirSync(join(dir, 'tpm'), { recursive: true });
+    let exited = null;
     children.push(
       spawn('swtpm', [
         'socket', '--tpm2', '--tpmstate', `dir=${join(dir, 'tpm')}`,
         '--server', `type=tcp,port=${tpmPort},bindaddr=127.0.0.1`,
         '--ctrl', `type=tcp,port=${ctrlPort},bindaddr=127.0.0.1`,
         '--flags', 'not-need-init,startup-clear',
-      ], { stdio: 'ignore' }),
+      ], { stdio: 'ignore' }).on('exit', (code, signal) => (exited = signal ?? code)),
     );
-    // Listening once both ports are taken; probed without connecting, since each of
-    // swtpm's channels serves one client at a time.
+    // Listening once both ports are in the kernel's table; read there, neither connecting
+    // (each of swtpm's channels serves one client at a time) nor binding (which could
+    // take a port from swtpm while it starts).
     const deadline = Date.now() + 20_000;
-    while ((await portFree(tpmPort)) || (await portFree(ctrlPort))) {
+    while (!(listening(tpmPort) && listening(ctrlPort))) {
+      if (exited !== null) throw new Error(`the lab swtpm exited (${exited}) before it listened on ${tpmPort} and ${ctrlPort}`);
       if (Date.now() > deadline) throw new Error('the lab swtpm did not start');
       await new Promise((resolve) => setTimeout(resolve, 100));
     }
