@@ -200,22 +200,7 @@ impl Vault {
                         .into());
                     }
                 }
-                peer_rows::insert(
-                    tx,
-                    &peer_rows::PeerRow {
-                        name: region.to_string(),
-                        url: url.to_string(),
-                        fingerprint: fingerprint.as_bytes().to_vec(),
-                        added_at: Timestamp::now().millis(),
-                        last_contact: None,
-                        key_exchange: None,
-                        last_error: None,
-                        mac: integrity
-                            .peer_tag(region.as_str(), url.as_str(), fingerprint.as_bytes())
-                            .to_vec(),
-                    },
-                )?;
-                super::replication::region_paired(tx, region.as_str())
+                pin_peer(tx, &integrity, region.as_str(), &url, &fingerprint)
             },
         )?;
         self.peer(region.as_str())
@@ -315,4 +300,33 @@ impl Vault {
             key_exchange: contact.key_exchange,
         })
     }
+}
+
+/// Pins a peer (its row under the vault's MAC) and starts replication with it afresh, in
+/// the caller's transaction: `coffer region add`, and a team's primary pairing the
+/// members the owner vouched for. The caller has checked the name and fingerprint are
+/// free.
+pub(super) fn pin_peer(
+    tx: &rusqlite::Transaction<'_>,
+    integrity: &super::integrity::Integrity,
+    region: &str,
+    url: &PeerUrl,
+    fingerprint: &Fingerprint,
+) -> Result<()> {
+    peer_rows::insert(
+        tx,
+        &peer_rows::PeerRow {
+            name: region.to_owned(),
+            url: url.to_string(),
+            fingerprint: fingerprint.as_bytes().to_vec(),
+            added_at: Timestamp::now().millis(),
+            last_contact: None,
+            key_exchange: None,
+            last_error: None,
+            mac: integrity
+                .peer_tag(region, url.as_str(), fingerprint.as_bytes())
+                .to_vec(),
+        },
+    )?;
+    super::replication::region_paired(tx, region)
 }

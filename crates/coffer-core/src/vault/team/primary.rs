@@ -98,22 +98,7 @@ fn pair_from_state(
     {
         return Ok(false);
     }
-    peer_rows::insert(
-        tx,
-        &peer_rows::PeerRow {
-            name: region.to_owned(),
-            url: url.to_string(),
-            fingerprint: fingerprint.as_bytes().to_vec(),
-            added_at: Timestamp::now().millis(),
-            last_contact: None,
-            key_exchange: None,
-            last_error: None,
-            mac: integrity
-                .peer_tag(region, url.as_str(), fingerprint.as_bytes())
-                .to_vec(),
-        },
-    )?;
-    crate::vault::replication::region_paired(tx, region)?;
+    crate::vault::regions::pin_peer(tx, integrity, region, &url, &fingerprint)?;
     Ok(true)
 }
 
